@@ -1,0 +1,31 @@
+"""The autoencoder variants of keraszoo, each a serializable ``keras.Model``.
+
+>>> from keraszoo.models import VAE
+>>> model = VAE(input_shape=(28, 28, 1), latent_dim=16)
+>>> sorted(list_variants())
+['aae', 'ae', 'cae', 'dae', 'hvae', 'sae', 'vae']
+"""
+
+from keraszoo.models.adversarial import AdversarialAutoEncoder
+from keraszoo.models.autoencoder import AutoEncoder
+from keraszoo.models.base import BaseAutoEncoder
+from keraszoo.models.contractive import ContractiveAutoEncoder
+from keraszoo.models.denoising import DenoisingAutoEncoder
+from keraszoo.models.hierarchical_vae import HierarchicalVAE
+from keraszoo.models.registry import get_variant
+from keraszoo.models.registry import list_variants
+from keraszoo.models.sparse import SparseAutoEncoder
+from keraszoo.models.vae import VAE
+
+__all__ = [
+    "AutoEncoder",
+    "DenoisingAutoEncoder",
+    "SparseAutoEncoder",
+    "ContractiveAutoEncoder",
+    "VAE",
+    "HierarchicalVAE",
+    "AdversarialAutoEncoder",
+    "BaseAutoEncoder",
+    "list_variants",
+    "get_variant",
+]

@@ -1,0 +1,220 @@
+"""Adversarial autoencoder (Makhzani et al., 2016)."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keraszoo.models import losses
+from keraszoo.models import networks
+from keraszoo.models import validation
+from keraszoo.models.autoencoder import AutoEncoder
+from keraszoo.models.base import GenerativeMixin
+from keraszoo.models.base import _replica_scale
+from keraszoo.models.registry import keraszoo_export
+
+PRIORS = ("gaussian", "mixture")
+
+
+@keraszoo_export("aae")
+class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
+    """Deterministic autoencoder whose code distribution is matched to a prior
+    by a discriminator on the latent code.
+
+    Each ``train_step`` runs the three phases of Makhzani et al.:
+
+    1. **reconstruction**: encoder + decoder minimise ``reconstruction_loss``
+       (``optimizer``);
+    2. **discriminator**: ``D`` separates prior samples (label 1) from codes
+       ``f_enc(x)`` (label 0), minimising
+       ``discriminator_loss = (BCE(1, D(z_prior)) + BCE(0, D(f_enc(x)))) / 2``
+       (``discriminator_optimizer``);
+    3. **regularization**: the encoder fools ``D``, minimising
+       ``generator_loss = BCE(1, D(f_enc(x)))`` (``generator_optimizer``).
+
+    Reported: ``reconstruction_loss``, ``generator_loss``, ``discriminator_loss``
+    and ``total_loss = reconstruction_loss + adversarial_weight * generator_loss``
+    (the encoder/decoder objective; the discriminator's is separate).
+
+    Args:
+        prior: ``"gaussian"`` (N(0, I)) or ``"mixture"``: a mixture of
+            ``num_components`` Gaussians with std ``prior_std`` and means
+            evenly spaced on a circle of radius ``mixture_radius`` in the first
+            two latent dimensions (Makhzani et al.'s 10-component prior).
+        discriminator_hidden_dims: hidden sizes of the discriminator MLP.
+        adversarial_weight: weight of the generator loss in ``total_loss`` and
+            in phase 3.
+        discriminator: optional user network ``z -> (batch, 1)`` logits.
+
+    ``train_step`` uses ``tf.GradientTape`` (TensorFlow backend).
+    """
+
+    regularizer_names = ("generator_loss", "discriminator_loss")
+
+    def __init__(self, *args, prior="gaussian", num_components=10, mixture_radius=4.0, prior_std=None,
+                 discriminator_hidden_dims=(256, 256), adversarial_weight=1.0, discriminator=None,
+                 **kwargs):
+        self.prior = validation.check_choice("prior", prior, PRIORS)
+        self.num_components = validation.check_positive_int("num_components", num_components)
+        self.mixture_radius = validation.check_non_negative("mixture_radius", mixture_radius)
+        if prior_std is None:
+            prior_std = 1.0 if prior == "gaussian" else 0.5
+        self.prior_std = validation.check_non_negative("prior_std", prior_std)
+        if self.prior_std == 0:
+            raise ValueError("`prior_std` must be > 0.")
+        self.discriminator_hidden_dims = validation.check_int_tuple(
+            "discriminator_hidden_dims", discriminator_hidden_dims)
+        self.adversarial_weight = validation.check_non_negative("adversarial_weight", adversarial_weight)
+        self._discriminator_arg = discriminator
+        super().__init__(*args, **kwargs)
+        if prior == "mixture" and self.latent_dim < 2:
+            raise ValueError("The mixture prior lays its means out in two dimensions; `latent_dim` must be >= 2.")
+
+    def _build_extra_layers(self):
+        if self._discriminator_arg is None:
+            self.discriminator = networks.build_mlp(
+                self.latent_dim, self.discriminator_hidden_dims, 1, name="discriminator")
+            self._custom_discriminator = False
+        else:
+            self.discriminator = networks.check_network(
+                self._discriminator_arg, "discriminator", (self.latent_dim,), (1,))
+            self._custom_discriminator = True
+        del self._discriminator_arg
+
+    # ---------------------------------------------------------------- prior
+    def mixture_means(self):
+        """``(num_components, latent_dim)`` means of the mixture prior."""
+        angles = 2 * math.pi * np.arange(self.num_components) / self.num_components
+        means = np.zeros((self.num_components, self.latent_dim), dtype="float32")
+        means[:, 0] = self.mixture_radius * np.cos(angles)
+        means[:, 1] = self.mixture_radius * np.sin(angles)
+        return means
+
+    def sample_prior(self, n, seed=None):
+        """``n`` draws from the prior (Gaussian or mixture)."""
+        seed = self._sampling_seed(seed)
+        z = self.prior_std * keras.random.normal((n, self.latent_dim), seed=seed)
+        if self.prior == "gaussian":
+            return z
+        idx = keras.random.randint((n,), 0, self.num_components, seed=seed)
+        return z + ops.take(ops.convert_to_tensor(self.mixture_means()), idx, axis=0)
+
+    # --------------------------------------------------------------- losses
+    def _adversarial_terms(self, x, z, z_prior, training=False):
+        d_fake = self.discriminator(z, training=training)
+        d_real = self.discriminator(z_prior, training=training)
+        disc = 0.5 * (ops.mean(losses.sigmoid_cross_entropy(1.0, d_real))
+                      + ops.mean(losses.sigmoid_cross_entropy(0.0, d_fake)))
+        gen = ops.mean(losses.sigmoid_cross_entropy(1.0, d_fake))
+        return disc, gen
+
+    def loss_terms(self, x, training=False):
+        x = self._check_inputs(x)
+        z = self.encoder(x, training=training)
+        rec = ops.mean(self.reconstruction_nll(x, self.decoder(z, training=training)))
+        disc, gen = self._adversarial_terms(x, z, self.sample_prior(ops.shape(x)[0]), training=training)
+        return {
+            "reconstruction_loss": rec,
+            "generator_loss": gen,
+            "discriminator_loss": disc,
+            "total_loss": rec + self.adversarial_weight * gen,
+        }
+
+    # -------------------------------------------------------------- training
+    def compile(self, optimizer=None, discriminator_optimizer=None, generator_optimizer=None, **kwargs):
+        """Three optimizers, one per phase (defaults: Adam 1e-3, Adam 2e-4, Adam 2e-4).
+
+        ``generator_optimizer`` defaults to a fresh optimizer of the same
+        configuration as ``discriminator_optimizer``, so that the encoder's
+        reconstruction and regularization phases keep separate moment
+        estimates.
+        """
+        super().compile(optimizer=optimizer, **kwargs)
+        if discriminator_optimizer is None:
+            discriminator_optimizer = keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+        else:
+            discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
+        if generator_optimizer is None:
+            generator_optimizer = discriminator_optimizer.__class__.from_config(
+                discriminator_optimizer.get_config())
+        else:
+            generator_optimizer = keras.optimizers.get(generator_optimizer)
+        self.discriminator_optimizer = discriminator_optimizer
+        self.generator_optimizer = generator_optimizer
+        # Build the phase optimizers now, so that their slots exist before a
+        # checkpoint (BackupAndRestore, load_weights) restores them.
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+        self.generator_optimizer.build(self.encoder.trainable_variables)
+
+    def get_compile_config(self):
+        config = super().get_compile_config() or {}
+        if getattr(self, "discriminator_optimizer", None) is not None:
+            config["discriminator_optimizer"] = keras.saving.serialize_keras_object(self.discriminator_optimizer)
+            config["generator_optimizer"] = keras.saving.serialize_keras_object(self.generator_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        extra = {k: keras.saving.deserialize_keras_object(config.pop(k))
+                 for k in ("discriminator_optimizer", "generator_optimizer") if k in config}
+        optimizer = config.pop("optimizer", None)
+        if optimizer is not None:
+            optimizer = keras.saving.deserialize_keras_object(optimizer)
+        self.compile(optimizer=optimizer, **extra)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, data):
+        if keras.backend.backend() != "tensorflow":
+            raise NotImplementedError(
+                "AdversarialAutoEncoder.train_step uses tf.GradientTape; train it with the "
+                "TensorFlow backend (the model itself runs on every backend for inference).")
+        import tensorflow as tf
+
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = self._check_inputs(x)
+        scale = _replica_scale()
+        ae_vars = self.encoder.trainable_variables + self.decoder.trainable_variables
+        # 1. reconstruction phase
+        with tf.GradientTape() as tape:
+            z = self.encoder(x, training=True)
+            rec = ops.mean(self.reconstruction_nll(x, self.decoder(z, training=True)))
+            scaled = rec * scale
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, ae_vars), ae_vars))
+        # 2. discriminator phase
+        z_prior = self.sample_prior(tf.shape(x)[0])
+        disc_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            z = self.encoder(x, training=True)
+            disc, _ = self._adversarial_terms(x, tf.stop_gradient(z), z_prior, training=True)
+            scaled = disc * scale
+        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(scaled, disc_vars), disc_vars))
+        # 3. regularization phase: the encoder fools the discriminator
+        enc_vars = self.encoder.trainable_variables
+        with tf.GradientTape() as tape:
+            z = self.encoder(x, training=True)
+            gen = ops.mean(losses.sigmoid_cross_entropy(1.0, self.discriminator(z, training=True)))
+            scaled = self.adversarial_weight * gen * scale
+        self.generator_optimizer.apply_gradients(zip(tape.gradient(scaled, enc_vars), enc_vars))
+
+        terms = {"reconstruction_loss": rec, "generator_loss": gen, "discriminator_loss": disc,
+                 "total_loss": rec + self.adversarial_weight * gen}
+        for tracker in self.loss_trackers:
+            tracker.update_state(terms[tracker.name])
+        self._loss_tracker.update_state(terms["total_loss"])
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "prior": self.prior,
+            "num_components": self.num_components,
+            "mixture_radius": self.mixture_radius,
+            "prior_std": self.prior_std,
+            "discriminator_hidden_dims": list(self.discriminator_hidden_dims),
+            "adversarial_weight": self.adversarial_weight,
+            "discriminator": (keras.saving.serialize_keras_object(self.discriminator)
+                              if self._custom_discriminator else None),
+        })
+        return config

@@ -1,0 +1,31 @@
+"""The classical autoencoder ``x_hat = f_dec(f_enc(x))``."""
+
+from keras import ops
+
+from keraszoo.models.base import BaseAutoEncoder
+from keraszoo.models.registry import keraszoo_export
+
+
+@keraszoo_export("ae")
+class AutoEncoder(BaseAutoEncoder):
+    """Classical (undercomplete) autoencoder, dense or convolutional.
+
+    Loss: ``L = E_batch[ sum_pixels l(x, x_hat) ]`` with ``l`` the Bernoulli
+    negative log-likelihood of the decoder logits (``reconstruction_loss="bce"``)
+    or the squared error (``"mse"``). Metrics: ``total_loss``,
+    ``reconstruction_loss``.
+
+    Example:
+    ```python
+    model = keraszoo.models.AutoEncoder(input_shape=(28, 28, 1), latent_dim=16)
+    model.compile()
+    model.fit(x_train, epochs=5, batch_size=128)
+    codes = model.encode(x_test)
+    ```
+    """
+
+    def loss_terms(self, x, training=False):
+        x = self._check_inputs(x)
+        logits = self.decoder(self.encoder(x, training=training), training=training)
+        rec = ops.mean(self.reconstruction_nll(x, logits))
+        return {"reconstruction_loss": rec, "total_loss": rec}

@@ -1,0 +1,301 @@
+"""The shared autoencoder API: ``encode``, ``decode``, ``reconstruct``,
+``interpolate``, ``sample``, the loss-term metrics and the input checks.
+
+Every variant subclasses :class:`BaseAutoEncoder` and implements
+``loss_terms(x, training)``, returning a dict of scalar tensors with the
+per-example terms **summed over pixels and averaged over the batch**, plus
+``total_loss`` = the weighted sum of the terms. ``compute_loss`` feeds each term
+to its own ``keras.metrics.Mean`` so that ``fit``'s logs show
+``L_total = L_reconstruction + L_regularization`` term by term; Keras' own
+``loss`` metric equals ``total_loss``.
+
+The training step is Keras' default one (it calls ``compute_loss``), so the
+models train on every Keras backend; only the adversarial autoencoder has a
+custom, TensorFlow-only ``train_step``.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keraszoo.models import losses
+from keraszoo.models import networks
+from keraszoo.models import validation
+
+RECONSTRUCTION_LOSSES = ("bce", "mse")
+
+
+def _replica_scale():
+    """1 / num_replicas under a ``tf.distribute`` replica context, else 1.
+
+    Keras' optimizer sums gradients over replicas, so a custom loss computed
+    on a per-replica batch must be divided by the replica count.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return 1.0
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return 1.0
+    return 1.0 / ctx.num_replicas_in_sync
+
+
+class BaseAutoEncoder(keras.Model):
+    """Base class of every keraszoo autoencoder.
+
+    Args:
+        input_shape: image shape ``(height, width, channels)``, channels last.
+        latent_dim: size of the code ``z``.
+        architecture: ``"dense"`` (MLP) or ``"conv"`` (strided convolutions);
+            ignored for a network passed as ``encoder``/``decoder``.
+        hidden_dims: sizes of the hidden dense layers of the encoder (the
+            decoder mirrors them). Default ``(512, 256)`` for dense and
+            ``(256,)`` for conv.
+        conv_filters: filters of the strided conv layers (conv architecture).
+        reconstruction_loss: ``"bce"`` -- Bernoulli negative log-likelihood
+            ``sum_pixels softplus(l) - x*l`` of the decoder logits ``l`` (nats);
+            ``"mse"`` -- ``sum_pixels (x - sigmoid(l))^2``.
+        encoder: optional user network ``x -> (batch, encoder_output_dim)``.
+        decoder: optional user network ``z -> logits (batch,) + input_shape``.
+        seed: seed of the model's ``SeedGenerator`` (sampling, noise).
+    """
+
+    variant = None
+    is_generative = False
+    #: names of the regularization terms, in reporting order.
+    regularizer_names = ()
+    #: extra (non-loss) metrics reported by the variant.
+    extra_metric_names = ()
+    #: the encoder outputs ``encoder_outputs_per_unit * latent_dim`` numbers.
+    encoder_outputs_per_unit = 1
+    #: activation of the encoder's code layer (``None``: linear).
+    code_activation = None
+
+    def __init__(self, input_shape=(28, 28, 1), latent_dim=16, architecture="dense",
+                 hidden_dims=None, conv_filters=networks.DEFAULT_CONV_FILTERS,
+                 reconstruction_loss="bce", encoder=None, decoder=None, seed=None, **kwargs):
+        # === Config ===
+        image_shape = validation.check_image_shape(input_shape)
+        latent_dim = validation.check_positive_int("latent_dim", latent_dim)
+        validation.check_choice("architecture", architecture, networks.ARCHITECTURES)
+        hidden_dims = validation.check_int_tuple("hidden_dims", hidden_dims)
+        conv_filters = validation.check_int_tuple("conv_filters", conv_filters, allow_empty=False)
+        validation.check_choice("reconstruction_loss", reconstruction_loss, self._reconstruction_losses())
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"`seed` must be an integer or None; received {seed!r}.")
+        super().__init__(**kwargs)
+        self.image_shape = image_shape
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.hidden_dims = hidden_dims
+        self.conv_filters = conv_filters
+        self.reconstruction_loss = reconstruction_loss
+        self.seed = seed
+
+        # === Layers ===
+        encoder_dim = self._encoder_output_dim()
+        if encoder is None:
+            encoder = networks.build_encoder(
+                image_shape, encoder_dim, architecture, hidden_dims, conv_filters,
+                output_activation=self.code_activation, name="encoder")
+            self._custom_encoder = False
+        else:
+            networks.check_network(encoder, "encoder", image_shape, (encoder_dim,))
+            self._custom_encoder = True
+        if decoder is None:
+            decoder = networks.build_decoder(latent_dim, image_shape, architecture, hidden_dims,
+                                             conv_filters, name="decoder")
+            self._custom_decoder = False
+        else:
+            networks.check_network(decoder, "decoder", (latent_dim,), image_shape)
+            self._custom_decoder = True
+        self.encoder = encoder
+        self.decoder = decoder
+        self._build_extra_layers()
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+
+        # === Metrics ===
+        names = ("total_loss", "reconstruction_loss") + tuple(self.regularizer_names) + tuple(
+            self.extra_metric_names)
+        self.loss_trackers = [keras.metrics.Mean(name=n) for n in names]
+        self.built = True
+
+    # ------------------------------------------------------------------ hooks
+    @classmethod
+    def _reconstruction_losses(cls):
+        return RECONSTRUCTION_LOSSES
+
+    def _encoder_output_dim(self):
+        return self.encoder_outputs_per_unit * self.latent_dim
+
+    def _build_extra_layers(self):
+        """Subclasses create their additional sub-networks here."""
+
+    def build(self, input_shape=None):
+        # Every sub-network is a functional model built at construction.
+        self.built = True
+
+    def loss_terms(self, x, training=False):
+        """Returns ``{"total_loss", "reconstruction_loss", <regularizers>...}`` (batch means)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ input checks
+    def _check_inputs(self, x):
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            x = np.asarray(x)
+        if isinstance(x, np.ndarray) and x.dtype == np.float64:
+            x = x.astype("float32")
+        validation.check_images(x, self.image_shape, type(self).__name__)
+        x = ops.convert_to_tensor(x)
+        if x.dtype != self.compute_dtype:
+            x = ops.cast(x, self.compute_dtype)
+        return x
+
+    def _check_codes(self, z):
+        if not hasattr(z, "shape"):
+            z = np.asarray(z, dtype="float32")
+        if isinstance(z, np.ndarray) and z.dtype != np.float32:
+            z = z.astype("float32")
+        shape = tuple(z.shape)
+        if len(shape) != 2 or shape[1] != self.latent_dim:
+            raise ValueError(
+                f"{type(self).__name__} expects latent codes of shape (batch, {self.latent_dim}); "
+                f"received shape {shape}.")
+        values = validation.concrete_value(z)
+        if values is not None and not np.all(np.isfinite(values)):
+            raise ValueError(f"{type(self).__name__}.decode received NaN or Inf codes.")
+        return ops.cast(ops.convert_to_tensor(z), self.compute_dtype)
+
+    # -------------------------------------------------------- reconstruction
+    def reconstruction_nll(self, x, logits):
+        """Per-example reconstruction term (sum over pixels), shape ``(batch,)``."""
+        if self.reconstruction_loss == "bce":
+            return losses.bernoulli_nll(x, logits)
+        return losses.squared_error(x, ops.sigmoid(logits))
+
+    # ---------------------------------------------------------------- the API
+    def encode(self, x, sample=False):
+        """Codes ``f_enc(x)``, shape ``(batch, latent_dim)``. Deterministic."""
+        del sample  # deterministic encoders have nothing to sample
+        return self.encoder(self._check_inputs(x), training=False)
+
+    def decode_logits(self, z):
+        """Decoder logits for codes ``z``."""
+        return self.decoder(self._check_codes(z), training=False)
+
+    def decode(self, z):
+        """Images in [0, 1] (the decoder's mean) for codes ``z`` of shape ``(batch, latent_dim)``."""
+        return ops.sigmoid(self.decode_logits(z))
+
+    def reconstruct(self, x):
+        """``decode(encode(x))``: deterministic reconstructions in [0, 1]."""
+        return self.decode(self.encode(x))
+
+    def call(self, inputs, training=False):
+        """Deterministic reconstruction of ``inputs`` (images in [0, 1])."""
+        x = self._check_inputs(inputs)
+        z = self._deterministic_code(x, training=training)
+        return ops.sigmoid(self.decoder(z, training=training))
+
+    def _deterministic_code(self, x, training=False):
+        return self.encoder(x, training=training)
+
+    def interpolate(self, x1, x2, steps=10):
+        """Decodes ``steps`` codes on the straight line from ``encode(x1)`` to ``encode(x2)``.
+
+        ``x1``/``x2``: single images (``input_shape``) -> ``(steps,) + input_shape``;
+        batches of B images -> ``(B, steps) + input_shape``.
+        """
+        steps = validation.check_positive_int("steps", steps)
+        if steps < 2:
+            raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
+        single = len(np.shape(x1)) == len(self.image_shape)
+        if single:
+            x1, x2 = x1[None], x2[None]
+        z1, z2 = self.encode(x1), self.encode(x2)
+        if tuple(z1.shape) != tuple(z2.shape):
+            raise ValueError(f"`x1` and `x2` must hold the same number of images; got {tuple(np.shape(x1))} and {tuple(np.shape(x2))}.")
+        t = ops.reshape(ops.linspace(0.0, 1.0, steps), (1, steps, 1))
+        z = ops.expand_dims(z1, 1) * (1.0 - t) + ops.expand_dims(z2, 1) * t
+        images = self.decode(ops.reshape(z, (-1, self.latent_dim)))
+        images = ops.reshape(images, (-1, steps) + self.image_shape)
+        return images[0] if single else images
+
+    def sample(self, n, seed=None):
+        """Generates ``n`` images; only generative variants (VAE, HVAE, AAE) can."""
+        raise NotImplementedError(
+            f"{type(self).__name__} is not a generative model (it has no prior over codes); "
+            f"use VAE, HierarchicalVAE or AdversarialAutoEncoder to sample.")
+
+    # --------------------------------------------------------------- training
+    def compile(self, optimizer=None, **kwargs):
+        """Like ``keras.Model.compile``; the default optimizer is Adam(1e-3).
+
+        No ``loss`` is needed: the variant's own loss terms are used.
+        """
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The variant's ``total_loss``; updates one metric per loss term.
+
+        ``y`` (labels) and ``sample_weight`` are ignored: the target is ``x``.
+        """
+        del y, y_pred, sample_weight
+        terms = self.loss_terms(x, training=training)
+        for tracker in self.loss_trackers:
+            tracker.update_state(terms[tracker.name])
+        total = terms["total_loss"]
+        if self.losses:
+            total = total + ops.sum(self.losses)
+        return total * _replica_scale()
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "input_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "architecture": self.architecture,
+            "hidden_dims": None if self.hidden_dims is None else list(self.hidden_dims),
+            "conv_filters": list(self.conv_filters),
+            "reconstruction_loss": self.reconstruction_loss,
+            "encoder": keras.saving.serialize_keras_object(self.encoder) if self._custom_encoder else None,
+            "decoder": keras.saving.serialize_keras_object(self.decoder) if self._custom_decoder else None,
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder", "discriminator"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+class GenerativeMixin:
+    """``sample`` for variants with a prior ``p(z)`` (subclasses define ``sample_prior``)."""
+
+    is_generative = True
+
+    def _sampling_seed(self, seed):
+        """The model's own generator, or a fresh one for a reproducible integer ``seed``."""
+        if seed is None:
+            return self.seed_generator
+        if isinstance(seed, int):
+            return keras.random.SeedGenerator(seed)
+        return seed
+
+    def sample_prior(self, n, seed=None):
+        """``n`` draws of ``z ~ p(z) = N(0, I)``."""
+        seed = self._sampling_seed(seed)
+        return keras.random.normal((n, self.latent_dim), seed=seed)
+
+    def sample(self, n, seed=None):
+        """Draws ``z ~ p(z)`` and returns the decoder means, shape ``(n,) + input_shape``."""
+        n = validation.check_positive_int("n", n)
+        return self.decode(self.sample_prior(n, seed=seed))

@@ -1,0 +1,64 @@
+"""Denoising autoencoder (Vincent et al., 2008)."""
+
+import keras
+from keras import ops
+
+from keraszoo.models import validation
+from keraszoo.models.autoencoder import AutoEncoder
+from keraszoo.models.registry import keraszoo_export
+
+NOISE_TYPES = ("gaussian", "masking", "salt_and_pepper")
+
+
+@keraszoo_export("dae")
+class DenoisingAutoEncoder(AutoEncoder):
+    """Autoencoder trained to reconstruct the clean ``x`` from a corrupted copy.
+
+    The corruption ``x~ ~ q(x~ | x)`` is applied **during training only**
+    (``loss_terms(x, training=True)``, i.e. in ``fit``); ``encode``,
+    ``reconstruct``, ``evaluate`` and ``predict`` see the input as given. To
+    denoise, pass the noisy image to ``reconstruct``. Loss:
+    ``E_batch[ sum_pixels l(x, f_dec(f_enc(x~))) ]``.
+
+    Args:
+        noise: ``"gaussian"`` (``clip(x + noise_level * eps, 0, 1)``),
+            ``"masking"`` (each pixel set to 0 with probability ``noise_level``)
+            or ``"salt_and_pepper"`` (each pixel set to 0 or 1, equally
+            likely, with probability ``noise_level``).
+        noise_level: the Gaussian sigma, or the corruption probability.
+        **kwargs: see ``AutoEncoder``.
+    """
+
+    def __init__(self, *args, noise="gaussian", noise_level=0.3, **kwargs):
+        validation.check_choice("noise", noise, NOISE_TYPES)
+        noise_level = validation.check_non_negative("noise_level", noise_level)
+        if noise != "gaussian" and noise_level > 1:
+            raise ValueError(f"For noise={noise!r}, `noise_level` is a probability in [0, 1]; received {noise_level}.")
+        self.noise = noise
+        self.noise_level = noise_level
+        super().__init__(*args, **kwargs)
+
+    def corrupt(self, x, seed=None):
+        """Returns a corrupted copy of ``x`` drawn from the training noise."""
+        seed = self.seed_generator if seed is None else seed
+        p = self.noise_level
+        if self.noise == "gaussian":
+            eps = keras.random.normal(ops.shape(x), dtype=x.dtype, seed=seed)
+            return ops.clip(x + p * eps, 0.0, 1.0)
+        u = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=seed)
+        if self.noise == "masking":
+            return ops.where(u < p, ops.zeros_like(x), x)
+        # salt and pepper: u < p/2 -> 0 (pepper), p/2 <= u < p -> 1 (salt)
+        return ops.where(u < p / 2, ops.zeros_like(x), ops.where(u < p, ops.ones_like(x), x))
+
+    def loss_terms(self, x, training=False):
+        x = self._check_inputs(x)
+        x_in = self.corrupt(x) if training else x
+        logits = self.decoder(self.encoder(x_in, training=training), training=training)
+        rec = ops.mean(self.reconstruction_nll(x, logits))
+        return {"reconstruction_loss": rec, "total_loss": rec}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"noise": self.noise, "noise_level": self.noise_level})
+        return config

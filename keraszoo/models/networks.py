@@ -1,0 +1,107 @@
+"""Encoder / decoder builders for 28x28x1 and 32x32x3 (or any H, W divisible by 4) images.
+
+Every builder returns a functional ``keras.Model`` made of stock Keras layers
+(no ``Lambda``), so the networks serialize to JSON and load in safe mode.
+Decoders output **logits**; the models apply the sigmoid.
+"""
+
+import math
+
+import keras
+from keras import layers
+
+ARCHITECTURES = ("dense", "conv")
+DEFAULT_HIDDEN_DIMS = {"dense": (512, 256), "conv": (256,)}
+DEFAULT_CONV_FILTERS = (32, 64)
+
+
+def default_hidden_dims(architecture):
+    return DEFAULT_HIDDEN_DIMS[architecture]
+
+
+def _check_conv_shape(image_shape, conv_filters):
+    factor = 2 ** len(conv_filters)
+    h, w, _ = image_shape
+    if h % factor or w % factor:
+        raise ValueError(
+            f"The 'conv' architecture halves the image {len(conv_filters)} times, so height "
+            f"and width must be divisible by {factor}; received input_shape {image_shape}. "
+            f"Use architecture='dense', fewer conv_filters, or pass your own encoder/decoder."
+        )
+
+
+def build_encoder(image_shape, output_dim, architecture="dense", hidden_dims=None,
+                  conv_filters=DEFAULT_CONV_FILTERS, output_activation=None, name="encoder"):
+    """x -> features -> Dense(output_dim, output_activation).
+
+    dense: Flatten, Dense(h, relu) for h in hidden_dims.
+    conv: Conv2D(f, 3, strides=2, relu) for f in conv_filters, Flatten, Dense(h, relu).
+    """
+    hidden_dims = DEFAULT_HIDDEN_DIMS[architecture] if hidden_dims is None else hidden_dims
+    inputs = keras.Input(shape=image_shape, name=f"{name}_input")
+    x = inputs
+    if architecture == "conv":
+        _check_conv_shape(image_shape, conv_filters)
+        for i, f in enumerate(conv_filters):
+            x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"{name}_conv{i}")(x)
+    x = layers.Flatten(name=f"{name}_flatten")(x)
+    for i, h in enumerate(hidden_dims):
+        x = layers.Dense(h, activation="relu", name=f"{name}_dense{i}")(x)
+    outputs = layers.Dense(output_dim, activation=output_activation, name=f"{name}_out")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_decoder(latent_dim, image_shape, architecture="dense", hidden_dims=None,
+                  conv_filters=DEFAULT_CONV_FILTERS, name="decoder"):
+    """z -> logits of shape ``image_shape`` (mirror of ``build_encoder``)."""
+    hidden_dims = DEFAULT_HIDDEN_DIMS[architecture] if hidden_dims is None else hidden_dims
+    inputs = keras.Input(shape=(latent_dim,), name=f"{name}_input")
+    x = inputs
+    for i, h in enumerate(reversed(tuple(hidden_dims))):
+        x = layers.Dense(h, activation="relu", name=f"{name}_dense{i}")(x)
+    h_img, w_img, channels = image_shape
+    if architecture == "conv":
+        _check_conv_shape(image_shape, conv_filters)
+        factor = 2 ** len(conv_filters)
+        h0, w0 = h_img // factor, w_img // factor
+        x = layers.Dense(h0 * w0 * conv_filters[-1], activation="relu", name=f"{name}_project")(x)
+        x = layers.Reshape((h0, w0, conv_filters[-1]), name=f"{name}_reshape")(x)
+        for i, f in enumerate(reversed(tuple(conv_filters))):
+            x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu",
+                                       name=f"{name}_deconv{i}")(x)
+        outputs = layers.Conv2D(channels, 3, padding="same", name=f"{name}_logits")(x)
+    else:
+        x = layers.Dense(math.prod(image_shape), name=f"{name}_logits")(x)
+        outputs = layers.Reshape(image_shape, name=f"{name}_reshape")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_mlp(input_dim, hidden_dims, output_dim, output_activation=None, name="mlp"):
+    """A plain MLP ``input_dim -> hidden (relu) ... -> output_dim``."""
+    inputs = keras.Input(shape=(input_dim,), name=f"{name}_input")
+    x = inputs
+    for i, h in enumerate(hidden_dims):
+        x = layers.Dense(h, activation="relu", name=f"{name}_dense{i}")(x)
+    outputs = layers.Dense(output_dim, activation=output_activation, name=f"{name}_out")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def check_network(network, role, input_shape, output_shape):
+    """Checks a user-supplied sub-network by running it on a symbolic input."""
+    if not isinstance(network, keras.layers.Layer):
+        raise ValueError(f"`{role}` must be a keras Layer/Model; received {type(network).__name__}.")
+    try:
+        out = network.compute_output_spec(keras.KerasTensor((2,) + tuple(input_shape)))
+    except Exception as exc:  # noqa: BLE001 - re-raised with context
+        raise ValueError(
+            f"The `{role}` network must accept inputs of shape (batch, {', '.join(map(str, input_shape))}); "
+            f"calling it failed: {exc}"
+        ) from exc
+    got = tuple(out.shape[1:])
+    if got != tuple(output_shape):
+        raise ValueError(
+            f"The `{role}` network must return shape (batch, {', '.join(map(str, output_shape))}); it returns {tuple(out.shape)}."
+        )
+    if not network.built:
+        network.build((None,) + tuple(input_shape))
+    return network

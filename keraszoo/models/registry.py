@@ -1,0 +1,60 @@
+"""Name -> class registry of the autoencoder variants, and the export decorator.
+
+``keraszoo_export("vae")`` registers a class for Keras serialization under the
+``keraszoo`` package (registered name ``"keraszoo>VAE"``) and adds it to the
+variant registry that ``list_variants()`` returns, so every new variant is
+picked up by the test-suite and the training script automatically.
+"""
+
+import difflib
+
+import keras
+
+_VARIANTS = {}
+
+
+def keraszoo_export(key=None):
+    """Class decorator: register a keraszoo object for serialization.
+
+    Args:
+        key: short variant name (``"vae"``). ``None`` registers a helper
+            object (layer, network) for serialization only, without listing
+            it as a variant.
+    """
+
+    def decorator(cls):
+        keras.saving.register_keras_serializable(package="keraszoo")(cls)
+        if key is not None:
+            if key in _VARIANTS and _VARIANTS[key] is not cls:
+                raise ValueError(f"Variant name {key!r} is already registered.")
+            cls.variant = key
+            _VARIANTS[key] = cls
+        return cls
+
+    return decorator
+
+
+def list_variants():
+    """Returns ``{short_name: class}`` for every registered variant."""
+    return dict(_VARIANTS)
+
+
+def get_variant(name):
+    """Returns the variant class for a short name (``"vae"``) or class name (``"VAE"``).
+
+    Raises:
+        ValueError: for an unknown name, listing the closest known names.
+    """
+    if isinstance(name, type) and name in _VARIANTS.values():
+        return name
+    if name in _VARIANTS:
+        return _VARIANTS[name]
+    by_class = {cls.__name__: cls for cls in _VARIANTS.values()}
+    if name in by_class:
+        return by_class[name]
+    known = sorted(_VARIANTS) + sorted(by_class)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"Unknown autoencoder variant {name!r}.{hint} Known variants: {', '.join(sorted(_VARIANTS))}."
+    )

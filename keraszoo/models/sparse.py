@@ -1,0 +1,65 @@
+"""Sparse autoencoder: L1 activity penalty or KL sparsity (Ng, 2011)."""
+
+from keras import ops
+
+from keraszoo.models import losses
+from keraszoo.models import validation
+from keraszoo.models.autoencoder import AutoEncoder
+from keraszoo.models.registry import keraszoo_export
+
+SPARSITY_TYPES = ("kl", "l1")
+
+
+@keraszoo_export("sae")
+class SparseAutoEncoder(AutoEncoder):
+    """Autoencoder with a sparsity penalty on the code ``h = f_enc(x)``.
+
+    * ``sparsity="kl"``: ``sparsity_loss = sum_j KL(rho || rho_hat_j)`` where
+      ``rho_hat_j`` is the mean activation of code unit ``j`` over the batch
+      and ``rho = sparsity_target``; the code uses a sigmoid.
+    * ``sparsity="l1"``: ``sparsity_loss = E_batch[ sum_j |h_j| ]``; the code
+      uses a ReLU.
+
+    ``total_loss = reconstruction_loss + sparsity_weight * sparsity_loss``.
+    Also reports ``mean_activation`` (mean of ``h`` over units and batch).
+    """
+
+    regularizer_names = ("sparsity_loss",)
+    extra_metric_names = ("mean_activation",)
+
+    def __init__(self, *args, sparsity="kl", sparsity_weight=None, sparsity_target=0.05, **kwargs):
+        validation.check_choice("sparsity", sparsity, SPARSITY_TYPES)
+        if sparsity_weight is None:
+            sparsity_weight = 1.0 if sparsity == "kl" else 0.1
+        self.sparsity = sparsity
+        self.sparsity_weight = validation.check_non_negative("sparsity_weight", sparsity_weight)
+        self.sparsity_target = validation.check_fraction("sparsity_target", sparsity_target)
+        self.code_activation = "sigmoid" if sparsity == "kl" else "relu"
+        super().__init__(*args, **kwargs)
+
+    def sparsity_penalty(self, h):
+        if self.sparsity == "kl":
+            return losses.kl_sparsity(h, self.sparsity_target)
+        return ops.mean(losses.l1_activity(h))
+
+    def loss_terms(self, x, training=False):
+        x = self._check_inputs(x)
+        h = self.encoder(x, training=training)
+        logits = self.decoder(h, training=training)
+        rec = ops.mean(self.reconstruction_nll(x, logits))
+        sparsity = self.sparsity_penalty(h)
+        return {
+            "reconstruction_loss": rec,
+            "sparsity_loss": sparsity,
+            "total_loss": rec + self.sparsity_weight * sparsity,
+            "mean_activation": ops.mean(h),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "sparsity": self.sparsity,
+            "sparsity_weight": self.sparsity_weight,
+            "sparsity_target": self.sparsity_target,
+        })
+        return config

@@ -1,0 +1,128 @@
+"""Variational autoencoder (Kingma & Welling, 2014) and beta-VAE (Higgins et al., 2017)."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keraszoo.models import losses
+from keraszoo.models import validation
+from keraszoo.models.base import BaseAutoEncoder
+from keraszoo.models.base import GenerativeMixin
+from keraszoo.models.registry import keraszoo_export
+
+
+@keraszoo_export("vae")
+class VAE(GenerativeMixin, BaseAutoEncoder):
+    """VAE with a diagonal Gaussian posterior and a N(0, I) prior.
+
+    ``q(z|x) = N(mu(x), diag(exp(log_var(x))))``, sampled with the
+    reparameterization ``z = mu + exp(log_var / 2) * eps``. Loss per example
+    (nats), averaged over the batch::
+
+        reconstruction_loss = -log p(x | z)            (one sample of z)
+        kl_loss             = KL(q(z|x) || N(0, I))    (analytic)
+        total_loss          = reconstruction_loss + beta * kl_loss
+
+    With ``beta = 1`` the total is the negative ELBO; ``beta > 1`` gives the
+    beta-VAE.
+
+    Args:
+        beta: weight of the KL term (>= 0).
+        reconstruction_loss: ``"bce"`` -- Bernoulli decoder with logits;
+            ``"mse"`` -- Gaussian decoder ``N(sigmoid(logits), decoder_std^2)``
+            with a fixed standard deviation (its NLL in nats, constant included).
+        decoder_std: the Gaussian decoder's standard deviation.
+        **kwargs: see ``BaseAutoEncoder``.
+    """
+
+    regularizer_names = ("kl_loss",)
+    encoder_outputs_per_unit = 2
+
+    def __init__(self, *args, beta=1.0, decoder_std=0.1, **kwargs):
+        self.beta = validation.check_non_negative("beta", beta)
+        decoder_std = validation.check_non_negative("decoder_std", decoder_std)
+        if decoder_std == 0:
+            raise ValueError("`decoder_std` must be > 0.")
+        self.decoder_std = decoder_std
+        super().__init__(*args, **kwargs)
+
+    # ---------------------------------------------------------------- pieces
+    def posterior(self, x, training=False):
+        """``(mean, log_var)`` of ``q(z|x)``, each ``(batch, latent_dim)``."""
+        params = self.encoder(x, training=training)
+        mean, log_var = ops.split(params, 2, axis=-1)
+        return mean, log_var
+
+    def reconstruction_nll(self, x, logits):
+        """``-log p(x|z)`` per example (nats)."""
+        if self.reconstruction_loss == "bce":
+            return losses.bernoulli_nll(x, logits)
+        return losses.gaussian_nll(x, ops.sigmoid(logits), math.log(self.decoder_std))
+
+    def _deterministic_code(self, x, training=False):
+        return self.posterior(x, training=training)[0]
+
+    # ---------------------------------------------------------------- the API
+    def encode(self, x, sample=False):
+        """The posterior mean (default) or a sample ``z ~ q(z|x)`` when ``sample=True``."""
+        mean, log_var = self.posterior(self._check_inputs(x))
+        if sample:
+            return losses.reparameterize(mean, log_var, self.seed_generator)
+        return mean
+
+    def loss_terms(self, x, training=False):
+        x = self._check_inputs(x)
+        mean, log_var = self.posterior(x, training=training)
+        z = losses.reparameterize(mean, log_var, self.seed_generator)
+        logits = self.decoder(z, training=training)
+        rec = ops.mean(self.reconstruction_nll(x, logits))
+        kl = ops.mean(losses.kl_standard_normal(mean, log_var))
+        return {"reconstruction_loss": rec, "kl_loss": kl, "total_loss": rec + self.beta * kl}
+
+    def elbo(self, x):
+        """Single-sample ELBO ``E_q[log p(x|z)] - KL(q||p)`` per example (nats; beta ignored)."""
+        x = self._check_inputs(x)
+        mean, log_var = self.posterior(x)
+        z = losses.reparameterize(mean, log_var, self.seed_generator)
+        return -(self.reconstruction_nll(x, self.decoder(z)) + losses.kl_standard_normal(mean, log_var))
+
+    def _log_weights(self, x, k):
+        """``log p(x, z_k) - log q(z_k | x)`` for ``k`` posterior samples: shape ``(batch, k)``."""
+        mean, log_var = self.posterior(x)
+        b = ops.shape(x)[0]
+        mean_k = ops.repeat(mean, k, axis=0)
+        log_var_k = ops.repeat(log_var, k, axis=0)
+        z = losses.reparameterize(mean_k, log_var_k, self.seed_generator)
+        x_k = ops.repeat(x, k, axis=0)
+        log_px_z = -self.reconstruction_nll(x_k, self.decoder(z))
+        log_w = log_px_z + losses.standard_normal_log_prob(z) - losses.gaussian_log_prob(z, mean_k, log_var_k)
+        return ops.reshape(log_w, (b, k))
+
+    def log_likelihood(self, x, num_samples=5000, chunk_size=None):
+        """Importance-weighted estimate of ``log p(x)`` per example (nats).
+
+        ``log (1/k) sum_i p(x, z_i) / q(z_i | x)``, ``z_i ~ q(z|x)`` -- the IWAE
+        bound of Burda et al. (2016); a lower bound that tightens as
+        ``num_samples`` grows (``num_samples=1`` is the ELBO). Samples are
+        drawn in chunks of ``chunk_size`` to bound memory.
+        """
+        num_samples = validation.check_positive_int("num_samples", num_samples)
+        x = self._check_inputs(x)
+        if chunk_size is None:
+            per_image = int(np.prod(self.image_shape))
+            chunk_size = max(1, min(num_samples, 2_000_000 // max(1, int(x.shape[0]) * per_image)))
+        chunks = []
+        done = 0
+        while done < num_samples:
+            k = min(chunk_size, num_samples - done)
+            chunks.append(self._log_weights(x, k))
+            done += k
+        log_w = ops.concatenate(chunks, axis=1)
+        return losses.log_mean_exp(log_w, axis=1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta": self.beta, "decoder_std": self.decoder_std})
+        return config

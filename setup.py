@@ -1,0 +1,54 @@
+"""keraszoo: a Keras 3 model zoo of autoencoders with pretrained weights."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "keraszoo" / "version.py").read_text()
+).group(1)
+
+setup(
+    name="keraszoo",
+    version=VERSION,
+    description="Autoencoders for Keras 3 (AE, DAE, SAE, CAE, VAE/beta-VAE, "
+    "hierarchical VAE, AAE) with pretrained, hash-verified weights.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keraszoo", "keraszoo.*"]),
+    # The zoo's own weights, the manifest and the credited MNIST sample ship
+    # inside the package so that loading works offline.
+    include_package_data=True,
+    package_data={
+        "keraszoo": [
+            "weights_manifest.json",
+            "assets/*",
+            "assets/*/*",
+            "pretrained/*/*",
+        ]
+    },
+    install_requires=[
+        "tensorflow-cpu>=2.16; platform_machine!='arm64' and platform_machine!='aarch64'",
+        "tensorflow>=2.16; platform_machine=='arm64' or platform_machine=='aarch64'",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "huggingface-hub>=0.23",
+        "numpy>=1.24",
+        "pillow>=9",
+        "h5py>=3.8",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "matplotlib>=3.7"],
+        "plots": ["matplotlib>=3.7"],
+    },
+    entry_points={"console_scripts": ["keraszoo=keraszoo.cli:main"]},
+    classifiers=[
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
