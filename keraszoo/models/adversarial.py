@@ -132,18 +132,21 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
         """
         super().compile(optimizer=optimizer, **kwargs)
         if discriminator_optimizer is None:
-            discriminator_optimizer = keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+            discriminator_optimizer = keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5,
+                                                            name="discriminator_adam")
         else:
             discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
         if generator_optimizer is None:
-            generator_optimizer = discriminator_optimizer.__class__.from_config(
-                discriminator_optimizer.get_config())
+            generator_config = dict(discriminator_optimizer.get_config(), name="generator_optimizer")
+            generator_optimizer = discriminator_optimizer.__class__.from_config(generator_config)
         else:
             generator_optimizer = keras.optimizers.get(generator_optimizer)
         self.discriminator_optimizer = discriminator_optimizer
         self.generator_optimizer = generator_optimizer
-        # Build the phase optimizers now, so that their slots exist before a
-        # checkpoint (BackupAndRestore, load_weights) restores them.
+        # Build the phase optimizers now, each on the variables it updates, so
+        # that their slots exist before a checkpoint (BackupAndRestore,
+        # load_weights, .keras files) restores them.
+        self.optimizer.build(self.encoder.trainable_variables + self.decoder.trainable_variables)
         self.discriminator_optimizer.build(self.discriminator.trainable_variables)
         self.generator_optimizer.build(self.encoder.trainable_variables)
 
@@ -161,9 +164,7 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
         optimizer = config.pop("optimizer", None)
         if optimizer is not None:
             optimizer = keras.saving.deserialize_keras_object(optimizer)
-        self.compile(optimizer=optimizer, **extra)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        self.compile(optimizer=optimizer, **extra)  # builds all three optimizers
 
     def train_step(self, data):
         if keras.backend.backend() != "tensorflow":

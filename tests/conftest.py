@@ -1,0 +1,49 @@
+"""Shared pytest configuration: the ``slow`` marker and common fixtures.
+
+Slow tests (real training runs, long subprocesses) are skipped unless
+``--runslow`` is given or ``KERASZOO_RUN_SLOW=1`` is set.
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: slow test (training runs, subprocess pipelines); needs --runslow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow") or os.environ.get("KERASZOO_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or KERASZOO_RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def mnist_sample():
+    """The bundled 500 MNIST test digits: float32 (500, 28, 28, 1) in [0, 1], labels."""
+    from keraszoo.samples import load_mnist_sample
+
+    return load_mnist_sample()
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    yield
+    import keras
+
+    keras.backend.clear_session()
