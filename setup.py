@@ -36,7 +36,7 @@ setup(
         "tensorflow>=2.16; platform_machine=='arm64' or platform_machine=='aarch64'",
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
-        "huggingface-hub>=0.23",
+        "huggingface-hub>=2.4,<3",
         "numpy>=1.24",
         "pillow>=9",
         "h5py>=3.8",

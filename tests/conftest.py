@@ -46,4 +46,5 @@ def _clear_keras_session():
     yield
     import keras
 
-    keras.backend.clear_session()
+    # Resets Keras' global state (names, uids) without the ~0.5 s forced gc.
+    keras.backend.clear_session(free_memory=False)

@@ -201,9 +201,8 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
 
         terms = {"reconstruction_loss": rec, "generator_loss": gen, "discriminator_loss": disc,
                  "total_loss": rec + self.adversarial_weight * gen}
-        for tracker in self.loss_trackers:
-            tracker.update_state(terms[tracker.name])
-        self._loss_tracker.update_state(terms["total_loss"])
+        self._update_trackers(terms, x)
+        self._loss_tracker.update_state(terms["total_loss"], sample_weight=ops.cast(ops.shape(x)[0], "float32"))
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):

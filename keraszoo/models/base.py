@@ -245,12 +245,18 @@ class BaseAutoEncoder(keras.Model):
         """
         del y, y_pred, sample_weight
         terms = self.loss_terms(x, training=training)
-        for tracker in self.loss_trackers:
-            tracker.update_state(terms[tracker.name])
+        self._update_trackers(terms, x)
         total = terms["total_loss"]
         if self.losses:
             total = total + ops.sum(self.losses)
         return total * _replica_scale()
+
+    def _update_trackers(self, terms, x):
+        # Weighted by the batch size, like Keras' own ``loss`` metric, so that
+        # an epoch's ``loss`` and ``total_loss`` agree when the last batch is short.
+        batch = ops.cast(ops.shape(x)[0], "float32")
+        for tracker in self.loss_trackers:
+            tracker.update_state(terms[tracker.name], sample_weight=batch)
 
     # ------------------------------------------------------------------ config
     def get_config(self):

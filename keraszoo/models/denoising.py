@@ -38,10 +38,17 @@ class DenoisingAutoEncoder(AutoEncoder):
         self.noise_level = noise_level
         super().__init__(*args, **kwargs)
 
-    def corrupt(self, x, seed=None):
-        """Returns a corrupted copy of ``x`` drawn from the training noise."""
+    def corrupt(self, x, seed=None, noise_level=None):
+        """Returns a corrupted copy of ``x`` drawn from the training noise.
+
+        ``noise_level`` overrides the training level (e.g. to test robustness
+        at twice the noise); ``seed`` (int or ``SeedGenerator``) makes the draw
+        reproducible.
+        """
+        if isinstance(seed, int):
+            seed = keras.random.SeedGenerator(seed)
         seed = self.seed_generator if seed is None else seed
-        p = self.noise_level
+        p = self.noise_level if noise_level is None else float(noise_level)
         if self.noise == "gaussian":
             eps = keras.random.normal(ops.shape(x), dtype=x.dtype, seed=seed)
             return ops.clip(x + p * eps, 0.0, 1.0)
