@@ -1,0 +1,247 @@
+"""Publishing: write a pretrained folder (``save_pretrained``) and push it to the Hub.
+
+A folder written by :func:`save_pretrained` holds:
+
+* ``config.json`` -- ``keras.saving.serialize_keras_object(model)`` (without the
+  compile config: :func:`keraszoo.load` compiles with the variant's defaults);
+* ``model.weights.h5`` -- the weights (``model.save_weights``);
+* ``model.keras`` -- a Keras archive, for users of plain ``keras.saving.load_model``;
+* ``README.md`` -- the model card with the Hub's YAML header;
+* optional images (``reconstructions.png``, ``samples.png``) that were already in the folder;
+* ``metadata.json`` -- versions, parameter count, input contract, metrics, recipe,
+  date, and the sha256 + size of every other file. ``keraszoo.load("hf://...")``
+  checks the downloaded files against it.
+
+``config.json`` + ``model.weights.h5`` is also Keras' own directory layout, so
+``keras.saving.load_model("hf://org/repo")`` loads a pushed folder too (after
+``import keraszoo.models``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from keraszoo.weights import manifest as _manifest
+from keraszoo.weights.integrity import file_record
+from keraszoo.weights.model_card import IMAGE_FILES, render_model_card
+
+__all__ = ["save_pretrained", "push_to_hub", "METADATA_FORMAT"]
+
+#: ``metadata.json["format"]`` of folders written by this module.
+METADATA_FORMAT = "keraszoo-pretrained"
+METADATA_FORMAT_VERSION = 1
+
+_GENERATED = ("config.json", "model.weights.h5", "model.keras", "README.md", "metadata.json")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _check_model(model):
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"save_pretrained expects a keraszoo model (a keras.Model), got {type(model).__name__}.")
+    registered = keras.saving.get_registered_name(type(model))
+    if not registered.startswith("keraszoo>"):
+        raise ValueError(
+            f"save_pretrained expects a keraszoo model (see keraszoo.models.list_variants()); "
+            f"{type(model).__name__} is registered as {registered!r}."
+        )
+    for attribute in ("image_shape", "latent_dim", "variant"):
+        if not hasattr(model, attribute):
+            raise ValueError(f"{type(model).__name__} has no {attribute!r}; is it a keraszoo model?")
+    return registered
+
+
+def _normalize_dataset(dataset):
+    if dataset is None:
+        return None
+    if isinstance(dataset, str):
+        return {"name": dataset}
+    if isinstance(dataset, dict) and isinstance(dataset.get("name"), str):
+        return dict(dataset)
+    raise ValueError(f"dataset must be a name or a dict with a 'name', got {dataset!r}.")
+
+
+def save_pretrained(
+    model,
+    directory,
+    *,
+    metrics=None,
+    recipe=None,
+    dataset=None,
+    license="MIT",
+    data_license=None,
+    paper=None,
+    repo_id=None,
+    keras_archive=True,
+) -> Path:
+    """Write ``model`` as a self-describing, hash-verified pretrained folder.
+
+    Args:
+        model: a keraszoo model (``keraszoo.models.*``).
+        directory: target folder (created if needed; files of a previous save are replaced).
+            Image files already there (``reconstructions.png``, ``samples.png``) are kept,
+            hashed and embedded in the model card.
+        metrics: measured metrics, ``{name: number}`` (finite numbers).
+        recipe: training recipe: ``command``, ``epochs``, ``batch_size``, ``seed``,
+            ``hardware``, ``wall_time_s``.
+        dataset: training dataset name (``"mnist"``) or ``{"name": ..., ...}``.
+        license: license of the weights (default MIT, the project's license).
+        data_license: license of the training data (e.g. ``"CC BY-SA 3.0"`` for MNIST).
+        paper: ``{"title": ..., "url": ...}`` of the paper the variant comes from.
+        repo_id: Hub repository the folder is meant for (used in the card's usage snippet).
+        keras_archive: also write ``model.keras`` (a full Keras archive).
+
+    Returns:
+        the folder's path.
+    """
+    import keras
+
+    from keraszoo.version import __version__
+
+    registered = _check_model(model)
+    if metrics is not None:
+        _manifest.validate_metrics(metrics, source="save_pretrained(metrics=...)", where="metrics")
+        metrics = {str(k): float(v) for k, v in metrics.items()}
+    if recipe is not None:
+        _manifest.validate_recipe(recipe, source="save_pretrained(recipe=...)", where="recipe")
+        recipe = dict(recipe)
+    dataset = _normalize_dataset(dataset)
+    if paper is not None and not (isinstance(paper, dict) and paper.get("title")):
+        raise ValueError(f"paper must be a dict with at least a 'title' (and a 'url'), got {paper!r}.")
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} exists and is not a directory.")
+    directory.mkdir(parents=True, exist_ok=True)
+
+    config = keras.saving.serialize_keras_object(model)
+    config = dict(config)
+    config.pop("compile_config", None)
+    _write_text(directory / "config.json", json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    model.save_weights(str(directory / "model.weights.h5"))
+    if keras_archive:
+        model.save(str(directory / "model.keras"))
+    else:
+        (directory / "model.keras").unlink(missing_ok=True)
+
+    try:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    except ImportError:  # another Keras backend
+        tf_version = None
+
+    metadata = {
+        "format": METADATA_FORMAT,
+        "format_version": METADATA_FORMAT_VERSION,
+        "keraszoo_version": __version__,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf_version,
+        "backend": keras.backend.backend(),
+        "date_saved": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        "model": {
+            "class": type(model).__name__,
+            "registered_name": registered,
+            "variant": model.variant,
+            "latent_dim": int(model.latent_dim),
+            "architecture": getattr(model, "architecture", None),
+            "is_generative": bool(getattr(model, "is_generative", False)),
+        },
+        "parameter_count": int(model.count_params()),
+        "input": {
+            "image_shape": [int(d) for d in model.image_shape],
+            "dtype": "float32",
+            "value_range": [0.0, 1.0],
+        },
+        "dataset": dataset,
+        "metrics": metrics or {},
+        "recipe": recipe,
+        "license": {"weights": license, "data": data_license},
+        "paper": paper,
+    }
+    images = sorted(name for name in IMAGE_FILES if (directory / name).is_file())
+    _write_text(directory / "README.md", render_model_card(metadata, images=images, repo_id=repo_id,
+                                                              keras_archive=keras_archive))
+
+    files = {}
+    for item in sorted(directory.iterdir()):
+        if item.name == "metadata.json" or item.name.startswith(".") or not item.is_file():
+            continue
+        files[item.name] = file_record(item)
+    metadata["files"] = files
+    _write_text(directory / "metadata.json", json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return directory
+
+
+def push_to_hub(
+    directory_or_model,
+    repo_id,
+    *,
+    token=None,
+    private=False,
+    commit_message="Upload keraszoo model",
+    revision=None,
+    endpoint=None,
+    **save_kwargs,
+) -> str:
+    """Upload a pretrained folder (or a model, saved first) to a Hub repository.
+
+    The folder is checked against its ``metadata.json`` first (so a folder edited
+    after :func:`save_pretrained` is not published), the repository is created
+    if needed (``HfApi.create_repo(exist_ok=True)``) and the files listed in
+    ``metadata.json`` are uploaded in one commit (``HfApi.upload_folder``).
+
+    Args:
+        directory_or_model: a folder written by :func:`save_pretrained`, or a keraszoo
+            model (``save_kwargs`` are then passed to :func:`save_pretrained`).
+        repo_id: ``"org/name"``.
+        token: Hub token (default: the logged-in token / ``$HF_TOKEN``).
+        private: create the repository as private.
+        commit_message: the commit's title.
+        revision: branch to commit to (default ``main``).
+        endpoint: Hub endpoint (default ``$HF_ENDPOINT`` / huggingface.co).
+
+    Returns:
+        the commit id (40 hex digits): pin it in the manifest
+        (``keraszoo.weights.manifest.add_entry(..., revision=...)``).
+    """
+    from huggingface_hub import HfApi
+
+    from keraszoo.version import __version__
+
+    if isinstance(directory_or_model, (str, os.PathLike)):
+        if save_kwargs:
+            raise ValueError(f"{sorted(save_kwargs)} only apply when pushing a model, not a folder.")
+        return _push_folder(Path(directory_or_model), repo_id, token=token, private=private,
+                            commit_message=commit_message, revision=revision, endpoint=endpoint,
+                            api_cls=HfApi, version=__version__)
+    with tempfile.TemporaryDirectory(prefix="keraszoo-push-") as tmp:
+        folder = save_pretrained(directory_or_model, Path(tmp) / "model", repo_id=repo_id, **save_kwargs)
+        return _push_folder(folder, repo_id, token=token, private=private, commit_message=commit_message,
+                            revision=revision, endpoint=endpoint, api_cls=HfApi, version=__version__)
+
+
+def _push_folder(folder, repo_id, *, token, private, commit_message, revision, endpoint, api_cls, version):
+    metadata = _manifest.verify_folder(folder)
+    allow = sorted(set(metadata["files"]) | {"metadata.json"})
+    api = api_cls(endpoint=endpoint, token=token, library_name="keraszoo", library_version=version)
+    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    info = api.upload_folder(
+        repo_id=getattr(repo_url, "repo_id", None) or repo_id,
+        folder_path=str(folder),
+        commit_message=commit_message,
+        allow_patterns=allow,
+        revision=revision,
+        repo_type="model",
+    )
+    return info.oid

@@ -1,0 +1,1 @@
+"""Tests of keraszoo.weights: manifest, loading, integrity, publishing."""
