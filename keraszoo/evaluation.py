@@ -1,0 +1,266 @@
+"""Measures a model on a dataset; the zoo's published metrics come only from here.
+
+``evaluate(model, "mnist")`` returns a flat ``{metric: value}`` dict:
+
+* every variant: ``mse_per_pixel``, ``bce_nats_per_image`` (Bernoulli NLL of the
+  deterministic reconstruction, summed over pixels), ``psnr_db`` (mean over
+  images of ``10 log10(1 / MSE_image)``), and the quality of the codes as class
+  features: ``knn_accuracy`` (k = 5 nearest train codes, Euclidean) and
+  ``linear_probe_accuracy`` (softmax regression fit on the train codes, scored
+  on the test codes);
+* VAE family: ``negative_elbo_nats`` (one posterior sample), ``iwae_nll_nats``
+  (importance-weighted bound with ``iwae_samples`` samples; published numbers
+  use 5000) and ``active_units`` (units whose posterior mean varies across the
+  data with variance > 0.01, Burda et al. 2016);
+* sparse AE: ``mean_activation`` and ``near_zero_fraction`` (|h| < 0.01);
+* contractive AE: ``mean_jacobian_frobenius`` (mean of ``||J_f(x)||_F``);
+* denoising AE: ``denoised_psnr_db`` at the training noise and
+  ``denoised_psnr_2x_db`` at twice it (with ``noisy_psnr_*`` for reference);
+* adversarial AE: ``discriminator_accuracy`` on test codes vs prior samples
+  (0.5 = the code distribution is indistinguishable from the prior).
+
+All image metrics are measured on float images in [0, 1] (binarized first when
+``binarize="static"``, the convention for likelihoods on MNIST).
+"""
+
+import math
+import time
+
+import numpy as np
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def _np(t):
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(t))
+
+
+def _batches(x, batch_size):
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size]
+
+
+def _map(fn, x, batch_size):
+    return np.concatenate([_np(fn(xb)) for xb in _batches(x, batch_size)], axis=0)
+
+
+# --------------------------------------------------------------------------- metrics
+def reconstruction_metrics(model, x, batch_size=DEFAULT_BATCH_SIZE):
+    """``mse_per_pixel``, ``bce_nats_per_image`` and ``psnr_db`` of ``model.reconstruct``."""
+    from keraszoo.models import losses
+
+    mse_img, bce_img = [], []
+    for xb in _batches(np.asarray(x, dtype="float32"), batch_size):
+        logits = model.decode_logits(model.encode(xb))
+        rec = 1.0 / (1.0 + np.exp(-_np(logits).astype("float64")))
+        mse_img.append(((xb - rec) ** 2).reshape(len(xb), -1).mean(1))
+        bce_img.append(_np(losses.bernoulli_nll(xb, logits)))
+    mse_img, bce_img = np.concatenate(mse_img), np.concatenate(bce_img)
+    return {
+        "mse_per_pixel": float(mse_img.mean()),
+        "bce_nats_per_image": float(bce_img.mean()),
+        "psnr_db": float(np.mean(10 * np.log10(1.0 / np.maximum(mse_img, 1e-10)))),
+    }
+
+
+def psnr(clean, other):
+    """Mean over images of ``10 log10(1 / MSE)`` for images in [0, 1]."""
+    mse = ((np.asarray(clean, "float64") - np.asarray(other, "float64")) ** 2).reshape(len(clean), -1).mean(1)
+    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-10))))
+
+
+def knn_accuracy(train_codes, train_labels, test_codes, test_labels, k=5, chunk=1000):
+    """Accuracy of a k-nearest-neighbour vote (Euclidean) of test codes among train codes."""
+    train_codes = np.asarray(train_codes, "float64")
+    test_codes = np.asarray(test_codes, "float64")
+    train_labels = np.asarray(train_labels).astype(int)
+    num_classes = int(max(train_labels.max(), np.max(test_labels)) + 1)
+    sq_train = (train_codes ** 2).sum(1)
+    predictions = []
+    for start in range(0, len(test_codes), chunk):
+        q = test_codes[start:start + chunk]
+        d = sq_train[None, :] - 2 * q @ train_codes.T  # + |q|^2 does not change the ranking
+        idx = np.argpartition(d, k, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(d, idx, 1), axis=1)
+        idx = np.take_along_axis(idx, order, 1)
+        votes = np.zeros((len(q), num_classes))
+        for rank in range(k):  # nearer neighbours break ties: weight 1 + tiny rank bonus
+            votes[np.arange(len(q)), train_labels[idx[:, rank]]] += 1.0 + 1e-3 * (k - rank)
+        predictions.append(votes.argmax(1))
+    return float(np.mean(np.concatenate(predictions) == np.asarray(test_labels).astype(int)))
+
+
+def linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels, steps=300, l2=1e-4, lr=0.1):
+    """Multinomial logistic regression on standardized codes (full-batch Adam, NumPy).
+
+    Convex and started at zero, so the result is deterministic.
+    """
+    xtr = np.asarray(train_codes, "float64")
+    mean, std = xtr.mean(0), xtr.std(0) + 1e-8
+    xtr = (xtr - mean) / std
+    xte = (np.asarray(test_codes, "float64") - mean) / std
+    ytr = np.asarray(train_labels).astype(int)
+    num_classes = int(max(ytr.max(), np.max(test_labels)) + 1)
+    onehot = np.eye(num_classes)[ytr]
+    w = np.zeros((xtr.shape[1], num_classes))
+    b = np.zeros(num_classes)
+    m_w, v_w, m_b, v_b = (np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b))
+    for t in range(1, steps + 1):
+        logits = xtr @ w + b
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(1, keepdims=True)
+        g = (p - onehot) / len(xtr)
+        g_w, g_b = xtr.T @ g + l2 * w, g.sum(0)
+        for param, grad, m, v in ((w, g_w, m_w, v_w), (b, g_b, m_b, v_b)):
+            m *= 0.9
+            m += 0.1 * grad
+            v *= 0.999
+            v += 0.001 * grad ** 2
+            param -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    return float(np.mean((xte @ w + b).argmax(1) == np.asarray(test_labels).astype(int)))
+
+
+def active_units(codes, threshold=0.01):
+    """Number of code units whose value varies across the data with variance > ``threshold``."""
+    return int(np.sum(np.var(np.asarray(codes, "float64"), axis=0) > threshold))
+
+
+def iwae_nll(model, x, num_samples, batch_size=16, chunk_size=None, verbose=False):
+    """``-mean log p(x)`` estimated with ``num_samples`` importance samples (nats)."""
+    values = []
+    start_time = time.time()
+    for i, xb in enumerate(_batches(x, batch_size)):
+        values.append(_np(model.log_likelihood(xb, num_samples=num_samples, chunk_size=chunk_size)))
+        if verbose and (i % 50 == 0):
+            done = sum(len(v) for v in values)
+            print(f"  iwae k={num_samples}: {done}/{len(x)} images, {time.time() - start_time:.0f}s", flush=True)
+    return float(-np.mean(np.concatenate(values)))
+
+
+# --------------------------------------------------------------------------- driver
+def _load_split(data, split, source, data_dir, binarize, num_examples):
+    from keraszoo import data as data_module
+
+    x, y = data_module.load_arrays(data, split, source=source, data_dir=data_dir, binarize=binarize)
+    if num_examples is not None:
+        x, y = x[:num_examples], y[:num_examples]
+    return np.asarray(x, "float32"), np.asarray(y)
+
+
+def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, num_examples=None,
+             batch_size=DEFAULT_BATCH_SIZE, iwae_samples=None, binarize=None, train_data=None,
+             knn=True, probe=True, max_train_examples=None, seed=0, verbose=False):
+    """Measures ``model`` and returns ``{metric: value}`` (see the module docstring).
+
+    Args:
+        model: a keraszoo model (e.g. from ``keraszoo.load``).
+        data: a dataset name (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``)
+            read through ``keraszoo.data.load_arrays``, or a tuple ``(x, y)`` of
+            test arrays (float in [0, 1], ``y`` may be ``None``).
+        split: the evaluated split of a named dataset.
+        source: ``"npz"`` (``KERASZOO_DATA_DIR``/``data_dir``) or ``"tfds"``.
+        num_examples: evaluate the first N examples only (quick runs).
+        iwae_samples: importance samples for ``iwae_nll_nats`` (VAE family);
+            ``None`` skips it. Published numbers use 5000.
+        binarize: ``None`` or ``"static"`` (fixed-seed Bernoulli binarization).
+        train_data: ``(x, y)`` whose codes fit the k-NN / probe when ``data``
+            is given as arrays; a named dataset uses its train split.
+        knn, probe: compute the code-quality metrics (need labels).
+        max_train_examples: cap on the train codes used by k-NN / probe.
+        seed: seed of every random draw of the evaluation.
+        verbose: print progress and the final table.
+    """
+    started = time.time()
+    if isinstance(data, str):
+        x, y = _load_split(data, split, source, data_dir, binarize, num_examples)
+        dataset_name = data
+    else:
+        x, y = data
+        x = np.asarray(x, "float32")
+        if num_examples is not None:
+            x = x[:num_examples]
+            y = None if y is None else np.asarray(y)[:num_examples]
+        dataset_name = "arrays"
+    results = {"dataset": dataset_name, "split": split, "num_examples": int(len(x)),
+               "binarize": binarize or "none"}
+    if verbose:
+        print(f"evaluating {type(model).__name__} on {dataset_name}/{split}: {len(x)} images", flush=True)
+
+    results.update(reconstruction_metrics(model, x, batch_size))
+    codes = _map(model.encode, x, batch_size)
+
+    if (knn or probe) and y is not None:
+        if train_data is None and isinstance(data, str):
+            train_data = _load_split(data, "train", source, data_dir, binarize, max_train_examples)
+        if train_data is not None:
+            x_tr, y_tr = train_data
+            x_tr = np.asarray(x_tr, "float32")[:max_train_examples]
+            y_tr = np.asarray(y_tr)[:max_train_examples]
+            train_codes = _map(model.encode, x_tr, batch_size)
+            if knn:
+                results["knn_accuracy"] = knn_accuracy(train_codes, y_tr, codes, y, k=5)
+            if probe:
+                results["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, y_tr, codes, y)
+
+    variant = getattr(model, "variant", None)
+    if hasattr(model, "log_likelihood"):
+        results["negative_elbo_nats"] = float(-np.mean(_map(model.elbo, x, batch_size)))
+        results["active_units"] = active_units(codes)
+        if iwae_samples:
+            results["iwae_nll_nats"] = iwae_nll(model, x, iwae_samples, verbose=verbose)
+            results["iwae_samples"] = int(iwae_samples)
+    if variant == "sae":
+        results["mean_activation"] = float(codes.mean())
+        results["near_zero_fraction"] = float(np.mean(np.abs(codes) < 0.01))
+    if variant == "cae":
+        sub = x[: min(len(x), 1000)]
+        sq = _map(lambda xb: model.jacobian_frobenius_sq(model._check_inputs(xb)), sub, 64)
+        results["mean_jacobian_frobenius"] = float(np.mean(np.sqrt(sq)))
+    if variant == "dae":
+        _denoising_metrics(model, x, batch_size, seed, results)
+    if variant == "aae":
+        results["discriminator_accuracy"] = _discriminator_accuracy(model, codes, seed)
+    results["seconds"] = round(time.time() - started, 1)
+    if verbose:
+        print(format_table(results), flush=True)
+    return results
+
+
+def _denoising_metrics(model, x, batch_size, seed, results):
+    levels = {"": model.noise_level, "_2x": model.noise_level * 2}
+    if model.noise != "gaussian":
+        levels["_2x"] = min(1.0, levels["_2x"])
+    for suffix, level in levels.items():
+        noisy, denoised = [], []
+        for i, xb in enumerate(_batches(x, batch_size)):
+            nb = _np(model.corrupt(model._check_inputs(xb), seed=seed + i, noise_level=level))
+            noisy.append(nb)
+            denoised.append(_np(model.reconstruct(nb)))
+        results[f"noisy_psnr{suffix}_db"] = psnr(x, np.concatenate(noisy))
+        results[f"denoised_psnr{suffix}_db"] = psnr(x, np.concatenate(denoised))
+
+
+def _discriminator_accuracy(model, codes, seed):
+    prior = _np(model.sample_prior(len(codes), seed=seed))
+    d_fake = _np(model.discriminator(codes))[:, 0]
+    d_real = _np(model.discriminator(prior))[:, 0]
+    return float(0.5 * (np.mean(d_fake < 0) + np.mean(d_real >= 0)))
+
+
+def format_table(results):
+    """A two-column plain-text table of ``results``."""
+    rows = []
+    for key, value in results.items():
+        if isinstance(value, float):
+            text = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+            if math.isnan(value):
+                text = "nan"
+        else:
+            text = str(value)
+        rows.append((key, text))
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 2 + max(len(v) for _, v in rows))
+    return "\n".join([line] + [f"{k.ljust(width)}  {v}" for k, v in rows] + [line])

@@ -1,0 +1,75 @@
+"""keraszoo.evaluation: each metric against a case with a known answer."""
+
+import numpy as np
+import pytest
+
+from keraszoo import evaluation
+from keraszoo.models import list_variants
+from tests.models.model_checks import np_bce
+from tests.models.model_checks import np_forward
+from tests.models.model_checks import np_sigmoid
+
+
+def clusters(n_per_class, dim=4, num_classes=3, spread=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(num_classes, dim)) * 3
+    y = np.repeat(np.arange(num_classes), n_per_class)
+    return centers[y] + spread * rng.normal(size=(len(y), dim)), y
+
+
+def test_knn_and_probe_are_perfect_on_separated_clusters_and_chance_on_noise():
+    xtr, ytr = clusters(100)
+    xte, yte = clusters(30, seed=1)
+    xte = xte  # same centers? clusters() draws centers from the seed, so reuse the train centers:
+    xte, yte = xtr[::3] + 0.01, ytr[::3]
+    assert evaluation.knn_accuracy(xtr, ytr, xte, yte, k=5) == 1.0
+    assert evaluation.linear_probe_accuracy(xtr, ytr, xte, yte) == 1.0
+    rng = np.random.default_rng(3)
+    noise_tr, noise_te = rng.normal(size=(600, 4)), rng.normal(size=(600, 4))
+    labels_tr, labels_te = rng.integers(0, 3, 600), rng.integers(0, 3, 600)
+    assert abs(evaluation.knn_accuracy(noise_tr, labels_tr, noise_te, labels_te) - 1 / 3) < 0.08
+    assert abs(evaluation.linear_probe_accuracy(noise_tr, labels_tr, noise_te, labels_te) - 1 / 3) < 0.08
+
+
+def test_active_units_and_psnr():
+    codes = np.stack([np.linspace(-1, 1, 100), np.full(100, 3.0), 0.05 * np.linspace(-1, 1, 100)], axis=1)
+    assert evaluation.active_units(codes) == 1
+    clean = np.zeros((2, 4, 4, 1))
+    assert evaluation.psnr(clean, clean + 0.1) == pytest.approx(20.0)
+
+
+def test_reconstruction_metrics_match_numpy(mnist_sample):
+    x = mnist_sample[0][:40]
+    model = list_variants()["ae"](input_shape=(28, 28, 1), latent_dim=5, hidden_dims=(16,))
+    logits = np_forward(model.decoder, np_forward(model.encoder, x))
+    rec = np_sigmoid(logits)
+    mse_img = ((x - rec) ** 2).reshape(40, -1).mean(1)
+    got = evaluation.reconstruction_metrics(model, x, batch_size=16)
+    assert got["mse_per_pixel"] == pytest.approx(mse_img.mean(), rel=1e-4)
+    assert got["bce_nats_per_image"] == pytest.approx(np_bce(x, logits).mean(), rel=1e-4)
+    assert got["psnr_db"] == pytest.approx(np.mean(10 * np.log10(1 / mse_img)), rel=1e-4)
+
+
+EXPECTED_KEYS = {
+    "ae": set(), "sae": {"mean_activation", "near_zero_fraction"}, "cae": {"mean_jacobian_frobenius"},
+    "dae": {"denoised_psnr_db", "denoised_psnr_2x_db", "noisy_psnr_db"},
+    "vae": {"negative_elbo_nats", "iwae_nll_nats", "active_units"},
+    "hvae": {"negative_elbo_nats", "iwae_nll_nats", "active_units"},
+    "aae": {"discriminator_accuracy"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(list_variants()))
+def test_evaluate_reports_the_variant_metrics(name, mnist_sample):
+    x, y = mnist_sample
+    model = list_variants()[name](input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(32,))
+    results = evaluation.evaluate(model, (x[400:], y[400:]), train_data=(x[:400], y[:400]), iwae_samples=20)
+    expected = {"mse_per_pixel", "bce_nats_per_image", "psnr_db", "knn_accuracy", "linear_probe_accuracy"}
+    expected |= EXPECTED_KEYS[name]
+    assert expected <= set(results), expected - set(results)
+    for key in expected:
+        assert np.isfinite(results[key]), (key, results[key])
+    assert results["num_examples"] == 100
+    if name in ("vae", "hvae"):
+        assert results["iwae_nll_nats"] <= results["negative_elbo_nats"] + 1.0
+    assert "knn_accuracy" in evaluation.format_table(results)
