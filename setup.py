@@ -42,8 +42,10 @@ setup(
         "h5py>=3.8",
     ],
     extras_require={
-        "dev": ["pytest>=7", "matplotlib>=3.7"],
+        # jax: the test-suite checks that the models also train on the JAX backend.
+        "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30"],
         "plots": ["matplotlib>=3.7"],
+        "tensorboard": ["tensorboard"],
     },
     entry_points={"console_scripts": ["keraszoo=keraszoo.cli:main"]},
     classifiers=[

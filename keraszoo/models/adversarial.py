@@ -166,7 +166,9 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
             optimizer = keras.saving.deserialize_keras_object(optimizer)
         self.compile(optimizer=optimizer, **extra)  # builds all three optimizers
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        # TensorFlow calls train_step(data); JAX calls train_step(state, data).
+        data = args[-1]
         if keras.backend.backend() != "tensorflow":
             raise NotImplementedError(
                 "AdversarialAutoEncoder.train_step uses tf.GradientTape; train it with the "

@@ -71,6 +71,23 @@ def _normalize_dataset(dataset):
     raise ValueError(f"dataset must be a name or a dict with a 'name', got {dataset!r}.")
 
 
+def _save_inference_weights(model, config, path):
+    """Writes the model's variables without optimizer state (3x smaller).
+
+    ``model.save_weights`` also stores the optimizer's slots once the model has
+    been compiled and trained; a published checkpoint needs only the model, so
+    the variables are copied into a fresh, uncompiled twin that is saved instead.
+    """
+    import keras
+
+    twin = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    if len(twin.variables) != len(model.variables):
+        raise ValueError("save_pretrained: the model rebuilt from its config has a different set of variables.")
+    for target, source in zip(twin.variables, model.variables):
+        target.assign(source)
+    twin.save_weights(str(path))
+
+
 def save_pretrained(
     model,
     directory,
@@ -128,7 +145,7 @@ def save_pretrained(
     config = dict(config)
     config.pop("compile_config", None)
     _write_text(directory / "config.json", json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    model.save_weights(str(directory / "model.weights.h5"))
+    _save_inference_weights(model, config, directory / "model.weights.h5")
     if keras_archive:
         model.save(str(directory / "model.keras"))
     else:
