@@ -1,0 +1,79 @@
+"""Fine-tuning: model.fit on a loaded model, and training/finetune.py."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keraszoo
+from keraszoo import data
+from training import finetune
+
+
+@pytest.fixture(scope="module")
+def pretrained_dir(tmp_path_factory):
+    """A save_pretrained folder of a small (untrained) VAE."""
+    from keraszoo.models import VAE
+
+    model = VAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(32,), seed=0)
+    return keraszoo.save_pretrained(model, tmp_path_factory.mktemp("pretrained") / "vae")
+
+
+@pytest.fixture(scope="module")
+def png_dir(tmp_path_factory, mnist_sample):
+    x, _ = mnist_sample
+    d = tmp_path_factory.mktemp("pngs")
+    for i, img in enumerate(np.round(np.asarray(x[:40, ..., 0]) * 255).astype(np.uint8)):
+        Image.fromarray(img).save(d / f"{i:02d}.png")
+    return d
+
+
+def _arrays(model, part):
+    return [np.asarray(v) for v in getattr(model, part).weights]
+
+
+def test_loaded_model_fine_tunes_with_fit_on_a_folder(pretrained_dir, png_dir):
+    model = keraszoo.load(str(pretrained_dir))
+    before = _arrays(model, "decoder")
+    ds = data.from_directory(png_dir, image_size=model.image_shape[:2], batch_size=16, seed=0)
+    history = model.fit(ds, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, _arrays(model, "decoder")))
+
+
+def test_finetune_script_freezes_the_encoder(pretrained_dir, png_dir, tmp_path):
+    out = tmp_path / "ft"
+    argv = [str(pretrained_dir), "--data", str(png_dir), "--epochs", "2", "--batch-size", "16",
+            "--freeze-encoder", "--out", str(out), "--verbose", "0", "--steps-per-execution", "1"]
+    assert finetune.main(argv) == 0
+    base, tuned = keraszoo.load(str(pretrained_dir)), keraszoo.load(str(out))
+    for a, b in zip(_arrays(base, "encoder"), _arrays(tuned, "encoder")):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(_arrays(base, "decoder"), _arrays(tuned, "decoder")))
+    assert all(w.trainable for w in tuned.encoder.weights)  # saved model is trainable again
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["recipe"]["base_model"] == str(pretrained_dir) and meta["recipe"]["freeze_encoder"] is True
+    assert meta["recipe"]["num_train_examples"] == 40
+    assert len((out / "training_log.csv").read_text().splitlines()) == 3
+
+
+def test_finetune_refuses_other_sizes_unless_resize(pretrained_dir, tmp_path, capsys):
+    x = np.random.default_rng(0).integers(0, 256, (20, 32, 32), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    base = [str(pretrained_dir), "--data", str(tmp_path / "x.npy"), "--epochs", "1", "--verbose", "0",
+            "--steps-per-execution", "1"]
+    assert finetune.main(base + ["--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "32x32 images, expected 28x28" in err and "resize=True" in err
+    assert finetune.main(base + ["--resize", "--out", str(tmp_path / "b")]) == 0
+    assert keraszoo.load(str(tmp_path / "b")).image_shape == (28, 28, 1)
+
+
+def test_finetune_reports_bad_inputs(pretrained_dir, tmp_path, capsys):
+    assert finetune.main([str(pretrained_dir), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"),
+                          "--verbose", "0"]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
+    assert finetune.main(["no_such_model", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert "no_such_model" in capsys.readouterr().err
+    assert finetune.main([str(pretrained_dir)]) == 2  # --data and --out missing

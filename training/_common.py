@@ -1,0 +1,438 @@
+"""Shared machinery of ``training/train.py`` and ``training/finetune.py``.
+
+* model aliases (``beta_vae`` -> ``("vae", {"beta": 4.0})``),
+* runtime set-up: seeds and op determinism, mixed precision, XLA and
+  ``steps_per_execution`` defaults per device, ``tf.distribute`` strategies
+  (``keras.distribution.DataParallel`` on the JAX backend),
+* (the Keras callbacks live in :mod:`training.callbacks`),
+* the hardware / version description and the recipe written next to a model.
+
+TensorFlow and Keras are imported lazily, inside the functions, so that
+``--help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import sys
+
+#: ``--model`` values: alias -> (variant key, constructor kwargs).
+MODEL_ALIASES = {
+    "ae": ("ae", {}),
+    "conv_ae": ("ae", {"architecture": "conv"}),
+    "dae": ("dae", {}),
+    "conv_dae": ("dae", {"architecture": "conv"}),
+    "sae": ("sae", {}),
+    "conv_sae": ("sae", {"architecture": "conv"}),
+    "cae": ("cae", {}),
+    "vae": ("vae", {}),
+    "conv_vae": ("vae", {"architecture": "conv"}),
+    "beta_vae": ("vae", {"beta": 4.0}),
+    "conv_beta_vae": ("vae", {"architecture": "conv", "beta": 4.0}),
+    "hvae": ("hvae", {}),
+    "conv_hvae": ("hvae", {"architecture": "conv"}),
+    "aae": ("aae", {}),
+    "conv_aae": ("aae", {"architecture": "conv"}),
+}
+
+
+class UsageError(ValueError):
+    """A bad command line or configuration (reported without a traceback)."""
+
+
+class BackupMismatchError(UsageError):
+    """A backup folder holds a run of another configuration."""
+
+
+# --------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------
+
+
+def resolve_model(alias: str):
+    """``(variant_key, kwargs)`` for a ``--model`` value (alias or variant key)."""
+    if alias in MODEL_ALIASES:
+        key, kwargs = MODEL_ALIASES[alias]
+        return key, dict(kwargs)
+    from keraszoo.models import list_variants
+
+    if alias in list_variants():
+        return alias, {}
+    import difflib
+
+    known = sorted(set(MODEL_ALIASES) | set(list_variants()))
+    close = difflib.get_close_matches(alias, known, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UsageError(f"Unknown --model {alias!r}.{hint} Known: {', '.join(known)}.")
+
+
+def check_hyperparameters(cls, kwargs: dict):
+    """Refuse keyword arguments that ``cls`` (a variant class) does not take."""
+    import inspect
+
+    accepted = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                accepted.add(p.name)
+        if klass.__name__ == "BaseAutoEncoder":
+            break
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise UsageError(
+            f"{cls.__name__} ({getattr(cls, 'variant', '?')}) has no hyperparameter(s) "
+            f"{unknown}; it accepts {sorted(accepted - {'self', 'args', 'kwargs'})}."
+        )
+
+
+def parse_hparam(text: str):
+    """``"name=value"`` -> ``(name, value)`` with JSON-ish value parsing."""
+    if "=" not in text:
+        raise UsageError(f"--hparam expects NAME=VALUE, got {text!r}.")
+    name, value = text.split("=", 1)
+    name = name.strip().replace("-", "_")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    if isinstance(parsed, list):
+        parsed = tuple(parsed)
+    return name, parsed
+
+
+# --------------------------------------------------------------------------
+# Hardware, versions, runtime settings
+# --------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def gpu_devices():
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
+def hardware_info() -> dict:
+    """``{"description": str, "cpu", "cpu_cores", "gpus": [names]}``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    gpus = []
+    try:
+        import tensorflow as tf
+
+        for dev in gpu_devices():
+            details = tf.config.experimental.get_device_details(dev)
+            gpus.append(details.get("device_name", dev.name))
+    except Exception:  # noqa: BLE001 - description only
+        pass
+    cpu = _cpu_model()
+    desc = f"{cpu}, {cores} cores"
+    if gpus:
+        desc = f"{len(gpus)}x {gpus[0]} + " + desc
+    else:
+        desc += ", no GPU"
+    return {"description": desc, "cpu": cpu, "cpu_cores": cores, "gpus": gpus}
+
+
+def versions() -> dict:
+    import keras
+
+    from keraszoo.version import __version__
+
+    out = {
+        "keraszoo": __version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "python": platform.python_version(),
+    }
+    try:
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    except ImportError:
+        out["tensorflow"] = None
+    import numpy
+
+    out["numpy"] = numpy.__version__
+    return out
+
+
+def resolve_jit(setting: str) -> bool:
+    """``--jit-compile auto|on|off`` -> bool. ``auto``: on only with a GPU.
+
+    XLA fuses the many small ops of these models well on GPUs; on CPUs it
+    usually makes them slower (the keras.io VAE ran at 0.67x on a 2-core CPU).
+    """
+    if setting == "on":
+        return True
+    if setting == "off":
+        return False
+    return bool(gpu_devices())
+
+
+def resolve_steps_per_execution(setting) -> int:
+    """``--steps-per-execution auto|N``. ``auto``: 32 with a GPU, 16 on CPU.
+
+    Several steps per ``tf.function`` call hide the per-step Python and
+    dispatch overhead, which dominates for these small models on a GPU; on
+    the 2-core development CPU 16 steps gave about 10-20 % more images/s than
+    1 (dense VAE, MNIST, batch 128).
+    """
+    if setting in (None, "auto"):
+        return 32 if gpu_devices() else 16
+    n = int(setting)
+    if n < 1:
+        raise UsageError(f"--steps-per-execution must be >= 1, got {n}.")
+    return n
+
+
+def check_spe_for_replicas(spe: int, distribution, *, explicit: bool) -> int:
+    """``steps_per_execution`` that works with the strategy: 1 with several TF replicas.
+
+    Keras 3 (3.15, TF 2.21) fails with "You must feed a value for placeholder
+    tensor 'while/cond/...'" when ``steps_per_execution > 1`` runs under a
+    multi-replica ``tf.distribute`` strategy (keras-team/keras#19246).
+    """
+    if spe > 1 and distribution.strategy is not None and distribution.num_replicas > 1:
+        if explicit:
+            print(
+                f"warning: --steps-per-execution {spe} does not work with {distribution.num_replicas} "
+                "tf.distribute replicas in Keras 3 (keras-team/keras#19246); using 1.",
+                file=sys.stderr,
+            )
+        return 1
+    return spe
+
+
+def setup_cpu_replicas(n: int) -> None:
+    """Split the CPU into ``n`` logical devices (before TensorFlow initializes)."""
+    if not n or n <= 1:
+        return
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+        )
+    except RuntimeError as e:
+        existing = len(tf.config.list_logical_devices("CPU"))
+        if existing != n:
+            raise UsageError(
+                f"--cpu-replicas {n}: TensorFlow is already initialized with {existing} CPU "
+                "device(s) in this process; run the script in a fresh process."
+            ) from e
+
+
+@contextlib.contextmanager
+def determinism(seed: int, enabled: bool):
+    """Seed Python/NumPy/TF/Keras and optionally enable TF op determinism.
+
+    Restores the previous op-determinism setting on exit, so that calling
+    ``main()`` from another program does not change it for good.
+    """
+    import keras
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    keras.utils.set_random_seed(int(seed))
+    was = tf_config.is_op_determinism_enabled()
+    if enabled and not was:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if enabled and not was and hasattr(tf_config, "disable_op_determinism"):
+            tf_config.disable_op_determinism()
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed: bool):
+    """``mixed_float16`` on GPUs when asked (float32 otherwise); restored on exit."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    name = "float32"
+    if mixed:
+        if gpu_devices():
+            name = "mixed_float16"
+        else:
+            print(
+                "warning: --mixed-precision needs a GPU (float16 matmuls are slow on CPUs); "
+                "training in float32.",
+                file=sys.stderr,
+            )
+    keras.config.set_dtype_policy(name)
+    try:
+        yield name
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_copy(model):
+    """A float32 copy of ``model`` (same class, config and weights, no optimizer).
+
+    A model trained under ``mixed_float16`` records that policy in its
+    config; the published model must compute in float32 wherever it is
+    loaded, so the scripts save this copy instead.
+    """
+    import keras
+
+    config = dict(model.get_config())
+    config["dtype"] = "float32"
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        clone = type(model).from_config(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+class Distribution:
+    """The ``--strategy`` in effect: scope, replica count, chief or not."""
+
+    def __init__(self, name: str):
+        import keras
+
+        self.name = name
+        self.backend = keras.backend.backend()
+        self.strategy = None
+        self.is_chief = True
+        self.worker_index = 0
+        if self.backend == "jax":
+            self._setup_jax(name)
+            return
+        import tensorflow as tf
+
+        if name == "default":
+            self.strategy = tf.distribute.get_strategy()
+        elif name == "mirrored":
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in gpus] or [
+                d.name for d in tf.config.list_logical_devices("CPU")
+            ]
+            self.strategy = tf.distribute.MirroredStrategy(devices=devices)
+        elif name == "multiworker":
+            if "TF_CONFIG" not in os.environ:
+                raise UsageError(
+                    "--strategy multiworker reads the cluster from the TF_CONFIG environment "
+                    "variable, which is not set."
+                )
+            self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            cfg = json.loads(os.environ["TF_CONFIG"])
+            task = cfg.get("task", {})
+            kind, index = task.get("type", "worker"), int(task.get("index", 0))
+            has_chief = "chief" in cfg.get("cluster", {})
+            self.is_chief = kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
+            self.worker_index = index if kind == "worker" else 0
+        else:
+            raise UsageError(f"Unknown --strategy {name!r}.")
+
+    def _setup_jax(self, name):
+        import keras
+
+        if name == "default":
+            return
+        if name == "multiworker":
+            keras.distribution.initialize()
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+
+    @property
+    def num_replicas(self) -> int:
+        if self.strategy is not None:
+            return int(self.strategy.num_replicas_in_sync)
+        import keras
+
+        dist = keras.distribution.distribution()
+        return len(dist.device_mesh.devices.reshape(-1)) if dist is not None else 1
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------
+# Logs, recipes, manifests
+# --------------------------------------------------------------------------
+
+
+def trim_csv_log(path, first_epoch: int) -> None:
+    """Drop rows of epochs >= ``first_epoch`` (they are retrained after a resume)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    if "epoch" not in header:
+        return
+    col = header.index("epoch")
+    kept = [r for r in body if r and int(float(r[col])) < first_epoch]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(kept)
+    os.replace(tmp, path)
+
+
+def fingerprint_of(args_dict: dict, extra: dict) -> dict:
+    """The configuration a backup must match (semantic arguments + data)."""
+    fp = dict(args_dict)
+    fp.update(extra)
+    return fp
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_recipe_args(name: str, manifest_path=None):
+    """The ``recipe["args"]`` of manifest entry ``name`` (a dict or an argv list).
+
+    Reads through :mod:`keraszoo.weights.manifest` (``$KERASZOO_MANIFEST`` or
+    the packaged manifest unless ``manifest_path`` is given).
+    """
+    from keraszoo.weights import manifest
+
+    entry = manifest.get_entry(name, path=manifest_path)
+    recipe = entry.get("recipe") or {}
+    args = recipe.get("args")
+    if args is None:
+        raise UsageError(
+            f"The manifest entry {name!r} has no recipe['args'] to rerun (its command was: "
+            f"{recipe.get('command', '?')!r})."
+        )
+    if not isinstance(args, (dict, list)):
+        raise UsageError(f"recipe['args'] of {name!r} must be a dict or a list, got {args!r}.")
+    return args
+
+
+def write_text_atomic(path, text: str) -> None:
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
