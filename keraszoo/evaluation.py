@@ -17,7 +17,10 @@
 * denoising AE: ``denoised_psnr_db`` at the training noise and
   ``denoised_psnr_2x_db`` at twice it (with ``noisy_psnr_*`` for reference);
 * adversarial AE: ``discriminator_accuracy`` on test codes vs prior samples
-  (0.5 = the code distribution is indistinguishable from the prior).
+  (0.5 = the code distribution is indistinguishable from the prior);
+* generative variants: ``sample_fd``, the Fréchet distance between samples and
+  the test images in the feature space of keraszoo's own small classifier
+  (``keraszoo.feature_classifier``; not comparable with Inception FIDs).
 
 All image metrics are measured on float images in [0, 1] (binarized first when
 ``binarize="static"``, the convention for likelihoods on MNIST).
@@ -152,7 +155,7 @@ def _load_split(data, split, source, data_dir, binarize, num_examples):
 
 def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, num_examples=None,
              batch_size=DEFAULT_BATCH_SIZE, iwae_samples=None, binarize=None, train_data=None,
-             knn=True, probe=True, max_train_examples=None, seed=0, verbose=False):
+             knn=True, probe=True, fid=True, max_train_examples=None, seed=0, verbose=False):
     """Measures ``model`` and returns ``{metric: value}`` (see the module docstring).
 
     Args:
@@ -169,6 +172,9 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
         train_data: ``(x, y)`` whose codes fit the k-NN / probe when ``data``
             is given as arrays; a named dataset uses its train split.
         knn, probe: compute the code-quality metrics (need labels).
+        fid: for generative models on a named dataset with a bundled feature
+            classifier, ``sample_fd``: the Fréchet distance between
+            ``len(x)`` samples and the evaluated images.
         max_train_examples: cap on the train codes used by k-NN / probe.
         seed: seed of every random draw of the evaluation.
         verbose: print progress and the final table.
@@ -223,6 +229,11 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
         _denoising_metrics(model, x, batch_size, seed, results)
     if variant == "aae":
         results["discriminator_accuracy"] = _discriminator_accuracy(model, codes, seed)
+    if fid and getattr(model, "is_generative", False) and isinstance(data, str):
+        from keraszoo import feature_classifier as fc
+
+        if fc.asset_dir(data).exists():
+            results["sample_fd"] = sample_frechet_distance(model, x, dataset=data, seed=seed)
     results["seconds"] = round(time.time() - started, 1)
     if verbose:
         print(format_table(results), flush=True)
@@ -264,3 +275,17 @@ def format_table(results):
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 2 + max(len(v) for _, v in rows))
     return "\n".join([line] + [f"{k.ljust(width)}  {v}" for k, v in rows] + [line])
+
+
+def sample_frechet_distance(model, x_reference, dataset="mnist", num_samples=None, seed=0, batch_size=500):
+    """Fréchet distance between ``model.sample`` images and ``x_reference`` in the
+    feature space of keraszoo's bundled classifier for ``dataset`` (see
+    ``keraszoo.feature_classifier``). Lower is better; 0 = same feature statistics.
+    """
+    from keraszoo import feature_classifier as fc
+
+    extractor, _ = fc.load_feature_extractor(dataset)
+    n = int(num_samples or len(x_reference))
+    samples = np.concatenate([_np(model.sample(min(batch_size, n - i), seed=seed + i))
+                              for i in range(0, n, batch_size)], axis=0)
+    return fc.frechet_distance(fc.features(extractor, samples), fc.features(extractor, x_reference))

@@ -73,3 +73,14 @@ def test_evaluate_reports_the_variant_metrics(name, mnist_sample):
     if name in ("vae", "hvae"):
         assert results["iwae_nll_nats"] <= results["negative_elbo_nats"] + 1.0
     assert "knn_accuracy" in evaluation.format_table(results)
+
+
+def test_frechet_distance_known_values():
+    from keraszoo.feature_classifier import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 3))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    # N(0, I) vs N(m, 4I) in 3-D: |m|^2 + 3 * (1 + 4 - 2 * 2) = |m|^2 + 3
+    b = 2.0 * rng.normal(size=(20000, 3)) + np.array([1.0, 0.0, 2.0])
+    assert frechet_distance(a, b) == pytest.approx(5.0 + 3.0, rel=0.03)
