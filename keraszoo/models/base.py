@@ -41,6 +41,29 @@ def _replica_scale():
     return 1.0 / ctx.num_replicas_in_sync
 
 
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """A ``SeedGenerator`` whose draws differ between ``tf.distribute`` replicas.
+
+    Every replica of a mirrored model holds the same generator state, so a
+    plain ``SeedGenerator`` would hand every replica the same noise (the same
+    reparameterization ``eps`` for different examples). Offsetting the drawn
+    seed by the replica id keeps the draws independent; with one replica the
+    draws are exactly those of ``SeedGenerator``.
+    """
+
+    def next(self, ordered=True):
+        seed = super().next(ordered=ordered)
+        if keras.backend.backend() != "tensorflow":
+            return seed
+        import tensorflow as tf
+
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return seed
+        replica = tf.cast(ctx.replica_id_in_sync_group, seed.dtype)
+        return seed + tf.stack([replica * 1_000_003, tf.zeros_like(replica)])
+
+
 class BaseAutoEncoder(keras.Model):
     """Base class of every keraszoo autoencoder.
 
@@ -113,7 +136,7 @@ class BaseAutoEncoder(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self._build_extra_layers()
-        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.seed_generator = ReplicaSeedGenerator(seed, name="seed_generator")
 
         # === Metrics ===
         names = ("total_loss", "reconstruction_loss") + tuple(self.regularizer_names) + tuple(
