@@ -371,6 +371,11 @@ def _resolve_name(name, revision, source, cache_dir):
         if source == "bundled":
             why = "is not bundled with keraszoo" if folder is None else f"has no complete bundled copy at {folder}"
             raise ValueError(f"{name!r} {why}; use source='hub' (or 'auto') to download it from {hub['repo_id']}.")
+    if hub["revision"] is None:
+        raise ValueError(
+            f"{name!r} has not been published on the Hub yet (its manifest entry has no pinned revision); "
+            f"it ships with keraszoo: load it with source='auto' or source='bundled'."
+        )
     description = f"hf://{hub['repo_id']}@{hub['revision']} ({name!r})"
     files = {}
     for filename in MODEL_FILES:

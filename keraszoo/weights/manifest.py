@@ -329,8 +329,12 @@ def validate_entry(name, entry, *, source="manifest") -> None:
     hub = entry["hub"]
     _require_dict(hub, source, f"{where}.hub")
     _require_str(hub.get("repo_id"), source, f"{where}.hub.repo_id", pattern=_REPO_ID_RE, hint="an 'org/name' repository id")
-    _require_str(hub.get("revision"), source, f"{where}.hub.revision", pattern=_COMMIT_RE,
-                 hint="a pinned 40-hex commit id (branches and tags move)")
+    if hub.get("revision") is not None:  # null: not pushed to the Hub yet (bundled copy only)
+        _require_str(hub.get("revision"), source, f"{where}.hub.revision", pattern=_COMMIT_RE,
+                     hint="a pinned 40-hex commit id (branches and tags move), or null before the first push")
+    elif entry.get("bundled") is None:
+        _fail(source, f"{where}.hub.revision",
+              "is null (not on the Hub yet), so the entry must have a bundled copy ('bundled')")
     _check_files(hub.get("files"), source, f"{where}.hub.files")
 
     bundled = entry["bundled"]

@@ -283,3 +283,17 @@ def test_bundled_copy_is_used_offline_first(fake_hub, saved_model, private_manif
     (info.directory / "model.weights.h5").write_bytes(b"garbage")
     with pytest.raises(IntegrityError, match="bundled copy of 'ae_mnist'"):
         keraszoo.load("ae_mnist")
+
+
+def test_entry_not_yet_on_the_hub_loads_from_its_bundle_only(saved_model, private_manifest):
+    """revision null = bundled copy, not pushed yet: loads offline, and source='hub' says why it cannot."""
+    mf.add_entry("ae_mnist", saved_model.directory, repo_id="keraszoo/ae-mnist", revision=None, dataset="mnist",
+                 license=LICENSE, paper=PAPER, path=private_manifest, bundle=True)
+    model = keraszoo.load("ae_mnist")
+    np.testing.assert_allclose(_outputs(model, saved_model.x), saved_model.reconstruction, atol=1e-6)
+    with pytest.raises(ValueError, match="not been published on the Hub yet"):
+        keraszoo.load("ae_mnist", source="hub")
+    data = json.loads(private_manifest.read_text())
+    data["models"]["ae_mnist"]["bundled"] = None
+    with pytest.raises(mf.ManifestError, match="must have a bundled copy"):
+        mf.validate_manifest(data)
