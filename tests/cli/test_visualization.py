@@ -1,0 +1,98 @@
+"""keraszoo.visualization: grid geometry and PNG loading rules (Pillow only, no model)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keraszoo import visualization as vis
+
+
+def test_grid_geometry_border_and_scaling():
+    x = np.zeros((5, 28, 28, 1), np.float32)
+    x[2] = 1.0
+    grid = vis.make_grid(x, ncols=3)
+    # 28 px tiles are drawn at 2x: 3 columns x 2 rows of 56 px with 2 px borders.
+    assert grid.shape == (2 * 56 + 3 * 2, 3 * 56 + 4 * 2) and grid.dtype == np.uint8
+    assert (grid[:2] == vis.BORDER_VALUE).all() and (grid[:, :2] == vis.BORDER_VALUE).all()
+    assert (grid[2:58, 2 + 2 * 58:2 + 2 * 58 + 56] == 255).all()  # tile 2 is white
+    assert (grid[60:116, 118:174] == vis.BORDER_VALUE).all()  # the empty 6th slot
+    assert vis.make_grid(x).shape == vis.make_grid(x, ncols=3).shape  # ceil(sqrt(5)) = 3 columns
+    assert vis.make_grid(x, ncols=3, scale=1, border=0).shape == (56, 84)
+    assert vis.auto_scale(28, 28) == 2 and vis.auto_scale(16, 16) == 4 and vis.auto_scale(64, 64) == 1
+    rgb = vis.make_grid(np.random.default_rng(0).random((4, 32, 32, 3)))
+    assert rgb.shape == (2 * 64 + 6, 2 * 64 + 6, 3)
+
+
+def test_comparison_and_strips(tmp_path):
+    a = np.zeros((3, 28, 28, 1), np.float32)
+    b = np.ones((3, 28, 28, 1), np.float32)
+    grid = vis.comparison_grid(a, b, ncols=2)
+    assert grid.shape == (4 * 56 + 5 * 2, 2 * 56 + 3 * 2)  # two (top, bottom) row pairs
+    assert (grid[2:58, 2:58] == 0).all() and (grid[60:116, 2:58] == 255).all()
+    with pytest.raises(ValueError, match="same shape"):
+        vis.comparison_grid(a, b[:2])
+    path = vis.save_strip(np.zeros((2, 5, 28, 28, 1)), tmp_path / "sub" / "strip.png")
+    with Image.open(path) as img:
+        assert img.size == (5 * 56 + 6 * 2, 2 * 56 + 3 * 2) and img.mode == "L"
+
+
+def test_bad_arrays_are_refused():
+    with pytest.raises(ValueError, match="channels"):
+        vis.make_grid(np.zeros((2, 28, 28, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        vis.make_grid(np.full((1, 28, 28, 1), np.nan))
+    with pytest.raises(ValueError, match="no images"):
+        vis.make_grid(np.zeros((0, 28, 28, 1)))
+
+
+def test_load_image_modes(tmp_path):
+    rng = np.random.default_rng(0)
+    gray16 = rng.integers(0, 65536, (28, 28), dtype=np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "g16.png")
+    x = vis.load_image(tmp_path / "g16.png", (28, 28, 1))
+    np.testing.assert_allclose(x[..., 0], gray16 / 65535.0, atol=1e-6)
+
+    palette = Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).convert("P")
+    palette.save(tmp_path / "p.png")
+    assert vis.load_image(tmp_path / "p.png", (28, 28, 3)).shape == (28, 28, 3)
+
+    gray = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    as_rgb = vis.load_image(tmp_path / "g.png", (28, 28, 3))  # grayscale -> RGB is lossless
+    np.testing.assert_allclose(as_rgb, np.repeat(gray[..., None] / 255.0, 3, -1), atol=1e-6)
+
+    opaque = np.dstack([gray, np.full_like(gray, 255)])
+    Image.fromarray(opaque).save(tmp_path / "opaque.png")
+    np.testing.assert_allclose(vis.load_image(tmp_path / "opaque.png", (28, 28, 1))[..., 0], gray / 255.0, atol=1e-6)
+    transparent = opaque.copy()
+    transparent[0, 0, 1] = 0
+    Image.fromarray(transparent).save(tmp_path / "alpha.png")
+    with pytest.raises(ValueError, match="transparent"):
+        vis.load_image(tmp_path / "alpha.png", (28, 28, 1))
+    assert vis.load_image(tmp_path / "alpha.png", (28, 28, 1), color_mode="grayscale").shape == (28, 28, 1)
+
+
+def test_load_image_size_checks_and_resize(tmp_path):
+    Image.fromarray(np.full((40, 30), 200, np.uint8)).save(tmp_path / "wide.png")
+    with pytest.raises(ValueError, match=r"wide.png is 40x30 pixels; the model expects 28x28 \(image shape \(28, 28, 1\)\)"):
+        vis.load_image(tmp_path / "wide.png", (28, 28, 1))
+    x = vis.load_image(tmp_path / "wide.png", (28, 28, 1), resize=True)
+    assert x.shape == (28, 28, 1) and x.dtype == np.float32
+    np.testing.assert_allclose(x, 200 / 255.0, atol=1e-4)  # a flat image stays flat
+    assert vis.load_image(tmp_path / "wide.png").shape == (40, 30, 1)
+    with pytest.raises(ValueError, match="does not exist"):
+        vis.load_image(tmp_path / "missing.png", (28, 28, 1))
+    with pytest.raises(ValueError, match="image_shape"):
+        vis.load_image(tmp_path / "wide.png", (28, 28, 2))
+
+
+def test_load_images_expands_folders_in_sorted_order(tmp_path):
+    for i in (2, 0, 1):
+        Image.fromarray(np.full((28, 28), i * 100, np.uint8)).save(tmp_path / f"im{i}.png")
+    (tmp_path / ".hidden.png").write_bytes(b"not read")
+    x, files = vis.load_images([tmp_path], (28, 28, 1))
+    assert [f.name for f in files] == ["im0.png", "im1.png", "im2.png"]
+    np.testing.assert_allclose(x[:, 0, 0, 0], [0, 100 / 255, 200 / 255], atol=1e-6)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No images"):
+        vis.load_images([tmp_path / "empty"], (28, 28, 1))
