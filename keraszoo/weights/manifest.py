@@ -451,6 +451,7 @@ def write_manifest(data, path=None) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the manifest is a shared, tracked file
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -599,7 +600,8 @@ def add_entry(
     """Register the weights in a ``save_pretrained`` folder in the manifest.
 
     Builds the entry with :func:`build_entry`; with ``bundle=True`` also copies
-    ``config.json``, ``model.weights.h5``, ``metadata.json`` and ``README.md`` to
+    ``config.json``, ``model.weights.h5``, ``metadata.json``, ``README.md`` and the
+    card's pictures (``reconstructions.png``, ``samples.png``) when present to
     ``<bundle_root>/pretrained/<name>/`` after checking the size limits
     (each file <= 5 MB, all bundles together <= 40 MB). Then writes the manifest.
 
@@ -630,11 +632,11 @@ def add_entry(
     )
     if bundle:
         others = {k: v for k, v in data["models"].items() if k != name}
-        sizes = {f: entry["hub"]["files"][f]["size"] for f in BUNDLED_FILES}
+        sizes = {f: entry["hub"]["files"][f]["size"] for f in bundled_files(entry)}
         _check_limits({name: sizes, **_bundle_sizes(others)})
         target = bundle_root(path) / entry["bundled"]
         target.mkdir(parents=True, exist_ok=True)
-        for filename in BUNDLED_FILES:
+        for filename in bundled_files(entry):
             shutil.copyfile(Path(directory) / filename, target / filename)
             verify_file(target / filename, entry["hub"]["files"][filename]["sha256"],
                         expected_size=entry["hub"]["files"][filename]["size"])
@@ -682,9 +684,18 @@ def set_metrics(name, metrics, *, evaluation=None, path=None) -> dict:
 # --------------------------------------------------------------------------- bundle limits
 
 
+#: Pictures of the model card, bundled with the weights when the folder has them.
+BUNDLED_IMAGES = ("reconstructions.png", "samples.png", "interpolations.png")
+
+
+def bundled_files(entry) -> tuple:
+    """The files of ``entry`` that a bundled copy holds: the model, its card and the card's pictures."""
+    return BUNDLED_FILES + tuple(f for f in BUNDLED_IMAGES if f in entry["hub"]["files"])
+
+
 def _bundle_sizes(models) -> dict:
     return {
-        name: {f: entry["hub"]["files"][f]["size"] for f in BUNDLED_FILES}
+        name: {f: entry["hub"]["files"][f]["size"] for f in bundled_files(entry)}
         for name, entry in models.items()
         if entry.get("bundled")
     }
@@ -728,7 +739,7 @@ def check_bundle_limits(*, path=None, verify=True) -> dict:
             continue
         folder = root / entry["bundled"]
         sizes = {}
-        for filename in BUNDLED_FILES:
+        for filename in bundled_files(entry):
             file_path = folder / filename
             if not file_path.is_file():
                 raise FileNotFoundError(f"Bundled weights for {name!r} are incomplete: {file_path} is missing.")

@@ -1,0 +1,140 @@
+"""Evaluate a trained run and publish it as a zoo entry (bundled, listed in the manifest).
+
+    KERASZOO_DATA_DIR=../shared/data python training/publish_zoo.py vae_mnist runs/vae_mnist \\
+        --iwae-samples 5000
+
+1. loads the ``training/train.py`` output folder;
+2. measures it with ``keraszoo.evaluate`` on the full test split (the only
+   source of published numbers) -- binarized with the fixed seed for the
+   likelihood models, as the literature does;
+3. draws the model card's pictures (reconstructions of the first test digits,
+   samples from the prior);
+4. writes the folder with ``keraszoo.save_pretrained`` (metrics, the run's recipe,
+   licenses, paper) into a staging folder and registers it with
+   ``keraszoo.weights.manifest.add_entry`` (bundled copy; ``hub.revision`` stays
+   null until ``python -m keraszoo.weights push`` publishes it and pins the commit).
+
+The evaluation command is recorded in the entry, so ``keraszoo evaluate NAME``
+reruns it.
+"""
+
+import argparse
+import json
+import pathlib
+import shlex
+import sys
+import tempfile
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+MNIST_LICENSE = "CC BY-SA 3.0"
+CIFAR_NOTE = ("Trained and evaluated on cifar10_jpeg.npz, a lossy JPEG (quality ~75) re-encode of CIFAR-10: "
+              "numbers are not comparable with results on the original CIFAR-10 pixels.")
+
+PAPERS = {
+    "ae": {"title": "Reducing the Dimensionality of Data with Neural Networks (Hinton & Salakhutdinov, 2006)",
+           "url": "https://doi.org/10.1126/science.1127647"},
+    "dae": {"title": "Extracting and Composing Robust Features with Denoising Autoencoders (Vincent et al., 2008)",
+            "url": "https://doi.org/10.1145/1390156.1390294"},
+    "sae": {"title": "Sparse autoencoder, CS294A lecture notes (Ng, 2011)",
+            "url": "https://web.stanford.edu/class/cs294a/sparseAutoencoder_2011new.pdf"},
+    "cae": {"title": "Contractive Auto-Encoders: Explicit Invariance During Feature Extraction (Rifai et al., 2011)",
+            "url": "https://icml.cc/2011/papers/455_icmlpaper.pdf"},
+    "vae": {"title": "Auto-Encoding Variational Bayes (Kingma & Welling, 2014)",
+            "url": "https://arxiv.org/abs/1312.6114"},
+    "beta_vae": {"title": "beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework "
+                          "(Higgins et al., 2017)", "url": "https://openreview.net/forum?id=Sy2fzU9gl"},
+    "hvae": {"title": "Ladder Variational Autoencoders (Sonderby et al., 2016)",
+             "url": "https://arxiv.org/abs/1602.02282"},
+    "aae": {"title": "Adversarial Autoencoders (Makhzani et al., 2016)", "url": "https://arxiv.org/abs/1511.05644"},
+}
+
+#: The published zoo: name -> (paper key, dataset, evaluation binarization).
+ZOO = {
+    "ae_mnist": ("ae", "mnist", None),
+    "conv_ae_mnist": ("ae", "mnist", None),
+    "dae_mnist": ("dae", "mnist", None),
+    "sae_mnist": ("sae", "mnist", None),
+    "cae_mnist": ("cae", "mnist", None),
+    "vae_mnist": ("vae", "mnist", "static"),
+    "beta_vae_mnist": ("beta_vae", "mnist", "static"),
+    "hvae_mnist": ("hvae", "mnist", "static"),
+    "aae_mnist": ("aae", "mnist", None),
+    "vae_mnist_2d": ("vae", "mnist", "static"),
+    "aae_mnist_2d": ("aae", "mnist", None),
+    "conv_ae_cifar10": ("ae", "cifar10", None),
+    "vae_cifar10": ("vae", "cifar10", None),
+    "dae_cifar10": ("dae", "cifar10", None),
+}
+
+
+def evaluation_command(name, binarize, iwae_samples):
+    parts = ["keraszoo", "evaluate", name, "--data", ZOO[name][1]]
+    if binarize:
+        parts += ["--binarize", binarize]
+    if iwae_samples:
+        parts += ["--iwae-samples", str(iwae_samples)]
+    return " ".join(parts)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=sorted(ZOO))
+    parser.add_argument("run_dir", help="output folder of training/train.py")
+    parser.add_argument("--iwae-samples", type=int, default=5000, help="VAE family only (default 5000)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--num-examples", type=int, default=None, help="quick runs only; publish the full split")
+    parser.add_argument("--staging", default=None, help="folder to write (default: a temporary one)")
+    parser.add_argument("--no-bundle", action="store_true")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    import keraszoo
+    from keraszoo import visualization
+    from keraszoo.weights import manifest
+
+    paper_key, dataset, binarize = ZOO[args.name]
+    model = keraszoo.load(args.run_dir)
+    run_meta = json.loads((pathlib.Path(args.run_dir) / "metadata.json").read_text())
+    iwae = args.iwae_samples if hasattr(model, "log_likelihood") else None
+    metrics = keraszoo.evaluate(model, dataset, source="npz", data_dir=args.data_dir, binarize=binarize,
+                                iwae_samples=iwae, num_examples=args.num_examples, verbose=True)
+    evaluation = {
+        "command": evaluation_command(args.name, binarize, iwae),
+        "dataset": dataset, "split": "test", "binarize": binarize or "none",
+        "num_examples": metrics["num_examples"], "iwae_samples": iwae, "seconds": metrics["seconds"],
+    }
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+               and k not in ("num_examples", "iwae_samples", "seconds")}
+
+    staging = pathlib.Path(args.staging or tempfile.mkdtemp(prefix=f"{args.name}-"))
+    staging.mkdir(parents=True, exist_ok=True)
+    from keraszoo import data as data_module
+
+    x_test, _ = data_module.load_arrays(dataset, "test", source="npz", data_dir=args.data_dir)
+    x_show = np.asarray(x_test[:16], dtype="float32")
+    recon = np.asarray(model.reconstruct(x_show))
+    visualization.save_comparison(x_show, recon, staging / "reconstructions.png", ncols=16)
+    if model.is_generative:
+        visualization.save_grid(np.asarray(model.sample(64, seed=0)), staging / "samples.png", ncols=16)
+    recipe = dict(run_meta.get("recipe") or {})
+    data_license = MNIST_LICENSE if dataset == "mnist" else "CIFAR-10 (Krizhevsky, 2009); no explicit license"
+    keraszoo.save_pretrained(model, staging, metrics=numbers, recipe=recipe, dataset=dataset,
+                             license="MIT", data_license=data_license, paper=PAPERS[paper_key],
+                             repo_id=f"keraszoo/{args.name}", keras_archive=False)
+    description = CIFAR_NOTE if dataset == "cifar10" else None
+    manifest.add_entry(args.name, staging, repo_id=f"keraszoo/{args.name}", revision=None, dataset=dataset,
+                       license={"weights": "MIT", "data": data_license}, paper=PAPERS[paper_key],
+                       binarization=binarize or "none", bundle=not args.no_bundle, description=description,
+                       overwrite=args.overwrite)
+    manifest.set_metrics(args.name, numbers, evaluation=evaluation)
+    print(f"published {args.name}: {json.dumps(numbers, indent=1)}")
+    print("evaluation:", shlex.quote(evaluation["command"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
