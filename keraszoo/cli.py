@@ -30,6 +30,8 @@ import argparse
 import json
 import os
 import sys
+
+from keraszoo.argtypes import positive_int
 import zipfile
 from pathlib import Path
 
@@ -63,18 +65,10 @@ def _examples(*lines):
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _steps(text):
-    value = _positive_int(text)
+    value = positive_int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"needs at least 2 steps (both end points), got {value}")
     return value
@@ -781,10 +775,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEMO_MODEL,
                    help=f"manifest name, hf://org/repo[@rev] or a save_pretrained folder (default: {DEMO_MODEL})")
     p.add_argument("--out", default="keraszoo-demo", help="output folder (default: ./keraszoo-demo/)")
-    p.add_argument("--num", type=_positive_int, default=16, help="digits in reconstructions.png (default: 16)")
-    p.add_argument("--samples", type=_positive_int, default=64, help="images in samples.png (default: 64)")
+    p.add_argument("--num", type=positive_int, default=16, help="digits in reconstructions.png (default: 16)")
+    p.add_argument("--samples", type=positive_int, default=64, help="images in samples.png (default: 64)")
     p.add_argument("--steps", type=_steps, default=10, help="steps per interpolation (default: 10)")
-    p.add_argument("--rows", type=_positive_int, default=4, help="interpolations in interpolation.png (default: 4)")
+    p.add_argument("--rows", type=positive_int, default=4, help="interpolations in interpolation.png (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prior samples (default: 0)")
     _add_model_options(p, name=False)
     p.set_defaults(func=cmd_demo)
@@ -797,7 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", metavar="IMAGES", nargs="+", help="PNG files or folders of them")
     p.add_argument("-o", "--output", type=_output(".png", ".npy"), required=True,
                    help="grid .png (originals above reconstructions), or .npy for the array")
-    p.add_argument("--cols", type=_positive_int, default=10, help="images per row (default: 10)")
+    p.add_argument("--cols", type=positive_int, default=10, help="images per row (default: 10)")
     _add_image_options(p)
     p.set_defaults(func=cmd_reconstruct)
 
@@ -820,17 +814,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("codes", metavar="CODES", help=".npy of shape (N, latent_dim) or .npz with 'codes'")
     p.add_argument("-o", "--output", type=_output(".png", ".npy"), required=True, help="grid .png or .npy array")
     p.add_argument("--key", help="array to read from an .npz (default: codes, z or its only array)")
-    p.add_argument("--cols", type=_positive_int, default=10, help="images per row (default: 10)")
+    p.add_argument("--cols", type=positive_int, default=10, help="images per row (default: 10)")
     p.set_defaults(func=cmd_decode)
 
     p = add("sample", "draw images from a generative model's prior (vae, hvae, aae)",
             _examples("keraszoo sample vae_mnist -n 64 -o samples.png --seed 0",
                       "keraszoo sample hf://org/my-vae -n 1000 -o samples.npy"))
     _add_model_options(p)
-    p.add_argument("-n", "--num", type=_positive_int, default=64, help="number of samples (default: 64)")
+    p.add_argument("-n", "--num", type=positive_int, default=64, help="number of samples (default: 64)")
     p.add_argument("-o", "--output", type=_output(".png", ".npy"), required=True, help="grid .png or .npy array")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
-    p.add_argument("--cols", type=_positive_int, default=None, help="images per row (default: a square grid)")
+    p.add_argument("--cols", type=positive_int, default=None, help="images per row (default: a square grid)")
     p.set_defaults(func=cmd_sample)
 
     p = add("interpolate", "decode the straight line between the codes of two images",
@@ -856,13 +850,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-source", choices=("auto", "npz", "tfds"), default="auto",
                    help="read a named dataset from .npz archives or tensorflow_datasets (default: auto)")
     p.add_argument("--data-dir", help="folder of the .npz archives (default: $KERASZOO_DATA_DIR)")
-    p.add_argument("-n", "--num-examples", type=_positive_int, default=None, help="evaluate the first N examples")
-    p.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE, help=f"default: {BATCH_SIZE}")
-    p.add_argument("--iwae-samples", type=_positive_int, default=None,
+    p.add_argument("-n", "--num-examples", type=positive_int, default=None, help="evaluate the first N examples")
+    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help=f"default: {BATCH_SIZE}")
+    p.add_argument("--iwae-samples", type=positive_int, default=None,
                    help="importance samples for the IWAE bound (VAE family); published numbers use 5000")
     p.add_argument("--binarize", choices=("none", "static"), default="none",
                    help="fixed-seed Bernoulli binarization (the convention for MNIST likelihoods)")
-    p.add_argument("--max-train-examples", type=_positive_int, default=None,
+    p.add_argument("--max-train-examples", type=positive_int, default=None,
                    help="cap on the train codes used by the k-NN and linear-probe metrics")
     p.add_argument("--no-knn", action="store_true", help="skip the k-NN accuracy of the codes")
     p.add_argument("--no-probe", action="store_true", help="skip the linear-probe accuracy of the codes")

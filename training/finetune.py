@@ -28,6 +28,7 @@ import argparse
 import pathlib
 import shlex
 import sys
+from keraszoo.argtypes import fraction, positive_int  # noqa: E402
 import time
 
 if __package__ in (None, ""):  # run as a script: make `training` importable
@@ -39,18 +40,8 @@ from training._common import UsageError  # noqa: E402
 PROG = "python training/finetune.py"
 
 
-def _positive_int(text):
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
-def _fraction(text):
-    v = float(text)
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {v}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,15 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="NAME_OR_PATH", help="manifest name, hf://org/repo or a local folder")
     p.add_argument("--data", required=True, help="image folder, .npy or .npz file")
     p.add_argument("--out", required=True, help="output folder (save_pretrained layout)")
-    p.add_argument("--epochs", type=_positive_int, default=5)
+    p.add_argument("--epochs", type=positive_int, default=5)
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
     p.add_argument("--resize", action="store_true", help="resize images to the model's input size")
     p.add_argument("--color-mode", choices=("grayscale", "rgb"), default=None,
                    help="convert images to this channel count (default: from the model, strict)")
     p.add_argument("--binarize", choices=("none", "dynamic", "static", "threshold"), default="none")
-    p.add_argument("--val-split", type=_fraction, default=0.0)
+    p.add_argument("--val-split", type=fraction, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--revision", default=None, help="Hub revision for hf:// models")
     p.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto")

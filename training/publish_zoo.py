@@ -19,6 +19,7 @@ reruns it.
 """
 
 import argparse
+import fcntl
 import json
 import pathlib
 import shlex
@@ -118,19 +119,26 @@ def main(argv=None):
     x_show = np.asarray(x_test[:16], dtype="float32")
     recon = np.asarray(model.reconstruct(x_show))
     visualization.save_comparison(x_show, recon, staging / "reconstructions.png", ncols=16)
+    strips = np.asarray(model.interpolate(x_show[:4], x_show[4:8], steps=10))  # (4, 10, H, W, C)
+    visualization.save_grid(strips.reshape((-1,) + strips.shape[2:]), staging / "interpolations.png", ncols=10)
     if model.is_generative:
         visualization.save_grid(np.asarray(model.sample(64, seed=0)), staging / "samples.png", ncols=16)
     recipe = dict(run_meta.get("recipe") or {})
     data_license = MNIST_LICENSE if dataset == "mnist" else "CIFAR-10 (Krizhevsky, 2009); no explicit license"
     keraszoo.save_pretrained(model, staging, metrics=numbers, recipe=recipe, dataset=dataset,
                              license="MIT", data_license=data_license, paper=PAPERS[paper_key],
-                             repo_id=f"keraszoo/{args.name}", keras_archive=False)
+                             repo_id=f"keraszoo/{args.name}", keras_archive=False, zoo_name=args.name)
     description = CIFAR_NOTE if dataset == "cifar10" else None
+    # Several publish runs may finish at once: serialize the manifest's read-modify-write.
+    lock = open(manifest.manifest_path().parent / ".weights_manifest.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     manifest.add_entry(args.name, staging, repo_id=f"keraszoo/{args.name}", revision=None, dataset=dataset,
                        license={"weights": "MIT", "data": data_license}, paper=PAPERS[paper_key],
                        binarization=binarize or "none", bundle=not args.no_bundle, description=description,
                        overwrite=args.overwrite)
     manifest.set_metrics(args.name, numbers, evaluation=evaluation)
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
     print(f"published {args.name}: {json.dumps(numbers, indent=1)}")
     print("evaluation:", shlex.quote(evaluation["command"]))
     return 0

@@ -32,6 +32,7 @@ import json
 import pathlib
 import shlex
 import sys
+from keraszoo.argtypes import fraction, positive_int  # noqa: E402
 import time
 
 if __package__ in (None, ""):  # run as a script: make `training` importable
@@ -91,27 +92,14 @@ def _int_list(text):
     return values
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
-def _fraction(text):
-    v = float(text)
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {v}")
-    return v
 
 
 def _spe(text):
     if text == "auto":
         return text
-    return _positive_int(text)
+    return positive_int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, help="variant or alias: " + ", ".join(_common.MODEL_ALIASES))
-    g.add_argument("--latent-dim", type=_positive_int, default=None, help="code size (model default: 16)")
+    g.add_argument("--latent-dim", type=positive_int, default=None, help="code size (model default: 16)")
     g.add_argument("--architecture", choices=("dense", "conv"), default=None)
     g.add_argument("--hidden-dims", type=_int_list, default=None, help="e.g. 512,256")
     g.add_argument("--conv-filters", type=_int_list, default=None, help="e.g. 32,64")
@@ -147,13 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: the .npz archive in --data-dir/$KERASZOO_DATA_DIR if present, else tfds")
     g.add_argument("--data-dir", default=None, help="folder of the .npz archives (or tfds data_dir)")
     g.add_argument("--binarize", choices=("none", "dynamic", "static", "threshold"), default="none")
-    g.add_argument("--limit", type=_positive_int, default=None, help="train on the first N images only")
-    g.add_argument("--val-split", type=_fraction, default=0.0,
+    g.add_argument("--limit", type=positive_int, default=None, help="train on the first N images only")
+    g.add_argument("--val-split", type=fraction, default=0.0,
                    help="fraction of the training images held out for validation")
 
     g = p.add_argument_group("optimization")
-    g.add_argument("--epochs", type=_positive_int, default=10)
-    g.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size")
+    g.add_argument("--epochs", type=positive_int, default=10)
+    g.add_argument("--batch-size", type=positive_int, default=128, help="global batch size")
     g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     g.add_argument("--discriminator-lr", type=float, default=None,
                    help="AAE discriminator/generator learning rate (model default 2e-4)")
@@ -186,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval", action=argparse.BooleanOptionalAction, default=True,
                    help="evaluate on --eval-split at the end (metrics of the saved model)")
     g.add_argument("--eval-split", default="test")
-    g.add_argument("--eval-batch-size", type=_positive_int, default=500)
+    g.add_argument("--eval-batch-size", type=positive_int, default=500)
     g.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity")
     g.add_argument("--recipe", default=None, metavar="NAME",
                    help="rerun the recipe of manifest entry NAME (other flags override it)")

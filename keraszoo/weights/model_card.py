@@ -34,7 +34,7 @@ _VARIANT_TITLES = {
     "dae": "denoising autoencoder",
     "sae": "sparse autoencoder",
     "cae": "contractive autoencoder",
-    "vae": "variational autoencoder (beta-VAE)",
+    "vae": "variational autoencoder",
     "hvae": "hierarchical variational autoencoder",
     "aae": "adversarial autoencoder",
 }
@@ -77,7 +77,7 @@ def _escape_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def render_model_card(metadata: dict, *, images=(), repo_id=None, keras_archive=True) -> str:
+def render_model_card(metadata: dict, *, images=(), repo_id=None, keras_archive=True, zoo_name=None) -> str:
     """Render the ``README.md`` model card for a folder's ``metadata.json`` content.
 
     Args:
@@ -87,6 +87,7 @@ def render_model_card(metadata: dict, *, images=(), repo_id=None, keras_archive=
             (see :data:`IMAGE_FILES`).
         repo_id: Hub repository id for the usage snippet, when known.
         keras_archive: whether the folder has a ``model.keras`` archive.
+        zoo_name: manifest name of a zoo model: the usage snippet loads it by name.
     """
     model = metadata.get("model", {})
     variant = model.get("variant") or "model"
@@ -128,7 +129,8 @@ def render_model_card(metadata: dict, *, images=(), repo_id=None, keras_archive=
         "```python",
         "import keraszoo",
         "",
-        f'model = keraszoo.load("{spec}")  # verified, compiled, ready to fine-tune',
+        (f'model = keraszoo.load("{zoo_name}")  # bundled with keraszoo, verified, compiled' if zoo_name
+         else f'model = keraszoo.load("{spec}")  # verified, compiled, ready to fine-tune'),
         "codes = model.encode(images)      # images: float32 in [0, 1], shape (batch,) + image_shape",
         "reconstructions = model.reconstruct(images)",
         "```",

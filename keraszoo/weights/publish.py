@@ -100,6 +100,7 @@ def save_pretrained(
     paper=None,
     repo_id=None,
     keras_archive=True,
+    zoo_name=None,
 ) -> Path:
     """Write ``model`` as a self-describing, hash-verified pretrained folder.
 
@@ -116,6 +117,7 @@ def save_pretrained(
         data_license: license of the training data (e.g. ``"CC BY-SA 3.0"`` for MNIST).
         paper: ``{"title": ..., "url": ...}`` of the paper the variant comes from.
         repo_id: Hub repository the folder is meant for (used in the card's usage snippet).
+        zoo_name: the manifest name of a zoo model (the card then loads it by name).
         keras_archive: also write ``model.keras`` (a full Keras archive).
 
     Returns:
@@ -188,7 +190,7 @@ def save_pretrained(
     }
     images = sorted(name for name in IMAGE_FILES if (directory / name).is_file())
     _write_text(directory / "README.md", render_model_card(metadata, images=images, repo_id=repo_id,
-                                                              keras_archive=keras_archive))
+                                                              keras_archive=keras_archive, zoo_name=zoo_name))
 
     files = {}
     for item in sorted(directory.iterdir()):

@@ -1,0 +1,49 @@
+"""training/publish_zoo.py and training/results_table.py on a tiny run and a private manifest."""
+
+import json
+
+import pytest
+
+from tests.training.helpers import base_args
+from training import publish_zoo
+from training import results_table
+from training import train
+
+
+@pytest.fixture
+def private_manifest(tmp_path, monkeypatch):
+    path = tmp_path / "zoo" / "weights_manifest.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"format_version": 1, "models": {}}))
+    monkeypatch.setenv("KERASZOO_MANIFEST", str(path))
+    return path
+
+
+def test_publish_evaluates_bundles_and_registers(tiny_mnist_dir, tmp_path, private_manifest):
+    run = tmp_path / "run"
+    assert train.main(base_args(tiny_mnist_dir, **{"--model": "vae", "--epochs": "1", "--no-eval": "",
+                                                   "--out": run})) == 0
+    assert publish_zoo.main(["vae_mnist", str(run), "--data-dir", str(tiny_mnist_dir), "--iwae-samples", "5",
+                             "--staging", str(tmp_path / "stage")]) == 0
+    entry = json.loads(private_manifest.read_text())["models"]["vae_mnist"]
+    assert entry["hub"]["revision"] is None and entry["bundled"] == "pretrained/vae_mnist"
+    assert entry["evaluation"]["command"] == "keraszoo evaluate vae_mnist --data mnist --binarize static --iwae-samples 5"
+    assert entry["evaluation"]["num_examples"] == 64  # the tiny archive's whole test split
+    for key in ("mse_per_pixel", "knn_accuracy", "negative_elbo_nats", "iwae_nll_nats"):
+        assert key in entry["metrics"]
+    assert entry["recipe"]["epochs"] == 1 and "train.py" in entry["recipe"]["command"]
+    bundle = private_manifest.parent / "pretrained" / "vae_mnist"
+    for name in ("config.json", "model.weights.h5", "metadata.json", "README.md", "reconstructions.png",
+                 "samples.png", "interpolations.png"):
+        assert (bundle / name).is_file(), name
+    card = (bundle / "README.md").read_text()
+    assert 'keraszoo.load("vae_mnist")' in card and "reconstructions.png" in card
+
+    import keraszoo
+
+    model = keraszoo.load("vae_mnist")  # from the bundle, hash-checked
+    assert model.latent_dim == 4
+
+    table = results_table.render(json.loads(private_manifest.read_text()))
+    assert "`vae_mnist`" in table and "keraszoo evaluate vae_mnist" in table
+    assert f"{entry['metrics']['iwae_nll_nats']:.2f}" in table
