@@ -660,6 +660,7 @@ def _array_pipeline(
         idx = idx.repeat()
     idx = idx.batch(batch_size, drop_remainder=drop_remainder)
 
+    @tf.autograph.experimental.do_not_convert  # plain Python branches only; avoids autograph's warning
     def fetch(i, rnd=None):
         xb = _scale(tf.gather(x_t, i), is_uint8)
         if binarize == "dynamic":
