@@ -27,30 +27,49 @@ COLUMNS = [
     ("sample_fd", "sample FD", "{:.1f}"),
 ]
 
+#: Variant-specific metrics, shown together in one column.
+OTHER = [
+    ("denoised_psnr_db", "denoised PSNR {:.2f} dB (noisy {noisy})", "noisy_psnr_db"),
+    ("denoised_psnr_2x_db", "at 2x noise {:.2f} dB (noisy {noisy})", "noisy_psnr_2x_db"),
+    ("mean_activation", "mean activation {:.4f}", None),
+    ("near_zero_fraction", "near-zero {:.2%}", None),
+    ("mean_jacobian_frobenius", "mean ‖J‖_F {:.4f}", None),
+    ("discriminator_accuracy", "discriminator acc. {:.2%}", None),
+]
+
+
+def _other(metrics):
+    parts = []
+    for key, fmt, reference in OTHER:
+        if key in metrics:
+            noisy = f"{metrics[reference]:.2f}" if reference and reference in metrics else "?"
+            parts.append(fmt.format(metrics[key], noisy=noisy))
+    return "; ".join(parts) or "–"
+
 
 def render(manifest):
     models = manifest["models"]
     if not models:
         return "_No pretrained weights are published yet._"
-    lines = ["| model | " + " | ".join(title for _, title, _ in COLUMNS) + " | evaluated with |",
-             "|---|" + "---|" * len(COLUMNS) + "---|"]
+    lines = ["| model | " + " | ".join(title for _, title, _ in COLUMNS) + " | variant metrics | evaluated with |",
+             "|---|" + "---|" * len(COLUMNS) + "---|---|"]
     pictures = []
     for name, entry in sorted(models.items()):
         metrics = entry.get("metrics", {})
         cells = [fmt.format(metrics[key]) if key in metrics else "–" for key, _, fmt in COLUMNS]
         evaluation = entry.get("evaluation", {})
         how = f"`{evaluation['command']}`" if evaluation.get("command") else "–"
-        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {how} |")
-        if entry.get("bundled"):
-            for picture in ("reconstructions.png", "samples.png", "interpolations.png"):
-                if picture in entry["hub"]["files"]:
-                    pictures.append(f"**{name}** ({picture[:-4]}):\n\n![{name} {picture[:-4]}]"
-                                    f"(keraszoo/{entry['bundled']}/{picture})\n")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {_other(metrics)} | {how} |")
+        if entry.get("bundled") and "reconstructions.png" in entry["hub"]["files"]:
+            pictures.append(f"| `{name}` | ![{name}: test digits (top) and reconstructions (bottom)]"
+                            f"(keraszoo/{entry['bundled']}/reconstructions.png) |")
     notes = ("\nTest split, full (10,000 images). BCE: Bernoulli NLL of the deterministic reconstruction, "
              "summed over pixels. Likelihood models are evaluated on the statically binarized test set "
              "(fixed seed); IWAE with the number of samples in the command. k-NN: k = 5 on the train codes. "
              "Sample FD: Fréchet distance in the bundled feature classifier's space (keraszoo's own scale, "
              "not comparable with Inception FIDs).\n")
+    if pictures:
+        pictures = ["| model | first 16 test digits (top) and their reconstructions (bottom) |", "|---|---|"] + pictures
     return "\n".join(lines) + "\n" + notes + "\n" + "\n".join(pictures)
 
 

@@ -47,3 +47,8 @@ def test_publish_evaluates_bundles_and_registers(tiny_mnist_dir, tmp_path, priva
     table = results_table.render(json.loads(private_manifest.read_text()))
     assert "`vae_mnist`" in table and "keraszoo evaluate vae_mnist" in table
     assert f"{entry['metrics']['iwae_nll_nats']:.2f}" in table
+
+
+def test_readme_results_table_is_generated_from_the_manifest():
+    """README numbers are never typed: the table must equal what results_table.py renders now."""
+    assert results_table.main(["--check"]) == 0, "run: python training/results_table.py"
