@@ -176,7 +176,10 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
             classifier, ``sample_fd``: the Fréchet distance between
             ``len(x)`` samples and the evaluated images.
         max_train_examples: cap on the train codes used by k-NN / probe.
-        seed: seed of every random draw of the evaluation.
+        seed: seed of the evaluation's own draws (denoising corruption, prior
+            samples, samples for the Fréchet distance); the ELBO and IWAE
+            estimates draw from the model's ``seed_generator`` and vary within
+            their Monte Carlo noise between runs.
         verbose: print progress and the final table.
     """
     started = time.time()
