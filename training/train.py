@@ -92,7 +92,11 @@ def _int_list(text):
     return values
 
 
-
+def _hidden_dims(text):
+    """``512,256``; ``none`` (or an empty string) for no hidden dense layer."""
+    if str(text).strip().lower() in ("", "none", "()", "[]"):
+        return ()
+    return _int_list(text)
 
 
 
@@ -113,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default=None, help="variant or alias: " + ", ".join(_common.MODEL_ALIASES))
     g.add_argument("--latent-dim", type=positive_int, default=None, help="code size (model default: 16)")
     g.add_argument("--architecture", choices=("dense", "conv"), default=None)
-    g.add_argument("--hidden-dims", type=_int_list, default=None, help="e.g. 512,256")
+    g.add_argument("--hidden-dims", type=_hidden_dims, default=None,
+                   help="e.g. 512,256; 'none': no hidden dense layer (conv: project straight to the code)")
     g.add_argument("--conv-filters", type=_int_list, default=None, help="e.g. 32,64")
     g.add_argument("--reconstruction-loss", choices=("bce", "mse"), default=None)
     g.add_argument("--beta", type=float, default=None, help="VAE KL weight (beta-VAE)")

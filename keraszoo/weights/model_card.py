@@ -124,6 +124,11 @@ def render_model_card(metadata: dict, *, images=(), repo_id=None, keras_archive=
         f"A keraszoo {what}{trained_on}: latent dimension {model.get('latent_dim')}, "
         f"{model.get('architecture')} architecture, {metadata.get('parameter_count')} parameters.",
         "",
+    ]
+    notes = metadata.get("notes") or []
+    if notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    lines += [
         "## Usage",
         "",
         "```python",

@@ -88,6 +88,16 @@ def _save_inference_weights(model, config, path):
     twin.save_weights(str(path))
 
 
+def _normalize_notes(notes):
+    if notes is None:
+        return []
+    if isinstance(notes, str):
+        notes = [notes]
+    if not isinstance(notes, (list, tuple)) or not all(isinstance(n, str) and n.strip() for n in notes):
+        raise ValueError(f"notes must be a string or a list of non-empty strings, got {notes!r}.")
+    return [n.strip() for n in notes]
+
+
 def save_pretrained(
     model,
     directory,
@@ -101,6 +111,7 @@ def save_pretrained(
     repo_id=None,
     keras_archive=True,
     zoo_name=None,
+    notes=None,
 ) -> Path:
     """Write ``model`` as a self-describing, hash-verified pretrained folder.
 
@@ -119,6 +130,9 @@ def save_pretrained(
         repo_id: Hub repository the folder is meant for (used in the card's usage snippet).
         zoo_name: the manifest name of a zoo model (the card then loads it by name).
         keras_archive: also write ``model.keras`` (a full Keras archive).
+        notes: sentences a user must read before using the numbers (how the test
+            set was binarized, a lossy dataset copy, a quality target that was not
+            reached); kept in ``metadata.json`` and shown in the card.
 
     Returns:
         the folder's path.
@@ -135,6 +149,7 @@ def save_pretrained(
         _manifest.validate_recipe(recipe, source="save_pretrained(recipe=...)", where="recipe")
         recipe = dict(recipe)
     dataset = _normalize_dataset(dataset)
+    notes = _normalize_notes(notes)
     if paper is not None and not (isinstance(paper, dict) and paper.get("title")):
         raise ValueError(f"paper must be a dict with at least a 'title' (and a 'url'), got {paper!r}.")
 
@@ -187,6 +202,7 @@ def save_pretrained(
         "recipe": recipe,
         "license": {"weights": license, "data": data_license},
         "paper": paper,
+        "notes": notes,
     }
     images = sorted(name for name in IMAGE_FILES if (directory / name).is_file())
     _write_text(directory / "README.md", render_model_card(metadata, images=images, repo_id=repo_id,

@@ -38,6 +38,10 @@ def test_publish_evaluates_bundles_and_registers(tiny_mnist_dir, tmp_path, priva
         assert (bundle / name).is_file(), name
     card = (bundle / "README.md").read_text()
     assert 'keraszoo.load("vae_mnist")' in card and "reconstructions.png" in card
+    notes = json.loads((bundle / "metadata.json").read_text())["notes"]
+    assert any("statically binarized" in n for n in notes) and any("k=5 samples" in n for n in notes)
+    assert any(n.startswith("Quality target iwae_nll_nats <= 90.0000") for n in notes)
+    assert all(n in card for n in notes) and entry["description"] == " ".join(notes)
 
     import keraszoo
 
@@ -47,6 +51,20 @@ def test_publish_evaluates_bundles_and_registers(tiny_mnist_dir, tmp_path, priva
     table = results_table.render(json.loads(private_manifest.read_text()))
     assert "`vae_mnist`" in table and "keraszoo evaluate vae_mnist" in table
     assert f"{entry['metrics']['iwae_nll_nats']:.2f}" in table
+
+
+def test_quality_targets_report_met_and_not_met_without_rounding():
+    entries = {"vae_mnist": {"metrics": {"iwae_nll_nats": 87.75}}}
+    met = publish_zoo.target_notes("hvae_mnist", {"iwae_nll_nats": 86.70, "knn_accuracy": 0.95}, entries)
+    assert met == ["Quality target iwae_nll_nats <= 86.7500 (vae_mnist: 87.7500 -1): measured 86.7000, met.",
+                   "Quality target knn_accuracy >= 0.9000: measured 0.9500, met."]
+    missed = publish_zoo.target_notes("hvae_mnist", {"iwae_nll_nats": 86.7501}, entries)
+    assert missed == ["Quality target iwae_nll_nats <= 86.7500 (vae_mnist: 87.7500 -1): measured 86.7501, NOT met."]
+    assert "could not be checked" in publish_zoo.target_notes("hvae_mnist", {"iwae_nll_nats": 80.0}, {})[0]
+    assert publish_zoo.target_notes("conv_ae_cifar10", {"knn_accuracy": 0.3}, entries) == []  # no CIFAR floor
+    assert "JPEG" in publish_zoo.evaluation_notes("vae_cifar10", None, 100)[0]
+    assert "k=100" in publish_zoo.evaluation_notes("vae_cifar10", None, 100)[1]
+    assert publish_zoo.evaluation_notes("ae_mnist", None, None) == []
 
 
 def test_readme_results_table_is_generated_from_the_manifest():

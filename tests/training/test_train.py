@@ -36,6 +36,16 @@ def test_model_aliases_map_to_variants_and_kwargs():
         train.model_spec(_parse(["--model", "vea", "--dry-run"]))
 
 
+def test_hidden_dims_none_means_no_hidden_dense_layer_and_survives_a_recipe():
+    args = _parse(["--model", "conv_ae", "--hidden-dims", "none", "--dry-run"])
+    key, kw = train.model_spec(args)
+    assert kw["hidden_dims"] == [] and kw["architecture"] == "conv"
+    rec = train.recipe_args(args)
+    assert train.recipe_args(_parse(train.args_to_argv(rec) + ["--dry-run"])) == rec
+    with pytest.raises(SystemExit):
+        _parse(["--model", "ae", "--hidden-dims", "0,3", "--dry-run"])
+
+
 def test_every_alias_names_a_registered_variant():
     from keraszoo.models import list_variants
     from training._common import MODEL_ALIASES

@@ -77,6 +77,20 @@ def test_model_card_has_the_hub_header_and_results(saved_model):
     assert "`model.keras` a Keras archive" in body
 
 
+def test_notes_are_kept_in_the_metadata_and_shown_in_the_card(tmp_path, saved_model):
+    assert json.loads((saved_model.directory / "metadata.json").read_text())["notes"] == []
+    assert "## Notes" not in (saved_model.directory / "README.md").read_text()
+    notes = ["Measured on a JPEG re-encode.", "The 86.75-nat target was not reached: 87.1 nats."]
+    save_small_model(tmp_path / "noted", notes=notes)
+    assert json.loads((tmp_path / "noted" / "metadata.json").read_text())["notes"] == notes
+    _, body = _card_header((tmp_path / "noted" / "README.md").read_text())
+    section = body.split("## Notes", 1)[1].split("## Usage", 1)[0]
+    assert [line[2:] for line in section.strip().splitlines()] == notes
+    for bad in (["ok", ""], [3], {"a": "b"}):
+        with pytest.raises(ValueError, match="notes must be"):
+            save_small_model(tmp_path / "bad", notes=bad)
+
+
 def test_images_in_the_folder_are_embedded_and_hashed(tmp_path):
     folder = tmp_path / "with_images"
     folder.mkdir()
