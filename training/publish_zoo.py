@@ -131,6 +131,26 @@ def evaluation_command(name, binarize, iwae_samples):
     return " ".join(parts)
 
 
+def reused_metrics(name, model):
+    """The manifest's metrics of ``name``, if ``model`` has exactly the weights of its bundle."""
+    import keras
+
+    import keraszoo
+    from keraszoo.weights import manifest
+
+    entry = manifest.get_entry(name)
+    if not entry.get("metrics") or not entry.get("evaluation"):
+        raise SystemExit(f"{name} has no measured metrics in the manifest: evaluate it (drop --metrics-from-manifest).")
+    published = keraszoo.load(name)
+    same = len(published.weights) == len(model.weights) and all(
+        a.shape == b.shape and (keras.ops.convert_to_numpy(a) == keras.ops.convert_to_numpy(b)).all()
+        for a, b in zip(published.weights, model.weights))
+    if not same:
+        raise SystemExit(f"The run's weights differ from the published {name}: its metrics do not describe them. "
+                         f"Evaluate the run (drop --metrics-from-manifest).")
+    return dict(entry["metrics"]), dict(entry["evaluation"])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=sorted(ZOO))
@@ -141,6 +161,9 @@ def main(argv=None):
     parser.add_argument("--staging", default=None, help="folder to write (default: a temporary one)")
     parser.add_argument("--no-bundle", action="store_true")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--metrics-from-manifest", action="store_true",
+                        help="re-publish an entry (new card, notes) without measuring again: reuse the manifest's "
+                             "metrics, allowed only when run_dir holds exactly the weights they were measured on")
     parser.add_argument("--note", action="append", default=[],
                         help="an extra sentence for the card and the manifest (repeatable)")
     args = parser.parse_args(argv)
@@ -154,17 +177,20 @@ def main(argv=None):
     paper_key, dataset, binarize = ZOO[args.name]
     model = keraszoo.load(args.run_dir)
     run_meta = json.loads((pathlib.Path(args.run_dir) / "metadata.json").read_text())
-    iwae = args.iwae_samples if hasattr(model, "log_likelihood") else None
-    metrics = keraszoo.evaluate(model, dataset, source="npz", data_dir=args.data_dir, binarize=binarize,
-                                iwae_samples=iwae, num_examples=args.num_examples, verbose=True)
-    evaluation = {
-        "command": evaluation_command(args.name, binarize, iwae),
-        "dataset": dataset, "split": "test", "binarize": binarize or "none",
-        "num_examples": metrics["num_examples"], "iwae_samples": iwae, "seconds": metrics["seconds"],
-    }
-    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-               and k not in ("num_examples", "iwae_samples", "seconds")}
-
+    if args.metrics_from_manifest:
+        numbers, evaluation = reused_metrics(args.name, model)
+        iwae = evaluation.get("iwae_samples")
+    else:
+        iwae = args.iwae_samples if hasattr(model, "log_likelihood") else None
+        metrics = keraszoo.evaluate(model, dataset, source="npz", data_dir=args.data_dir, binarize=binarize,
+                                    iwae_samples=iwae, num_examples=args.num_examples, verbose=True)
+        evaluation = {
+            "command": evaluation_command(args.name, binarize, iwae),
+            "dataset": dataset, "split": "test", "binarize": binarize or "none",
+            "num_examples": metrics["num_examples"], "iwae_samples": iwae, "seconds": metrics["seconds"],
+        }
+        numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and k not in ("num_examples", "iwae_samples", "seconds")}
     notes = (evaluation_notes(args.name, binarize, iwae)
              + target_notes(args.name, numbers, manifest.read_manifest()["models"]) + list(args.note))
     for note in notes:

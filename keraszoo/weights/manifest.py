@@ -678,7 +678,8 @@ def set_metrics(name, metrics, *, evaluation=None, path=None) -> dict:
     entry = data["models"][name]
     entry["metrics"] = {str(k): float(v) for k, v in metrics.items()}
     if evaluation is not None:
-        entry["evaluation"] = {**copy.deepcopy(evaluation), "date": datetime.date.today().isoformat()}
+        # The day of the measurement: today, unless ``evaluation`` says when it was measured.
+        entry["evaluation"] = {"date": datetime.date.today().isoformat(), **copy.deepcopy(evaluation)}
     write_manifest(data, path)
     return copy.deepcopy(entry)
 

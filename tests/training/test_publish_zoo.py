@@ -48,6 +48,19 @@ def test_publish_evaluates_bundles_and_registers(tiny_mnist_dir, tmp_path, priva
     model = keraszoo.load("vae_mnist")  # from the bundle, hash-checked
     assert model.latent_dim == 4
 
+    # Re-publishing (new card and notes) reuses the measured numbers only for the very same weights.
+    assert publish_zoo.main(["vae_mnist", str(run), "--metrics-from-manifest", "--overwrite", "--note", "Re-carded.",
+                             "--data-dir", str(tiny_mnist_dir), "--staging", str(tmp_path / "stage2")]) == 0
+    again = json.loads(private_manifest.read_text())["models"]["vae_mnist"]
+    assert again["metrics"] == entry["metrics"] and again["evaluation"] == entry["evaluation"]
+    assert again["description"].endswith("Re-carded.") and "Re-carded." in (bundle / "README.md").read_text()
+    other = tmp_path / "other_run"
+    assert train.main(base_args(tiny_mnist_dir, **{"--model": "vae", "--epochs": "1", "--no-eval": "",
+                                                   "--seed": "1", "--out": other})) == 0
+    with pytest.raises(SystemExit, match="differ from the published vae_mnist"):
+        publish_zoo.main(["vae_mnist", str(other), "--metrics-from-manifest", "--overwrite",
+                          "--data-dir", str(tiny_mnist_dir), "--staging", str(tmp_path / "stage3")])
+
     table = results_table.render(json.loads(private_manifest.read_text()))
     assert "`vae_mnist`" in table and "keraszoo evaluate vae_mnist" in table
     assert f"{entry['metrics']['iwae_nll_nats']:.2f}" in table
