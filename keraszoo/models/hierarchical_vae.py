@@ -1,4 +1,4 @@
-"""Hierarchical VAE with ladder-style top-down inference (Sonderby et al., 2016: LVAE)."""
+"""Hierarchical VAE: ladder (LVAE, Sonderby et al., 2016) or bottom-up (Burda et al., 2016) inference."""
 
 import keras
 from keras import ops
@@ -17,9 +17,9 @@ class HierarchicalVAE(VAE):
     Generative model: ``p(z_L) = N(0, I)``, ``p(z_l | z_{l+1}) = N(mu_p, sigma_p^2)``
     from a small MLP, ``p(x | z_1)`` from the decoder.
 
-    Inference (LVAE): a deterministic bottom-up pass gives Gaussian estimates
-    ``(mu_hat_l, sigma_hat_l)`` for every layer; the top-down pass combines
-    each with the generative prior by precision weighting::
+    Inference, ``inference="ladder"`` (LVAE): a deterministic bottom-up pass gives
+    Gaussian estimates ``(mu_hat_l, sigma_hat_l)`` for every layer; the top-down
+    pass combines each with the generative prior by precision weighting::
 
         sigma_q^-2 = sigma_hat^-2 + sigma_p^-2
         mu_q       = (mu_hat sigma_hat^-2 + mu_p sigma_p^-2) sigma_q^2
@@ -32,22 +32,41 @@ class HierarchicalVAE(VAE):
         kl_loss             = sum_l kl_loss_l
         total_loss          = reconstruction_loss + beta * kl_loss
 
+    Inference, ``inference="bottom_up"`` (the two-stochastic-layer VAE/IWAE of
+    Burda et al., 2016): ``q(z_1 | x) q(z_2 | z_1) ... q(z_L | z_{L-1})``, each a
+    Gaussian from an MLP; the generative model is the same. Because ``z_{l+1}``
+    is drawn from ``z_l``, only the top layer's KL is analytic; the others are
+    one-sample estimates with the entropy of ``q`` in closed form::
+
+        kl_loss_L = KL(q(z_L | z_{L-1}) || N(0, I))                       (analytic given z_{L-1})
+        kl_loss_l = -H[q(z_l | z_{l-1})] - log p(z_l | z_{l+1})           (one sample, l < L)
+
+    Their sum is an unbiased estimate of ``E_q[log q(z|x) - log p(z)]``, so
+    ``total_loss`` is again ``-ELBO`` (for ``beta = 1``). Ladder inference needs
+    KL warm-up and batch normalization to keep its upper layers active (Sonderby
+    et al.); bottom-up inference trains well without them.
+
     ``latent_dim`` is the size of ``z_1`` (the code that ``encode`` returns).
 
     Args:
         upper_latent_dims: sizes of ``z_2 ... z_L``; default ``(latent_dim // 2,)``
             (two stochastic layers).
         ladder_hidden_dim: width of the deterministic bottom-up and top-down MLPs.
+        inference: ``"ladder"`` (default) or ``"bottom_up"``.
         **kwargs: see ``VAE``.
     """
 
-    def __init__(self, *args, upper_latent_dims=None, ladder_hidden_dim=256, **kwargs):
+    INFERENCE = ("ladder", "bottom_up")
+
+    def __init__(self, *args, upper_latent_dims=None, ladder_hidden_dim=256, inference="ladder", **kwargs):
         latent_dim = kwargs.get("latent_dim", args[1] if len(args) > 1 else 16)
         if upper_latent_dims is None:
             upper_latent_dims = (max(1, int(latent_dim) // 2),) if isinstance(latent_dim, int) else (1,)
         upper_latent_dims = validation.check_int_tuple("upper_latent_dims", upper_latent_dims, allow_empty=False)
         self.upper_latent_dims = upper_latent_dims
         self.ladder_hidden_dim = validation.check_positive_int("ladder_hidden_dim", ladder_hidden_dim)
+        validation.check_choice("inference", inference, self.INFERENCE)
+        self.inference = inference
         self.extra_metric_names = tuple(f"kl_loss_{i + 1}" for i in range(len(upper_latent_dims) + 1))
         super().__init__(*args, **kwargs)
 
@@ -64,18 +83,27 @@ class HierarchicalVAE(VAE):
     def _build_extra_layers(self):
         dims = self.latent_dims
         h = self.ladder_hidden_dim
-        self.posterior_heads = [
-            networks.build_mlp(h, (), 2 * d, name=f"posterior_head_{i + 1}") for i, d in enumerate(dims)]
-        self.bottom_up = [
-            networks.build_mlp(h, (h,), h, output_activation="relu", name=f"bottom_up_{i + 2}")
-            for i in range(len(dims) - 1)]
+        if self.inference == "ladder":
+            self.posterior_heads = [
+                networks.build_mlp(h, (), 2 * d, name=f"posterior_head_{i + 1}") for i, d in enumerate(dims)]
+            self.bottom_up = [
+                networks.build_mlp(h, (h,), h, output_activation="relu", name=f"bottom_up_{i + 2}")
+                for i in range(len(dims) - 1)]
+        else:  # q(z_1 | x) from the encoder's features, q(z_{l+1} | z_l) from an MLP on z_l
+            self.posterior_heads = [networks.build_mlp(h, (), 2 * dims[0], name="posterior_head_1")]
+            self.bottom_up = [
+                networks.build_mlp(dims[i], (h,), 2 * dims[i + 1], name=f"posterior_{i + 2}")
+                for i in range(len(dims) - 1)]
         self.top_down_priors = [
             networks.build_mlp(dims[i + 1], (h,), 2 * dims[i], name=f"prior_{i + 1}")
             for i in range(len(dims) - 1)]
 
     # ----------------------------------------------------------- inference
     def _bottom_up_params(self, x, training=False):
+        """Deterministic part of inference: ladder estimates of every layer, or ``q(z_1 | x)``."""
         h = self.encoder(x, training=training)
+        if self.inference == "bottom_up":
+            return [ops.split(self.posterior_heads[0](h, training=training), 2, axis=-1)]
         params = []
         for i, head in enumerate(self.posterior_heads):
             if i > 0:
@@ -85,6 +113,8 @@ class HierarchicalVAE(VAE):
 
     def _top_down(self, params, sample, training=False):
         """Returns ``(z_1, [kl_1..kl_L], log q(z|x), log p(z))`` (per example)."""
+        if self.inference == "bottom_up":
+            return self._stochastic_bottom_up(params[0], sample, training)
         mean, log_var = params[-1]
         z = losses.reparameterize(mean, log_var, self.seed_generator) if sample else mean
         kls = [losses.kl_standard_normal(mean, log_var)]
@@ -101,7 +131,31 @@ class HierarchicalVAE(VAE):
             log_p = log_p + losses.gaussian_log_prob(z, mean_p, log_var_p)
         return z, kls, log_q, log_p
 
+    def _stochastic_bottom_up(self, first, sample, training=False):
+        """``q(z_1|x) q(z_2|z_1) ...`` sampled upwards, then scored under ``p`` (see the class docstring)."""
+        mean, log_var = first
+        zs, posteriors = [], []
+        for i in range(len(self.latent_dims)):
+            if i > 0:
+                mean, log_var = ops.split(self.bottom_up[i - 1](zs[-1], training=training), 2, axis=-1)
+            zs.append(losses.reparameterize(mean, log_var, self.seed_generator) if sample else mean)
+            posteriors.append((mean, log_var))
+        mean, log_var = posteriors[-1]
+        kls = [losses.kl_standard_normal(mean, log_var)]
+        log_q = losses.gaussian_log_prob(zs[-1], mean, log_var)
+        log_p = losses.standard_normal_log_prob(zs[-1])
+        for i in reversed(range(len(zs) - 1)):
+            mean_p, log_var_p = ops.split(self.top_down_priors[i](zs[i + 1], training=training), 2, axis=-1)
+            mean, log_var = posteriors[i]
+            log_p_i = losses.gaussian_log_prob(zs[i], mean_p, log_var_p)
+            kls.insert(0, -losses.gaussian_entropy(log_var) - log_p_i)
+            log_q = log_q + losses.gaussian_log_prob(zs[i], mean, log_var)
+            log_p = log_p + log_p_i
+        return zs[0], kls, log_q, log_p
+
     def _deterministic_code(self, x, training=False):
+        if self.inference == "bottom_up":  # the posterior mean of z_1
+            return self._bottom_up_params(x, training)[0][0]
         return self._top_down(self._bottom_up_params(x, training), sample=False, training=training)[0]
 
     def posterior(self, x, training=False):
@@ -110,8 +164,10 @@ class HierarchicalVAE(VAE):
 
     # ---------------------------------------------------------------- the API
     def encode(self, x, sample=False):
-        """Code of the bottom layer ``z_1``: the top-down posterior means, or a sample."""
+        """Code of the bottom layer ``z_1``: its posterior mean (top-down for the ladder), or a sample."""
         x = self._check_inputs(x)
+        if self.inference == "bottom_up" and not sample:
+            return self._deterministic_code(x)
         return self._top_down(self._bottom_up_params(x), sample=sample)[0]
 
     def loss_terms(self, x, training=False):
@@ -132,7 +188,9 @@ class HierarchicalVAE(VAE):
     def _log_weights(self, x, k):
         b = ops.shape(x)[0]
         x_k = ops.repeat(x, k, axis=0)
-        z, _, log_q, log_p = self._top_down(self._bottom_up_params(x_k), sample=True)
+        # The bottom-up pass is deterministic: run it once per image, repeat its output k times.
+        params = [tuple(ops.repeat(t, k, axis=0) for t in pair) for pair in self._bottom_up_params(x)]
+        z, _, log_q, log_p = self._top_down(params, sample=True)
         log_w = -self.reconstruction_nll(x_k, self.decoder(z)) + log_p - log_q
         return ops.reshape(log_w, (b, k))
 
@@ -150,5 +208,6 @@ class HierarchicalVAE(VAE):
         config.update({
             "upper_latent_dims": list(self.upper_latent_dims),
             "ladder_hidden_dim": self.ladder_hidden_dim,
+            "inference": self.inference,
         })
         return config

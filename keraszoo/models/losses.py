@@ -47,6 +47,11 @@ def gaussian_log_prob(z, mean, log_var):
     return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1)
 
 
+def gaussian_entropy(log_var):
+    """Differential entropy of N(mean, diag(exp(log_var))) per example, in nats."""
+    return 0.5 * ops.sum(LOG_2PI + 1.0 + log_var, axis=-1)
+
+
 def standard_normal_log_prob(z):
     """log N(z | 0, I) summed over the last axis."""
     return -0.5 * ops.sum(LOG_2PI + ops.square(z), axis=-1)

@@ -1,4 +1,4 @@
-"""HierarchicalVAE: ladder inference, per-layer KL and the IWAE bound against NumPy."""
+"""HierarchicalVAE: ladder and bottom-up inference, per-layer KL and the IWAE bound against NumPy."""
 
 import numpy as np
 import pytest
@@ -6,6 +6,10 @@ import pytest
 from keraszoo.models import HierarchicalVAE
 from keraszoo.models import losses
 from tests.models.model_checks import RecordedNoise
+from tests.models.model_checks import check_api_shapes
+from tests.models.model_checks import check_config_roundtrip
+from tests.models.model_checks import check_fit_step
+from tests.models.model_checks import check_keras_roundtrip
 from tests.models.model_checks import np_bce
 from tests.models.model_checks import np_forward
 from tests.models.model_checks import np_kl_std_normal
@@ -45,6 +49,83 @@ def np_hvae(model, x, draws):
         log_q += np_log_normal(z, mq, lq)
         log_p += np_log_normal(z, mp, lp)
     return z, kls, log_q, log_p
+
+
+def np_hvae_bottom_up(model, x, draws):
+    """NumPy pass of q(z_1|x) q(z_2|z_1) ... replaying the recorded noise (bottom layer first)."""
+    p = np_forward(model.posterior_heads[0], np_forward(model.encoder, x))
+    d = p.shape[1] // 2
+    posteriors, zs, draws = [(p[:, :d], p[:, d:])], [], list(draws)
+    for i in range(len(model.latent_dims)):
+        if i > 0:
+            p = np_forward(model.bottom_up[i - 1], zs[-1])
+            d = p.shape[1] // 2
+            posteriors.append((p[:, :d], p[:, d:]))
+        mu, lv = posteriors[-1]
+        zs.append(mu + np.exp(0.5 * lv) * draws.pop(0))
+    mu, lv = posteriors[-1]
+    kls = [np_kl_std_normal(mu, lv)]
+    log_q, log_p = np_log_normal(zs[-1], mu, lv), np_log_normal(zs[-1], 0.0, 0.0)
+    for i in reversed(range(len(zs) - 1)):
+        pp = np_forward(model.top_down_priors[i], zs[i + 1])
+        d = pp.shape[1] // 2
+        lp_i = np_log_normal(zs[i], pp[:, :d], pp[:, d:])
+        mu, lv = posteriors[i]
+        entropy = 0.5 * (np.log(2 * np.pi) + 1 + lv).sum(-1)
+        kls.insert(0, -entropy - lp_i)
+        log_q += np_log_normal(zs[i], mu, lv)
+        log_p += lp_i
+    return zs[0], kls, log_q, log_p
+
+
+@pytest.mark.parametrize("upper", [(2,), (3, 2)])
+def test_bottom_up_loss_terms_match_numpy(upper, mnist_sample, monkeypatch):
+    x = mnist_sample[0][:8]
+    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), upper_latent_dims=upper,
+                            ladder_hidden_dim=12, beta=2.0, inference="bottom_up", seed=0)
+    noise = RecordedNoise()
+    monkeypatch.setattr(losses, "reparameterize", noise)
+    terms = terms_numpy(model, x, training=True)
+    z, kls, _, _ = np_hvae_bottom_up(model, x, noise.draws)
+    rec = np_bce(x, np_forward(model.decoder, z)).mean()
+    np.testing.assert_allclose(terms["reconstruction_loss"], rec, rtol=1e-4)
+    for i, kl in enumerate(kls):
+        np.testing.assert_allclose(terms[f"kl_loss_{i + 1}"], kl.mean(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(terms["total_loss"], rec + 2.0 * sum(k.mean() for k in kls), rtol=1e-4)
+    # encode() is the posterior mean of z_1, sample=True draws from q(z_1|x)
+    p = np_forward(model.posterior_heads[0], np_forward(model.encoder, x))
+    np.testing.assert_allclose(np.asarray(model.encode(x)), p[:, :4], rtol=1e-5, atol=1e-6)
+
+
+def test_bottom_up_iwae_bound_matches_numpy_and_tightens(mnist_sample, monkeypatch):
+    x = mnist_sample[0][:3]
+    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12,
+                            inference="bottom_up", seed=0)
+    with monkeypatch.context() as m:
+        noise = RecordedNoise(5)
+        m.setattr(losses, "reparameterize", noise)
+        k = 5
+        ll = np.asarray(model.log_likelihood(x, num_samples=k, chunk_size=k))
+        z, _, log_q, log_p = np_hvae_bottom_up(model, np.repeat(x, k, 0), noise.draws)
+    log_w = (-np_bce(np.repeat(x, k, 0), np_forward(model.decoder, z)) + log_p - log_q).reshape(3, k)
+    expected = np.log(np.mean(np.exp(log_w - log_w.max(1, keepdims=True)), 1)) + log_w.max(1)
+    np.testing.assert_allclose(ll, expected, rtol=1e-4)
+    elbo = np.mean([np.asarray(model.elbo(x)) for _ in range(20)], 0)
+    assert np.all(np.asarray(model.log_likelihood(x, num_samples=200)) > elbo)  # IWAE >= ELBO
+
+
+def test_bottom_up_config_keras_file_and_training(mnist_sample, tmp_path):
+    x = mnist_sample[0][:64]
+    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12,
+                            inference="bottom_up", seed=0)
+    assert model.get_config()["inference"] == "bottom_up"
+    assert {w.path.split("/")[0] for w in model.weights} >= {"posterior_head_1_out", "posterior_2_out", "prior_1_out"}
+    check_config_roundtrip(model)
+    check_api_shapes(model, x[:4])
+    check_keras_roundtrip(model, x[:4], tmp_path / "hvae.keras")
+    check_fit_step(model, x)
+    with pytest.raises(ValueError, match="inference"):
+        HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, inference="top_down")
 
 
 @pytest.mark.parametrize("upper", [(2,), (3, 2)])

@@ -62,6 +62,16 @@ def test_gaussian_log_probs():
     np.testing.assert_allclose(n(losses.standard_normal_log_prob(t(z))), expected0, rtol=1e-5)
 
 
+def test_gaussian_entropy_closed_form_and_monte_carlo():
+    lv = rng.normal(size=(2, 3))
+    expected = (0.5 * np.log(2 * np.pi * np.e * np.exp(lv))).sum(1)
+    np.testing.assert_allclose(n(losses.gaussian_entropy(t(lv))), expected, rtol=1e-5)
+    mu = rng.normal(size=(1, 3))
+    draws = mu + np.exp(0.5 * lv[:1]) * rng.normal(size=(200_000, 3))
+    log_q = n(losses.gaussian_log_prob(t(draws), t(np.repeat(mu, len(draws), 0)), t(np.repeat(lv[:1], len(draws), 0))))
+    assert abs(-log_q.mean() - expected[0]) < 0.02  # E[-log q] = H[q]
+
+
 def test_kl_terms_against_closed_forms_and_monte_carlo():
     mu, lv = rng.normal(size=(2, 3)), rng.normal(size=(2, 3)) * 0.5
     var = np.exp(lv)
