@@ -78,42 +78,6 @@ def np_hvae_bottom_up(model, x, draws):
     return zs[0], kls, log_q, log_p
 
 
-@pytest.mark.parametrize("upper", [(2,), (3, 2)])
-def test_bottom_up_loss_terms_match_numpy(upper, mnist_sample, monkeypatch):
-    x = mnist_sample[0][:8]
-    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), upper_latent_dims=upper,
-                            ladder_hidden_dim=12, beta=2.0, inference="bottom_up", seed=0)
-    noise = RecordedNoise()
-    monkeypatch.setattr(losses, "reparameterize", noise)
-    terms = terms_numpy(model, x, training=True)
-    z, kls, _, _ = np_hvae_bottom_up(model, x, noise.draws)
-    rec = np_bce(x, np_forward(model.decoder, z)).mean()
-    np.testing.assert_allclose(terms["reconstruction_loss"], rec, rtol=1e-4)
-    for i, kl in enumerate(kls):
-        np.testing.assert_allclose(terms[f"kl_loss_{i + 1}"], kl.mean(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(terms["total_loss"], rec + 2.0 * sum(k.mean() for k in kls), rtol=1e-4)
-    # encode() is the posterior mean of z_1, sample=True draws from q(z_1|x)
-    p = np_forward(model.posterior_heads[0], np_forward(model.encoder, x))
-    np.testing.assert_allclose(np.asarray(model.encode(x)), p[:, :4], rtol=1e-5, atol=1e-6)
-
-
-def test_bottom_up_iwae_bound_matches_numpy_and_tightens(mnist_sample, monkeypatch):
-    x = mnist_sample[0][:3]
-    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12,
-                            inference="bottom_up", seed=0)
-    with monkeypatch.context() as m:
-        noise = RecordedNoise(5)
-        m.setattr(losses, "reparameterize", noise)
-        k = 5
-        ll = np.asarray(model.log_likelihood(x, num_samples=k, chunk_size=k))
-        z, _, log_q, log_p = np_hvae_bottom_up(model, np.repeat(x, k, 0), noise.draws)
-    log_w = (-np_bce(np.repeat(x, k, 0), np_forward(model.decoder, z)) + log_p - log_q).reshape(3, k)
-    expected = np.log(np.mean(np.exp(log_w - log_w.max(1, keepdims=True)), 1)) + log_w.max(1)
-    np.testing.assert_allclose(ll, expected, rtol=1e-4)
-    elbo = np.mean([np.asarray(model.elbo(x)) for _ in range(20)], 0)
-    assert np.all(np.asarray(model.log_likelihood(x, num_samples=200)) > elbo)  # IWAE >= ELBO
-
-
 def test_bottom_up_config_keras_file_and_training(mnist_sample, tmp_path):
     x = mnist_sample[0][:64]
     model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12,
@@ -128,36 +92,53 @@ def test_bottom_up_config_keras_file_and_training(mnist_sample, tmp_path):
         HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, inference="top_down")
 
 
+NUMPY_PASS = {"ladder": np_hvae, "bottom_up": np_hvae_bottom_up}
+
+
+@pytest.mark.parametrize("inference", sorted(NUMPY_PASS))
 @pytest.mark.parametrize("upper", [(2,), (3, 2)])
-def test_loss_terms_match_numpy(upper, mnist_sample, monkeypatch):
+def test_loss_terms_match_numpy(upper, inference, mnist_sample, monkeypatch):
     x = mnist_sample[0][:8]
     model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), upper_latent_dims=upper,
-                            ladder_hidden_dim=12, beta=2.0, seed=0)
+                            ladder_hidden_dim=12, beta=2.0, inference=inference, seed=0)
     assert model.latent_dims == (4,) + upper
     noise = RecordedNoise()
     monkeypatch.setattr(losses, "reparameterize", noise)
     terms = terms_numpy(model, x, training=True)
-    z, kls, _, _ = np_hvae(model, x, noise.draws)
+    z, kls, _, _ = NUMPY_PASS[inference](model, x, noise.draws)
     rec = np_bce(x, np_forward(model.decoder, z)).mean()
     np.testing.assert_allclose(terms["reconstruction_loss"], rec, rtol=1e-4)
     for i, kl in enumerate(kls):
-        np.testing.assert_allclose(terms[f"kl_loss_{i + 1}"], kl.mean(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(terms[f"kl_loss_{i + 1}"], kl.mean(), rtol=1e-4, atol=1e-5)
     total_kl = sum(k.mean() for k in kls)
     np.testing.assert_allclose(terms["kl_loss"], total_kl, rtol=1e-4)
     np.testing.assert_allclose(terms["total_loss"], rec + 2.0 * total_kl, rtol=1e-4)
 
 
-def test_iwae_bound_matches_numpy(mnist_sample, monkeypatch):
+def test_bottom_up_code_is_the_posterior_mean_of_z1(mnist_sample):
+    x = mnist_sample[0][:8]
+    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12,
+                            inference="bottom_up", seed=0)
+    p = np_forward(model.posterior_heads[0], np_forward(model.encoder, x))
+    np.testing.assert_allclose(np.asarray(model.encode(x)), p[:, :4], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("inference", sorted(NUMPY_PASS))
+def test_iwae_bound_matches_numpy_and_tightens(inference, mnist_sample, monkeypatch):
     x = mnist_sample[0][:3]
-    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12, seed=0)
-    noise = RecordedNoise(5)
-    monkeypatch.setattr(losses, "reparameterize", noise)
-    k = 5
-    ll = np.asarray(model.log_likelihood(x, num_samples=k, chunk_size=k))
-    z, _, log_q, log_p = np_hvae(model, np.repeat(x, k, 0), noise.draws)
+    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12,
+                            inference=inference, seed=0)
+    with monkeypatch.context() as m:
+        noise = RecordedNoise(5)
+        m.setattr(losses, "reparameterize", noise)
+        k = 5
+        ll = np.asarray(model.log_likelihood(x, num_samples=k, chunk_size=k))
+        z, _, log_q, log_p = NUMPY_PASS[inference](model, np.repeat(x, k, 0), noise.draws)
     log_w = (-np_bce(np.repeat(x, k, 0), np_forward(model.decoder, z)) + log_p - log_q).reshape(3, k)
     expected = np.log(np.mean(np.exp(log_w - log_w.max(1, keepdims=True)), 1)) + log_w.max(1)
     np.testing.assert_allclose(ll, expected, rtol=1e-4)
+    elbo = np.mean([np.asarray(model.elbo(x)) for _ in range(20)], 0)
+    assert np.all(np.asarray(model.log_likelihood(x, num_samples=200)) > elbo)  # IWAE >= ELBO
 
 
 def test_ancestral_sampling_uses_every_layer():
