@@ -210,6 +210,31 @@ def save_strip(images, path, **kwargs) -> Path:
     return save_png(make_grid(x, x.shape[0], **kwargs), path)
 
 
+def latent_manifold(model, n=20, *, low=0.05, high=0.95):
+    """Decoder outputs on an ``n x n`` grid of a 2-D latent space (Kingma & Welling, 2014, fig. 4).
+
+    The grid points are the standard normal's quantiles ``low ... high`` on both
+    axes, so the grid covers the prior's mass evenly. The first row is the top
+    of the picture (the largest ``z_2``), the first column the smallest ``z_1``.
+
+    Returns:
+        ``(n * n, H, W, C)`` images in [0, 1], ready for :func:`save_grid` with ``ncols=n``.
+    """
+    from statistics import NormalDist
+
+    if int(getattr(model, "latent_dim", 0)) != 2:
+        raise ValueError(f"latent_manifold needs a model with latent_dim 2; this one has "
+                         f"{getattr(model, 'latent_dim', None)}.")
+    _check_int("n", n, 2)
+    if not 0.0 < low < high < 1.0:
+        raise ValueError(f"need 0 < low < high < 1 (quantiles); got low={low}, high={high}.")
+    ticks = np.array([NormalDist().inv_cdf(q) for q in np.linspace(low, high, n)], dtype="float32")
+    z1, z2 = np.meshgrid(ticks, ticks[::-1])
+    z = np.stack([z1.ravel(), z2.ravel()], axis=1)
+    out = model.decode(z)
+    return np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+
+
 # --------------------------------------------------------------------------- reading
 
 

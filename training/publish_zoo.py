@@ -208,6 +208,8 @@ def main(argv=None):
     visualization.save_grid(strips.reshape((-1,) + strips.shape[2:]), staging / "interpolations.png", ncols=10)
     if model.is_generative:
         visualization.save_grid(np.asarray(model.sample(64, seed=0)), staging / "samples.png", ncols=16)
+    if model.variant in ("vae", "aae") and model.latent_dim == 2 and getattr(model, "prior", "gaussian") == "gaussian":
+        visualization.save_grid(visualization.latent_manifold(model, n=20), staging / "latent_manifold.png", ncols=20)
     recipe = dict(run_meta.get("recipe") or {})
     data_license = MNIST_LICENSE if dataset == "mnist" else "CIFAR-10 (Krizhevsky, 2009); no explicit license"
     keraszoo.save_pretrained(model, staging, metrics=numbers, recipe=recipe, dataset=dataset,

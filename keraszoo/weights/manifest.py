@@ -49,6 +49,7 @@ import tempfile
 from pathlib import Path
 
 from keraszoo.weights.integrity import SHA256_PATTERN, file_record, verify_file
+from keraszoo.weights.model_card import IMAGE_FILES
 
 __all__ = [
     "FORMAT_VERSION",
@@ -688,7 +689,7 @@ def set_metrics(name, metrics, *, evaluation=None, path=None) -> dict:
 
 
 #: Pictures of the model card, bundled with the weights when the folder has them.
-BUNDLED_IMAGES = ("reconstructions.png", "samples.png", "interpolations.png")
+BUNDLED_IMAGES = tuple(IMAGE_FILES)
 
 
 def bundled_files(entry) -> tuple:

@@ -21,6 +21,7 @@ IMAGE_FILES = {
     "reconstructions.png": "Reconstructions (top: inputs, bottom: reconstructions)",
     "samples.png": "Samples from the prior",
     "interpolations.png": "Latent-space interpolations",
+    "latent_manifold.png": "The 2-D latent space: decoder outputs on a grid of prior quantiles",
 }
 
 # License identifiers the Hub understands (subset); anything else becomes "other".

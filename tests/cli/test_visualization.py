@@ -96,3 +96,30 @@ def test_load_images_expands_folders_in_sorted_order(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No images"):
         vis.load_images([tmp_path / "empty"], (28, 28, 1))
+
+
+class _EchoDecoder:
+    """A stand-in 2-D model whose 'images' are the latent points themselves."""
+
+    latent_dim = 2
+
+    def decode(self, z):
+        z = np.asarray(z)
+        return np.broadcast_to(z[:, None, :, None], (len(z), 1, 2, 1)).copy()
+
+
+def test_latent_manifold_covers_the_prior_quantiles_row_by_row():
+    from statistics import NormalDist
+
+    images = vis.latent_manifold(_EchoDecoder(), n=3, low=0.1, high=0.9)
+    assert images.shape == (9, 1, 2, 1)
+    z = images[:, 0, :, 0].reshape(3, 3, 2)
+    edge = NormalDist().inv_cdf(0.9)
+    np.testing.assert_allclose(z[0, :, 0], [-edge, 0.0, edge], atol=1e-6)  # z_1 grows left to right
+    np.testing.assert_allclose(z[:, 0, 1], [edge, 0.0, -edge], atol=1e-6)  # z_2 shrinks top to bottom
+    bigger = _EchoDecoder()
+    bigger.latent_dim = 3
+    with pytest.raises(ValueError, match="latent_dim 2"):
+        vis.latent_manifold(bigger)
+    with pytest.raises(ValueError, match="low < high"):
+        vis.latent_manifold(_EchoDecoder(), low=0.9, high=0.1)
