@@ -122,6 +122,16 @@ def evaluation_notes(name, binarize, iwae):
     return notes
 
 
+def card_indices(dataset, num_test, count=16):
+    """Which test images the card shows: MNIST's first ones (its canonical order mixes the
+    digits); evenly spaced ones for CIFAR-10, whose archive is sorted by class."""
+    import numpy as np
+
+    if dataset == "cifar10":
+        return np.linspace(0, num_test - 1, count).round().astype(int)
+    return np.arange(min(count, num_test))
+
+
 def evaluation_command(name, binarize, iwae_samples):
     parts = ["keraszoo", "evaluate", name, "--data", ZOO[name][1]]
     if binarize:
@@ -201,7 +211,7 @@ def main(argv=None):
     from keraszoo import data as data_module
 
     x_test, _ = data_module.load_arrays(dataset, "test", source="npz", data_dir=args.data_dir)
-    x_show = np.asarray(x_test[:16], dtype="float32")
+    x_show = np.asarray(x_test[card_indices(dataset, len(x_test))], dtype="float32")
     recon = np.asarray(model.reconstruct(x_show))
     visualization.save_comparison(x_show, recon, staging / "reconstructions.png", ncols=16)
     strips = np.asarray(model.interpolate(x_show[:4], x_show[4:8], steps=10))  # (4, 10, H, W, C)

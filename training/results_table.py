@@ -50,10 +50,10 @@ def _other(metrics):
 
 
 DATASETS = {  # dataset -> (heading, what the test split is, what an image is called)
-    "mnist": ("MNIST", "MNIST test split, full (10,000 images)", "digits"),
+    "mnist": ("MNIST", "MNIST test split, full (10,000 images)", "the first 16 test digits"),
     "cifar10": ("CIFAR-10 (JPEG re-encode)", "CIFAR-10 test split of `cifar10_jpeg.npz`, full (10,000 images; "
                 "a lossy JPEG re-encode of CIFAR-10, so not comparable with results on the original pixels)",
-                "images"),
+                "16 test images spread over the classes"),
 }
 
 
@@ -74,7 +74,7 @@ def _dataset_of(entry):
 
 
 def _section(dataset, models, all_models):
-    heading, split, things = DATASETS.get(dataset, (dataset, f"{dataset} test split", "images"))
+    heading, split, shown = DATASETS.get(dataset, (dataset, f"{dataset} test split", "16 test images"))
     lines = [f"#### {heading}", "",
              "| model | " + " | ".join(title for _, title, _ in COLUMNS)
              + " | variant metrics | trained (on the recipe's hardware) | evaluated with |",
@@ -93,14 +93,14 @@ def _section(dataset, models, all_models):
             targets += [f"- `{name}`: {note.removeprefix('Quality target ')}"
                         for note in publish_zoo.target_notes(name, metrics, all_models)]
         if entry.get("bundled") and "reconstructions.png" in entry["hub"]["files"]:
-            pictures.append(f"| `{name}` | ![{name}: test {things} (top) and reconstructions (bottom)]"
+            pictures.append(f"| `{name}` | ![{name}: {shown} (top) and reconstructions (bottom)]"
                             f"(keraszoo/{entry['bundled']}/reconstructions.png) |")
     lines += ["", f"{split}. Trained on: {'; '.join(sorted(hardware)) or 'see each recipe'}.", ""]
     if targets:
         lines += ["Quality targets (checked by `training/publish_zoo.py` against the measured numbers):", ""]
         lines += targets + [""]
     if pictures:
-        lines += [f"| model | first 16 test {things} (top) and their reconstructions (bottom) |", "|---|---|"]
+        lines += [f"| model | {shown} (top) and their reconstructions (bottom) |", "|---|---|"]
         lines += pictures + [""]
     return lines
 

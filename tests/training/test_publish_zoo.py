@@ -80,6 +80,15 @@ def test_quality_targets_report_met_and_not_met_without_rounding():
     assert publish_zoo.evaluation_notes("ae_mnist", None, None) == []
 
 
+def test_card_pictures_show_every_cifar10_class():
+    """cifar10_jpeg.npz is sorted by class: its first 16 test images are all airplanes."""
+    import numpy as np
+
+    labels = np.repeat(np.arange(10), 1000)  # the archive's order
+    assert len(set(labels[publish_zoo.card_indices("cifar10", 10000)])) == 10
+    assert list(publish_zoo.card_indices("mnist", 10000)) == list(range(16))
+
+
 def test_readme_results_table_is_generated_from_the_manifest():
     """README numbers are never typed: the table must equal what results_table.py renders now."""
     assert results_table.main(["--check"]) == 0, "run: python training/results_table.py"
