@@ -349,8 +349,9 @@ def cmd_info(args):
           f"[{contract['value_range'][0]:g}, {contract['value_range'][1]:g}], binarization {contract['binarization']}")
     dataset = entry["dataset"]
     print(f"  dataset:  {dataset['name']}" + (f" ({dataset['split']})" if dataset.get("split") else ""))
-    print(f"  weights:  hf://{hub['repo_id']}@{hub['revision']}"
-          + (", bundled with keraszoo" if entry["bundled_available"] else ""))
+    where = (f"hf://{hub['repo_id']}@{hub['revision']}" if hub.get("revision")
+             else f"hf://{hub['repo_id']} (not yet published on the Hub)")
+    print(f"  weights:  {where}" + (", bundled with keraszoo" if entry["bundled_available"] else ""))
     print(f"  trained:  {recipe['epochs']} epochs, batch {recipe['batch_size']}, seed {recipe['seed']}, "
           f"on {recipe['hardware']} in {recipe['wall_time_s']:.0f} s")
     print(f"  command:  {recipe['command']}")

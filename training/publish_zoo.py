@@ -48,6 +48,8 @@ PAPERS = {
                           "(Higgins et al., 2017)", "url": "https://openreview.net/forum?id=Sy2fzU9gl"},
     "hvae": {"title": "Ladder Variational Autoencoders (Sonderby et al., 2016)",
              "url": "https://arxiv.org/abs/1602.02282"},
+    "hvae_bottom_up": {"title": "Importance Weighted Autoencoders (Burda, Grosse & Salakhutdinov, 2016)",
+                       "url": "https://arxiv.org/abs/1509.00519"},
     "aae": {"title": "Adversarial Autoencoders (Makhzani et al., 2016)", "url": "https://arxiv.org/abs/1511.05644"},
 }
 
@@ -186,6 +188,8 @@ def main(argv=None):
 
     paper_key, dataset, binarize = ZOO[args.name]
     model = keraszoo.load(args.run_dir)
+    if paper_key == "hvae" and getattr(model, "inference", "ladder") == "bottom_up":
+        paper_key = "hvae_bottom_up"  # the two-stochastic-layer model of the IWAE paper
     run_meta = json.loads((pathlib.Path(args.run_dir) / "metadata.json").read_text())
     if args.metrics_from_manifest:
         numbers, evaluation = reused_metrics(args.name, model)

@@ -70,6 +70,12 @@ def test_info_through_the_script_and_unknown_names(zoo_manifest):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("tiny_vae - tiny test VAE")
     assert "load it:    keraszoo.load('tiny_vae')" in proc.stdout
+    assert "weights:  hf://keraszoo-test/tiny-vae@" + "a" * 40 in proc.stdout  # the pinned commit
+
+    proc = run_cli("info", "vae_mnist", entry="script")  # the real zoo: bundled, not on the Hub yet
+    assert proc.returncode == 0, proc.stderr
+    assert "hf://keraszoo/vae_mnist (not yet published on the Hub), bundled with keraszoo" in proc.stdout
+    assert "@None" not in proc.stdout
 
     proc = run_cli("info", "tiny_vea", entry="script", manifest=zoo_manifest)
     assert proc.returncode == 1
