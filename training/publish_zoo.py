@@ -119,7 +119,7 @@ def evaluation_notes(name, binarize, iwae):
                      "from Bernoulli(intensity) with a fixed seed, as in the IWAE literature), so the "
                      "reconstruction numbers are not comparable with those of the grey-level models.")
     if iwae and iwae < MIN_PUBLISHED_IWAE_SAMPLES:
-        notes.append(f"The importance-weighted bound uses k={iwae} samples, fewer than the k=5000 of the MNIST "
+        notes.append(f"The importance-weighted bound uses k={iwae} samples, fewer than the k={MIN_PUBLISHED_IWAE_SAMPLES} of the MNIST "
                      f"results: it is a looser (larger) bound on the negative log-likelihood.")
     return notes
 

@@ -166,9 +166,9 @@ class HierarchicalVAE(VAE):
     def encode(self, x, sample=False):
         """Code of the bottom layer ``z_1``: its posterior mean (top-down for the ladder), or a sample."""
         x = self._check_inputs(x)
-        if self.inference == "bottom_up" and not sample:
+        if not sample:
             return self._deterministic_code(x)
-        return self._top_down(self._bottom_up_params(x), sample=sample)[0]
+        return self._top_down(self._bottom_up_params(x), sample=True)[0]
 
     def loss_terms(self, x, training=False):
         x = self._check_inputs(x)
