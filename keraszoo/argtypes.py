@@ -14,6 +14,24 @@ def positive_int(text):
     return value
 
 
+def int_list(text):
+    """Comma-separated positive integers: ``32,64``."""
+    try:
+        values = tuple(int(v) for v in str(text).replace(" ", "").strip("[]()").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def hidden_dims(text):
+    """``512,256``; ``none`` (or an empty string) for no hidden dense layer."""
+    if str(text).strip().lower() in ("", "none", "()", "[]"):
+        return ()
+    return int_list(text)
+
+
 def fraction(text):
     """A float in [0, 1)."""
     try:

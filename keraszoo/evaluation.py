@@ -26,27 +26,17 @@ All image metrics are measured on float images in [0, 1] (binarized first when
 ``binarize="static"``, the convention for likelihoods on MNIST).
 """
 
-import math
 import time
 
 import numpy as np
 
+from keraszoo.models.numeric import batches as _batches
+from keraszoo.models.numeric import map_batches as _map
+from keraszoo.models.numeric import psnr
+from keraszoo.models.numeric import to_numpy as _np
+from keraszoo.utils import format_number
+
 DEFAULT_BATCH_SIZE = 256
-
-
-def _np(t):
-    from keras import ops
-
-    return np.asarray(ops.convert_to_numpy(t))
-
-
-def _batches(x, batch_size):
-    for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size]
-
-
-def _map(fn, x, batch_size):
-    return np.concatenate([_np(fn(xb)) for xb in _batches(x, batch_size)], axis=0)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -66,12 +56,6 @@ def reconstruction_metrics(model, x, batch_size=DEFAULT_BATCH_SIZE):
         "bce_nats_per_image": float(bce_img.mean()),
         "psnr_db": float(np.mean(10 * np.log10(1.0 / np.maximum(mse_img, 1e-10)))),
     }
-
-
-def psnr(clean, other):
-    """Mean over images of ``10 log10(1 / MSE)`` for images in [0, 1]."""
-    mse = ((np.asarray(clean, "float64") - np.asarray(other, "float64")) ** 2).reshape(len(clean), -1).mean(1)
-    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-10))))
 
 
 def knn_accuracy(train_codes, train_labels, test_codes, test_labels, k=5, chunk=1000):
@@ -214,24 +198,13 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
             if probe:
                 results["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, y_tr, codes, y)
 
-    variant = getattr(model, "variant", None)
     if hasattr(model, "log_likelihood"):
         results["negative_elbo_nats"] = float(-np.mean(_map(model.elbo, x, batch_size)))
         results["active_units"] = active_units(codes)
         if iwae_samples:
             results["iwae_nll_nats"] = iwae_nll(model, x, iwae_samples, verbose=verbose)
             results["iwae_samples"] = int(iwae_samples)
-    if variant == "sae":
-        results["mean_activation"] = float(codes.mean())
-        results["near_zero_fraction"] = float(np.mean(np.abs(codes) < 0.01))
-    if variant == "cae":
-        sub = x[: min(len(x), 1000)]
-        sq = _map(lambda xb: model.jacobian_frobenius_sq(model._check_inputs(xb)), sub, 64)
-        results["mean_jacobian_frobenius"] = float(np.mean(np.sqrt(sq)))
-    if variant == "dae":
-        _denoising_metrics(model, x, batch_size, seed, results)
-    if variant == "aae":
-        results["discriminator_accuracy"] = _discriminator_accuracy(model, codes, seed)
+    results.update(model.evaluation_metrics(x, codes, batch_size=batch_size, seed=seed))
     if fid and getattr(model, "is_generative", False) and isinstance(data, str):
         from keraszoo import feature_classifier as fc
 
@@ -243,38 +216,9 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
     return results
 
 
-def _denoising_metrics(model, x, batch_size, seed, results):
-    levels = {"": model.noise_level, "_2x": model.noise_level * 2}
-    if model.noise != "gaussian":
-        levels["_2x"] = min(1.0, levels["_2x"])
-    for suffix, level in levels.items():
-        noisy, denoised = [], []
-        for i, xb in enumerate(_batches(x, batch_size)):
-            nb = _np(model.corrupt(model._check_inputs(xb), seed=seed + i, noise_level=level))
-            noisy.append(nb)
-            denoised.append(_np(model.reconstruct(nb)))
-        results[f"noisy_psnr{suffix}_db"] = psnr(x, np.concatenate(noisy))
-        results[f"denoised_psnr{suffix}_db"] = psnr(x, np.concatenate(denoised))
-
-
-def _discriminator_accuracy(model, codes, seed):
-    prior = _np(model.sample_prior(len(codes), seed=seed))
-    d_fake = _np(model.discriminator(codes))[:, 0]
-    d_real = _np(model.discriminator(prior))[:, 0]
-    return float(0.5 * (np.mean(d_fake < 0) + np.mean(d_real >= 0)))
-
-
 def format_table(results):
     """A two-column plain-text table of ``results``."""
-    rows = []
-    for key, value in results.items():
-        if isinstance(value, float):
-            text = f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
-            if math.isnan(value):
-                text = "nan"
-        else:
-            text = str(value)
-        rows.append((key, text))
+    rows = [(key, format_number(value)) for key, value in results.items()]
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 2 + max(len(v) for _, v in rows))
     return "\n".join([line] + [f"{k.ljust(width)}  {v}" for k, v in rows] + [line])

@@ -1,6 +1,4 @@
-"""The bundled training scripts: ``train.py`` (train any variant) and
-``finetune.py`` (fine-tune a pretrained model on your data).
-
-Both expose ``build_parser()`` and ``main(argv=None) -> int`` so that
-``keraszoo train`` / ``keraszoo finetune`` and the tests can call them.
+"""Scripts of a source checkout: ``train.py`` and ``finetune.py`` run the engine in
+:mod:`keraszoo.training`; ``publish_zoo.py``, ``results_table.py`` and
+``train_feature_classifier.py`` are the maintainers' tools for the published zoo.
 """

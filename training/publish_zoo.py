@@ -12,7 +12,7 @@
 4. writes the folder with ``keraszoo.save_pretrained`` (metrics, the run's recipe,
    licenses, paper) into a staging folder and registers it with
    ``keraszoo.weights.manifest.add_entry`` (bundled copy; ``hub.revision`` stays
-   null until ``python -m keraszoo.weights push`` publishes it and pins the commit).
+   null until ``keraszoo push`` publishes it and ``keraszoo manifest add`` pins the commit).
 
 The evaluation command is recorded in the entry, so ``keraszoo evaluate NAME``
 reruns it.

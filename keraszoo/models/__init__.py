@@ -13,7 +13,9 @@ from keraszoo.models.contractive import ContractiveAutoEncoder
 from keraszoo.models.denoising import DenoisingAutoEncoder
 from keraszoo.models.hierarchical_vae import HierarchicalVAE
 from keraszoo.models.registry import get_variant
+from keraszoo.models.registry import list_presets
 from keraszoo.models.registry import list_variants
+from keraszoo.models.registry import resolve_preset
 from keraszoo.models.sparse import SparseAutoEncoder
 from keraszoo.models.vae import VAE
 
@@ -27,5 +29,7 @@ __all__ = [
     "AdversarialAutoEncoder",
     "BaseAutoEncoder",
     "list_variants",
+    "list_presets",
+    "resolve_preset",
     "get_variant",
 ]

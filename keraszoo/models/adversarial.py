@@ -12,6 +12,10 @@ from keraszoo.models import validation
 from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.base import GenerativeMixin
 from keraszoo.models.base import _replica_scale
+from keraszoo.models.metadata import Hyperparameter
+from keraszoo.models.metadata import Paper
+from keraszoo.models.metadata import ReportedMetric
+from keraszoo.models.numeric import to_numpy
 from keraszoo.models.registry import keraszoo_export
 
 PRIORS = ("gaussian", "mixture")
@@ -49,6 +53,19 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
 
     ``train_step`` uses ``tf.GradientTape`` (TensorFlow backend).
     """
+
+    # === Metadata ===
+    title = "adversarial autoencoder"
+    papers = (Paper("Adversarial Autoencoders (Makhzani et al., 2016)", "https://arxiv.org/abs/1511.05644"),)
+    presets = {"conv_aae": {"architecture": "conv"}}
+    hyperparameters = {
+        "prior": Hyperparameter("AAE prior", str, PRIORS),
+        "adversarial_weight": Hyperparameter("AAE generator weight"),
+    }
+    training_options = {
+        "discriminator_lr": Hyperparameter("AAE discriminator/generator learning rate (model default 2e-4)"),
+    }
+    reported_metrics = (ReportedMetric("discriminator_accuracy", "discriminator acc. {value:.2%}"),)
 
     regularizer_names = ("generator_loss", "discriminator_loss")
 
@@ -122,6 +139,14 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
         }
 
     # -------------------------------------------------------------- training
+    @classmethod
+    def compile_options(cls, discriminator_lr=None, **options):
+        """``discriminator_lr``: Adam (beta_1 = 0.5) at that rate for the discriminator and generator phases."""
+        kwargs = super().compile_options(**options)
+        if discriminator_lr is not None:
+            kwargs["discriminator_optimizer"] = keras.optimizers.Adam(discriminator_lr, beta_1=0.5)
+        return kwargs
+
     def compile(self, optimizer=None, discriminator_optimizer=None, generator_optimizer=None, **kwargs):
         """Three optimizers, one per phase (defaults: Adam 1e-3, Adam 2e-4, Adam 2e-4).
 
@@ -220,3 +245,11 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
                               if self._custom_discriminator else None),
         })
         return config
+
+    def evaluation_metrics(self, x, codes, *, batch_size, seed):
+        """Accuracy of the discriminator on test codes against as many prior samples (0.5: indistinguishable)."""
+        del x, batch_size
+        prior = to_numpy(self.sample_prior(len(codes), seed=seed))
+        d_fake = to_numpy(self.discriminator(codes))[:, 0]
+        d_real = to_numpy(self.discriminator(prior))[:, 0]
+        return {"discriminator_accuracy": float(0.5 * (np.mean(d_fake < 0) + np.mean(d_real >= 0)))}

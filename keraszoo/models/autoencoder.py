@@ -3,6 +3,7 @@
 from keras import ops
 
 from keraszoo.models.base import BaseAutoEncoder
+from keraszoo.models.metadata import Paper
 from keraszoo.models.registry import keraszoo_export
 
 
@@ -23,6 +24,12 @@ class AutoEncoder(BaseAutoEncoder):
     codes = model.encode(x_test)
     ```
     """
+
+    # === Metadata ===
+    title = "autoencoder"
+    papers = (Paper("Reducing the Dimensionality of Data with Neural Networks (Hinton & Salakhutdinov, 2006)",
+                    "https://doi.org/10.1126/science.1127647"),)
+    presets = {"conv_ae": {"architecture": "conv"}}
 
     def loss_terms(self, x, training=False):
         x = self._check_inputs(x)

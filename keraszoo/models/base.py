@@ -18,9 +18,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from keraszoo import argtypes
 from keraszoo.models import losses
 from keraszoo.models import networks
 from keraszoo.models import validation
+from keraszoo.models.metadata import Hyperparameter
+from keraszoo.models.metadata import merged_table
+from keraszoo.models.registry import list_variants
 
 RECONSTRUCTION_LOSSES = ("bce", "mse")
 
@@ -84,8 +88,23 @@ class BaseAutoEncoder(keras.Model):
         seed: seed of the model's ``SeedGenerator`` (sampling, noise).
     """
 
+    # === Metadata === (see keraszoo.models.metadata; each variant sets its own)
     variant = None
+    title = None
+    papers = ()
+    presets = {}
     is_generative = False
+    hyperparameters = {
+        "latent_dim": Hyperparameter("code size (model default: 16)", argtypes.positive_int),
+        "architecture": Hyperparameter("dense (MLP) or conv (strided convolutions)", str,
+                                       networks.ARCHITECTURES),
+        "hidden_dims": Hyperparameter("e.g. 512,256; 'none': no hidden dense layer "
+                                      "(conv: project straight to the code)", argtypes.hidden_dims),
+        "conv_filters": Hyperparameter("e.g. 32,64", argtypes.int_list),
+        "reconstruction_loss": Hyperparameter("decoder likelihood", str, RECONSTRUCTION_LOSSES),
+    }
+    training_options = {}
+    reported_metrics = ()
     #: names of the regularization terms, in reporting order.
     regularizer_names = ()
     #: extra (non-loss) metrics reported by the variant.
@@ -143,6 +162,37 @@ class BaseAutoEncoder(keras.Model):
             self.extra_metric_names)
         self.loss_trackers = [keras.metrics.Mean(name=n) for n in names]
         self.built = True
+
+    # ------------------------------------------------------------- metadata
+    @classmethod
+    def all_hyperparameters(cls):
+        """``{name: Hyperparameter}`` of ``cls`` and its base classes."""
+        return merged_table(cls, "hyperparameters")
+
+    @classmethod
+    def all_training_options(cls):
+        """``{name: Hyperparameter}``: the arguments of :meth:`compile_options`."""
+        return merged_table(cls, "training_options")
+
+    @classmethod
+    def compile_options(cls, **options):
+        """``compile`` keyword arguments for the training options (see ``training_options``)."""
+        if options:
+            raise ValueError(f"{cls.__name__} has no training option(s) {sorted(options)}.")
+        return {}
+
+    def paper(self):
+        """The :class:`~keraszoo.models.metadata.Paper` this configuration implements."""
+        return self.papers[0]
+
+    def evaluation_metrics(self, x, codes, *, batch_size, seed):
+        """The variant's own metrics on test images ``x`` and their ``codes`` (NumPy).
+
+        ``keraszoo.evaluate`` adds what this returns to its generic metrics; the
+        names are those of ``reported_metrics``.
+        """
+        del x, codes, batch_size, seed
+        return {}
 
     # ------------------------------------------------------------------ hooks
     @classmethod
@@ -247,9 +297,10 @@ class BaseAutoEncoder(keras.Model):
 
     def sample(self, n, seed=None):
         """Generates ``n`` images; only generative variants (VAE, HVAE, AAE) can."""
+        generative = sorted(cls.__name__ for cls in list_variants().values() if cls.is_generative)
         raise NotImplementedError(
             f"{type(self).__name__} is not a generative model (it has no prior over codes); "
-            f"use VAE, HierarchicalVAE or AdversarialAutoEncoder to sample.")
+            f"use {', '.join(generative)} to sample.")
 
     # --------------------------------------------------------------- training
     def compile(self, optimizer=None, **kwargs):

@@ -1,10 +1,15 @@
 """Contractive autoencoder (Rifai et al., 2011)."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keraszoo.models import validation
 from keraszoo.models.autoencoder import AutoEncoder
+from keraszoo.models.metadata import Hyperparameter
+from keraszoo.models.metadata import Paper
+from keraszoo.models.metadata import ReportedMetric
+from keraszoo.models.numeric import map_batches
 from keraszoo.models.registry import keraszoo_export
 
 CONTRACTIVE_METHODS = ("autodiff", "closed_form", "projection")
@@ -90,6 +95,13 @@ class ContractiveAutoEncoder(AutoEncoder):
         num_projections: draws for ``"projection"``.
     """
 
+    # === Metadata ===
+    title = "contractive autoencoder"
+    papers = (Paper("Contractive Auto-Encoders: Explicit Invariance During Feature Extraction (Rifai et al., 2011)",
+                    "https://icml.cc/2011/papers/455_icmlpaper.pdf"),)
+    hyperparameters = {"contractive_weight": Hyperparameter("weight lambda of the contractive penalty")}
+    reported_metrics = (ReportedMetric("mean_jacobian_frobenius", "mean ‖J‖_F {value:.4f}"),)
+
     regularizer_names = ("contractive_loss",)
     code_activation = "sigmoid"
 
@@ -152,3 +164,9 @@ class ContractiveAutoEncoder(AutoEncoder):
             "num_projections": self.num_projections,
         })
         return config
+
+    def evaluation_metrics(self, x, codes, *, batch_size, seed):
+        """Mean ``||J_f(x)||_F`` over the first 1000 test images."""
+        del codes, batch_size, seed
+        sq = map_batches(lambda xb: self.jacobian_frobenius_sq(self._check_inputs(xb)), x[:1000], 64)
+        return {"mean_jacobian_frobenius": float(np.mean(np.sqrt(sq)))}

@@ -1,9 +1,16 @@
 """Denoising autoencoder (Vincent et al., 2008)."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keraszoo.models import validation
+from keraszoo.models.metadata import Hyperparameter
+from keraszoo.models.metadata import Paper
+from keraszoo.models.metadata import ReportedMetric
+from keraszoo.models.numeric import psnr
+from keraszoo.models.numeric import batches
+from keraszoo.models.numeric import to_numpy
 from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.registry import keraszoo_export
 
@@ -28,6 +35,21 @@ class DenoisingAutoEncoder(AutoEncoder):
         noise_level: the Gaussian sigma, or the corruption probability.
         **kwargs: see ``AutoEncoder``.
     """
+
+    # === Metadata ===
+    title = "denoising autoencoder"
+    papers = (Paper("Extracting and Composing Robust Features with Denoising Autoencoders (Vincent et al., 2008)",
+                    "https://doi.org/10.1145/1390156.1390294"),)
+    presets = {"conv_dae": {"architecture": "conv"}}
+    hyperparameters = {
+        "noise": Hyperparameter("DAE corruption", str, NOISE_TYPES),
+        "noise_level": Hyperparameter("DAE corruption level"),
+    }
+    reported_metrics = (
+        ReportedMetric("denoised_psnr_db", "denoised PSNR {value:.2f} dB (noisy {reference})", "noisy_psnr_db"),
+        ReportedMetric("denoised_psnr_2x_db", "at 2x noise {value:.2f} dB (noisy {reference})",
+                       "noisy_psnr_2x_db"),
+    )
 
     def __init__(self, *args, noise="gaussian", noise_level=0.3, **kwargs):
         validation.check_choice("noise", noise, NOISE_TYPES)
@@ -69,3 +91,20 @@ class DenoisingAutoEncoder(AutoEncoder):
         config = super().get_config()
         config.update({"noise": self.noise, "noise_level": self.noise_level})
         return config
+
+    def evaluation_metrics(self, x, codes, *, batch_size, seed):
+        """PSNR of the corrupted and the denoised test images, at the training noise and twice it."""
+        del codes
+        levels = {"": self.noise_level, "_2x": self.noise_level * 2}
+        if self.noise != "gaussian":
+            levels["_2x"] = min(1.0, levels["_2x"])
+        results = {}
+        for suffix, level in levels.items():
+            noisy, denoised = [], []
+            for i, xb in enumerate(batches(x, batch_size)):
+                nb = to_numpy(self.corrupt(self._check_inputs(xb), seed=seed + i, noise_level=level))
+                noisy.append(nb)
+                denoised.append(to_numpy(self.reconstruct(nb)))
+            results[f"noisy_psnr{suffix}_db"] = psnr(x, np.concatenate(noisy))
+            results[f"denoised_psnr{suffix}_db"] = psnr(x, np.concatenate(denoised))
+        return results

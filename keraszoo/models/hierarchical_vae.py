@@ -6,6 +6,7 @@ from keras import ops
 from keraszoo.models import losses
 from keraszoo.models import networks
 from keraszoo.models import validation
+from keraszoo.models.metadata import Paper
 from keraszoo.models.registry import keraszoo_export
 from keraszoo.models.vae import VAE
 
@@ -56,6 +57,15 @@ class HierarchicalVAE(VAE):
         **kwargs: see ``VAE``.
     """
 
+    # === Metadata ===
+    title = "hierarchical variational autoencoder"
+    papers = (
+        Paper("Ladder Variational Autoencoders (Sonderby et al., 2016)", "https://arxiv.org/abs/1602.02282"),
+        Paper("Importance Weighted Autoencoders (Burda, Grosse & Salakhutdinov, 2016)",
+              "https://arxiv.org/abs/1509.00519"),
+    )
+    presets = {"conv_hvae": {"architecture": "conv"}}
+
     INFERENCE = ("ladder", "bottom_up")
 
     def __init__(self, *args, upper_latent_dims=None, ladder_hidden_dim=256, inference="ladder", **kwargs):
@@ -69,6 +79,10 @@ class HierarchicalVAE(VAE):
         self.inference = inference
         self.extra_metric_names = tuple(f"kl_loss_{i + 1}" for i in range(len(upper_latent_dims) + 1))
         super().__init__(*args, **kwargs)
+
+    def paper(self):
+        """Sonderby et al. for ladder inference; bottom-up inference is the 2-layer model of Burda et al."""
+        return self.papers[0] if self.inference == "ladder" else self.papers[1]
 
     @property
     def latent_dims(self):

@@ -39,6 +39,39 @@ def list_variants():
     return dict(_VARIANTS)
 
 
+def list_presets():
+    """``{name: (variant_key, constructor kwargs)}``: every variant key and every preset.
+
+    Presets are the variants' own named configurations (``VAE.presets``:
+    ``{"beta_vae": {"beta": 4.0}, ...}``); a preset belongs to the class that
+    declares it, not to its subclasses.
+    """
+    table = {}
+    for key, cls in _VARIANTS.items():
+        table[key] = (key, {})
+        for preset, kwargs in cls.__dict__.get("presets", {}).items():
+            if preset in table or preset in _VARIANTS:
+                raise ValueError(f"Preset name {preset!r} of {cls.__name__} is already taken.")
+            table[preset] = (key, dict(kwargs))
+    return table
+
+
+def resolve_preset(name):
+    """``(variant class, constructor kwargs)`` for a variant key or a preset name.
+
+    Raises:
+        ValueError: for an unknown name, listing the closest known names.
+    """
+    table = list_presets()
+    if name in table:
+        key, kwargs = table[name]
+        return _VARIANTS[key], dict(kwargs)
+    known = sorted(table)
+    close = difflib.get_close_matches(str(name), known, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(f"Unknown model {name!r}.{hint} Known: {', '.join(known)}.")
+
+
 def get_variant(name):
     """Returns the variant class for a short name (``"vae"``) or class name (``"VAE"``).
 

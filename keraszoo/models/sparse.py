@@ -1,9 +1,13 @@
 """Sparse autoencoder: L1 activity penalty or KL sparsity (Ng, 2011)."""
 
+import numpy as np
 from keras import ops
 
 from keraszoo.models import losses
 from keraszoo.models import validation
+from keraszoo.models.metadata import Hyperparameter
+from keraszoo.models.metadata import Paper
+from keraszoo.models.metadata import ReportedMetric
 from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.registry import keraszoo_export
 
@@ -23,6 +27,21 @@ class SparseAutoEncoder(AutoEncoder):
     ``total_loss = reconstruction_loss + sparsity_weight * sparsity_loss``.
     Also reports ``mean_activation`` (mean of ``h`` over units and batch).
     """
+
+    # === Metadata ===
+    title = "sparse autoencoder"
+    papers = (Paper("Sparse autoencoder, CS294A lecture notes (Ng, 2011)",
+                    "https://web.stanford.edu/class/cs294a/sparseAutoencoder_2011new.pdf"),)
+    presets = {"conv_sae": {"architecture": "conv"}}
+    hyperparameters = {
+        "sparsity": Hyperparameter("SAE penalty", str, SPARSITY_TYPES),
+        "sparsity_weight": Hyperparameter("weight of the sparsity penalty"),
+        "sparsity_target": Hyperparameter("target mean activation rho (KL penalty)"),
+    }
+    reported_metrics = (
+        ReportedMetric("mean_activation", "mean activation {value:.4f}"),
+        ReportedMetric("near_zero_fraction", "near-zero {value:.2%}"),
+    )
 
     regularizer_names = ("sparsity_loss",)
     extra_metric_names = ("mean_activation",)
@@ -63,3 +82,9 @@ class SparseAutoEncoder(AutoEncoder):
             "sparsity_target": self.sparsity_target,
         })
         return config
+
+    def evaluation_metrics(self, x, codes, *, batch_size, seed):
+        """Mean code activation and the fraction of code values with ``|h| < 0.01``."""
+        del x, batch_size, seed
+        return {"mean_activation": float(codes.mean()),
+                "near_zero_fraction": float(np.mean(np.abs(codes) < 0.01))}

@@ -10,6 +10,8 @@ from keraszoo.models import losses
 from keraszoo.models import validation
 from keraszoo.models.base import BaseAutoEncoder
 from keraszoo.models.base import GenerativeMixin
+from keraszoo.models.metadata import Hyperparameter
+from keraszoo.models.metadata import Paper
 from keraszoo.models.registry import keraszoo_export
 
 
@@ -37,6 +39,20 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         **kwargs: see ``BaseAutoEncoder``.
     """
 
+    # === Metadata ===
+    title = "variational autoencoder"
+    papers = (
+        Paper("Auto-Encoding Variational Bayes (Kingma & Welling, 2014)", "https://arxiv.org/abs/1312.6114"),
+        Paper("beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework "
+              "(Higgins et al., 2017)", "https://openreview.net/forum?id=Sy2fzU9gl"),
+    )
+    presets = {
+        "conv_vae": {"architecture": "conv"},
+        "beta_vae": {"beta": 4.0},
+        "conv_beta_vae": {"architecture": "conv", "beta": 4.0},
+    }
+    hyperparameters = {"beta": Hyperparameter("VAE KL weight (beta-VAE)")}
+
     regularizer_names = ("kl_loss",)
     encoder_outputs_per_unit = 2
 
@@ -47,6 +63,10 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
             raise ValueError("`decoder_std` must be > 0.")
         self.decoder_std = decoder_std
         super().__init__(*args, **kwargs)
+
+    def paper(self):
+        """Kingma & Welling for ``beta == 1``, Higgins et al. (beta-VAE) otherwise."""
+        return self.papers[0] if self.beta == 1.0 else self.papers[1]
 
     # ---------------------------------------------------------------- pieces
     def posterior(self, x, training=False):

@@ -70,8 +70,8 @@ def run_script(argv, *, env=None, prelude=None, timeout=240):
         cmd = [sys.executable, str(TRAIN_SCRIPT), *argv]
     else:
         code = (
-            f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r})\n{prelude}\n"
-            "from training.train import main\nsys.exit(main(sys.argv[1:]))\n"
+            f"import sys\n{prelude}\n"
+            "from keraszoo.training.train import main\nsys.exit(main(sys.argv[1:]))\n"
         )
         cmd = [sys.executable, "-c", code, *argv]
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout,

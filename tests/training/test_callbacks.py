@@ -1,12 +1,14 @@
-"""training.callbacks and the small helpers of training._common."""
+"""keraszoo.training.callbacks, fitting helpers, runtime choices and hyperparameter parsing."""
 
 import json
 
 import numpy as np
 import pytest
 
-from training import _common
-from training import callbacks as cb
+from keraszoo.training import callbacks as cb
+from keraszoo.training import fitting
+from keraszoo.training import recipe
+from keraszoo.training import runtime
 
 
 def _tiny_vae(seed=0):
@@ -65,7 +67,7 @@ def test_backup_restores_weights_optimizer_and_random_state(tmp_path):
                                   np.asarray(fresh.encode(x, sample=True)))
 
     mismatch = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 2})
-    with pytest.raises(_common.BackupMismatchError, match="differs in: lr"):
+    with pytest.raises(recipe.BackupMismatchError, match="differs in: lr"):
         mismatch.restore(_tiny_vae())
 
 
@@ -114,22 +116,22 @@ def test_kill_hook_from_environment(monkeypatch):
 def test_trim_csv_log(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.0\n")
-    _common.trim_csv_log(path, 2)
+    fitting.trim_csv_log(path, 2)
     assert path.read_text().splitlines() == ["epoch,loss", "0,3.0", "1,2.0"]
-    _common.trim_csv_log(tmp_path / "missing.csv", 0)  # no file: nothing to do
+    fitting.trim_csv_log(tmp_path / "missing.csv", 0)  # no file: nothing to do
 
 
 def test_runtime_defaults_on_cpu():
-    assert _common.resolve_jit("auto") is False  # no GPU here: XLA off
-    assert _common.resolve_jit("on") is True
-    assert _common.resolve_steps_per_execution("auto") == 16
-    assert _common.resolve_steps_per_execution("4") == 4
-    with pytest.raises(_common.UsageError):
-        _common.resolve_steps_per_execution("0")
-    hw = _common.hardware_info()
+    assert runtime.resolve_jit("auto") is False  # no GPU here: XLA off
+    assert runtime.resolve_jit("on") is True
+    assert runtime.resolve_steps_per_execution("auto") == 16
+    assert runtime.resolve_steps_per_execution("4") == 4
+    with pytest.raises(recipe.UsageError):
+        runtime.resolve_steps_per_execution("0")
+    hw = runtime.hardware_info()
     assert hw["cpu_cores"] >= 1 and hw["gpus"] == [] and "no GPU" in hw["description"]
-    assert _common.parse_hparam("hidden_dims=[8, 4]") == ("hidden_dims", (8, 4))
-    assert _common.parse_hparam("noise=masking") == ("noise", "masking")
+    assert recipe.parse_hparam("hidden_dims=[8, 4]") == ("hidden_dims", (8, 4))
+    assert recipe.parse_hparam("noise=masking") == ("noise", "masking")
 
 
 def test_float32_copy_of_a_mixed_precision_model():
@@ -144,7 +146,7 @@ def test_float32_copy_of_a_mixed_precision_model():
     finally:
         keras.config.set_dtype_policy(previous)
     assert model.compute_dtype == "float16"
-    copy = _common.float32_copy(model)
+    copy = runtime.float32_copy(model)
     assert copy.compute_dtype == "float32" and copy.get_config()["dtype"]["config"]["name"] == "float32"
     for a, b in zip(model.get_weights(), copy.get_weights()):
         np.testing.assert_array_equal(a, b)

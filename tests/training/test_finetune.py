@@ -8,7 +8,7 @@ from PIL import Image
 
 import keraszoo
 from keraszoo import data
-from training import finetune
+from keraszoo.training import finetune
 
 
 @pytest.fixture(scope="module")

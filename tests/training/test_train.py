@@ -1,4 +1,4 @@
-"""training/train.py: arguments, recipes, outputs, determinism, resume, mirrored."""
+"""keraszoo.training.train (keraszoo train, training/train.py): arguments, recipes, outputs, determinism, resume, mirrored."""
 
 import json
 import signal
@@ -10,49 +10,53 @@ from tests.training.helpers import assert_same_weights
 from tests.training.helpers import base_args
 from tests.training.helpers import run_script
 from tests.training.helpers import weights_of
-from training import train
-from training._common import UsageError
+from keraszoo.training import train
+from keraszoo.training.arguments import args_to_argv
+from keraszoo.training.arguments import resolve_args
+from keraszoo.training.recipe import UsageError
 
 
 # ------------------------------------------------------------------ arguments
 
 
 def _parse(argv):
-    args, effective = train.resolve_args(argv)
-    return args
+    recipe, context, effective = resolve_args(argv)
+    return recipe
 
 
 def test_model_aliases_map_to_variants_and_kwargs():
-    key, kw = train.model_spec(_parse(["--model", "beta_vae", "--dry-run"]))
+    key, kw = _parse(["--model", "beta_vae", "--dry-run"]).model_spec()
     assert key == "vae" and kw["beta"] == 4.0
-    key, kw = train.model_spec(_parse(["--model", "beta_vae", "--beta", "8", "--dry-run"]))
+    key, kw = _parse(["--model", "beta_vae", "--beta", "8", "--dry-run"]).model_spec()
     assert kw["beta"] == 8.0  # an explicit flag overrides the alias
-    key, kw = train.model_spec(_parse(["--model", "conv_ae", "--latent-dim", "2", "--dry-run"]))
+    key, kw = _parse(["--model", "conv_ae", "--latent-dim", "2", "--dry-run"]).model_spec()
     assert (key, kw["architecture"], kw["latent_dim"]) == ("ae", "conv", 2)
-    key, kw = train.model_spec(_parse(["--model", "dae", "--noise", "masking", "--noise-level", "0.5",
-                                       "--hparam", "hidden_dims=[64,32]", "--seed", "7", "--dry-run"]))
+    key, kw = _parse(["--model", "dae", "--noise", "masking", "--noise-level", "0.5",
+                                       "--hparam", "hidden_dims=[64,32]", "--seed", "7", "--dry-run"]).model_spec()
     assert key == "dae" and kw == {"noise": "masking", "noise_level": 0.5, "hidden_dims": (64, 32), "seed": 7}
     with pytest.raises(UsageError, match="Did you mean 'vae'"):
-        train.model_spec(_parse(["--model", "vea", "--dry-run"]))
+        _parse(["--model", "vea", "--dry-run"]).model_spec()
 
 
 def test_hidden_dims_none_means_no_hidden_dense_layer_and_survives_a_recipe():
     args = _parse(["--model", "conv_ae", "--hidden-dims", "none", "--dry-run"])
-    key, kw = train.model_spec(args)
+    key, kw = args.model_spec()
     assert kw["hidden_dims"] == [] and kw["architecture"] == "conv"
-    rec = train.recipe_args(args)
-    assert train.recipe_args(_parse(train.args_to_argv(rec) + ["--dry-run"])) == rec
+    rec = args.to_args()
+    assert _parse(args_to_argv(rec) + ["--dry-run"]).to_args() == rec
     with pytest.raises(SystemExit):
         _parse(["--model", "ae", "--hidden-dims", "0,3", "--dry-run"])
 
 
-def test_every_alias_names_a_registered_variant():
+def test_every_preset_names_a_registered_variant():
+    from keraszoo.models import list_presets
     from keraszoo.models import list_variants
-    from training._common import MODEL_ALIASES
 
-    for alias, (key, _) in MODEL_ALIASES.items():
+    for alias, (key, _) in list_presets().items():
         assert key in list_variants(), alias
-    assert set(list_variants()) <= set(MODEL_ALIASES)
+    assert set(list_variants()) <= set(list_presets())
+    for alias in ("conv_ae", "beta_vae", "conv_beta_vae", "conv_hvae", "conv_aae"):
+        assert alias in list_presets()
 
 
 def test_command_line_errors(capsys, tiny_mnist_dir):
@@ -76,13 +80,13 @@ def test_missing_dataset_reports_how_to_fix_it(capsys, tmp_path):
 def test_recipe_args_round_trip_through_a_command_line():
     args = _parse(["--model", "sae", "--sparsity", "l1", "--hidden-dims", "64,32", "--mixed-precision",
                    "--no-eval", "--hparam", "sparsity_target=0.1", "--out", "o"])
-    rec = train.recipe_args(args)
+    rec = args.to_args()
     assert "out" not in rec and rec["hidden_dims"] == [64, 32] and rec["mixed_precision"] is True
-    again = train.recipe_args(_parse(train.args_to_argv(rec) + ["--out", "elsewhere"]))
+    again = _parse(args_to_argv(rec) + ["--out", "elsewhere"]).to_args()
     assert again == rec
     json.dumps(rec)  # JSON-able, for the manifest
     with pytest.raises(UsageError, match="Unknown training argument"):
-        train.args_to_argv({"learning_rate": 1})
+        args_to_argv({"learning_rate": 1})
 
 
 def test_dry_run_prints_the_resolved_configuration(capsys):
@@ -119,7 +123,7 @@ def test_run_writes_a_loadable_pretrained_folder(trained_run):
     assert recipe["num_train_examples"] == 256 and recipe["steps_per_epoch"] == 8
     assert recipe["epochs"] == 2 and recipe["batch_size"] == 32 and recipe["seed"] == 0
     assert recipe["images_per_s"] > 0 and recipe["wall_time_s"] > 0
-    assert recipe["argv"] == argv and recipe["command"].startswith("python training/train.py --model ae")
+    assert recipe["argv"] == argv and recipe["command"].startswith("keraszoo train --model ae")
     assert (out / "command.txt").read_text().strip() == recipe["command"]
     assert recipe["args"]["hidden_dims"] == [32] and "cores" in recipe["hardware"]
     assert set(recipe["versions"]) >= {"keraszoo", "keras", "tensorflow"}
@@ -168,13 +172,13 @@ def test_recipe_from_the_manifest_reruns_the_same_training(trained_run, tmp_path
     assert json.loads((rerun / "metadata.json").read_text())["recipe"]["rerun_of"] == "ae_tiny"
 
     with pytest.raises(Exception, match="Unknown pretrained model"):
-        train.resolve_args(["--recipe", "nope", "--manifest", str(path)])
+        resolve_args(["--recipe", "nope", "--manifest", str(path)])
 
 
 def test_recipe_args_may_be_an_argv_list(tmp_path, monkeypatch, capsys):
-    import training._common as common
+    from keraszoo.training import arguments
 
-    monkeypatch.setattr(common, "read_recipe_args",
+    monkeypatch.setattr(arguments, "read_recipe_args",
                         lambda name, path=None: ["--model", "cae", "--contractive-weight", "0.5"])
     assert train.main(["--recipe", "x", "--dry-run"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -189,7 +193,7 @@ RESUME_ARGS = {"--model": "vae", "--binarize": "dynamic", "--no-eval": "", "--ba
 
 def test_crash_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_mnist_dir, tmp_path, monkeypatch):
     """In-process version of the SIGKILL test below (fast): a crash after step 12."""
-    from training.callbacks import SimulatedCrash
+    from keraszoo.training.callbacks import SimulatedCrash
 
     # A VAE (sampling noise) on dynamically binarized data: every random
     # stream and the step bookkeeping must survive the crash.

@@ -23,7 +23,7 @@ import time
 import keras
 import numpy as np
 
-from training._common import BackupMismatchError  # noqa: F401 (re-exported)
+from keraszoo.training.recipe import BackupMismatchError
 
 #: Environment hook for tests: SIGKILL the process right after this global
 #: step has been trained (and backed up, if a backup was due at that step);

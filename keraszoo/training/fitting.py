@@ -9,6 +9,7 @@ then the remaining epochs, with ``ResumableBackup``, ``CSVLogger``,
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import pathlib
@@ -17,8 +18,10 @@ import time
 
 import keras
 
-from training import _common
-from training import callbacks as cb
+from keraszoo.training import callbacks as cb
+from keraszoo.training.recipe import UsageError
+from keraszoo.utils import atomic_path
+from keraszoo.utils import atomic_write_text
 
 
 @dataclasses.dataclass
@@ -27,7 +30,7 @@ class FitResult:
 
     #: last value of every logged metric (``loss``, ``val_loss``, ...).
     last_logs: dict
-    #: the :class:`training.callbacks.Throughput` callback (images/s).
+    #: the :class:`keraszoo.training.callbacks.Throughput` callback (images/s).
     throughput: cb.Throughput
     #: global step restored from a backup (0: fresh start).
     resumed_from_step: int
@@ -37,6 +40,38 @@ class FitResult:
     diverged: bool
     #: the backup callback (call ``finish()`` once outputs are written).
     backup: cb.ResumableBackup
+
+    def record(self, started: float) -> dict:
+        """The timing facts of a recipe record (``started``: ``time.time()`` at the run's start)."""
+        return {
+            "wall_time_s": round(time.time() - started, 3),
+            "fit_time_s": round(self.fit_time_s, 3),
+            "images_per_s": round(self.throughput.images_per_s, 1),
+            "steady_images_per_s": round(self.throughput.steady_images_per_s, 1),
+            "resumed_from_step": int(self.resumed_from_step),
+        }
+
+
+def hold_out(x, fraction: float):
+    """``(x_train, x_val)``: a fixed random ``fraction`` of ``x`` held out (``x_val`` None for 0).
+
+    The permutation is fixed (seed 12345), since some archives are sorted by class.
+    """
+    if fraction <= 0:
+        return x, None
+    import numpy as np
+
+    order = np.random.default_rng(12345).permutation(len(x))
+    n_val = max(1, int(round(len(x) * fraction)))
+    return x[np.sort(order[n_val:])], x[order[:n_val]]
+
+
+def save_run(model, out, *, metrics, recipe, dataset):
+    """The run's ``save_pretrained`` folder, with ``command.txt`` beside it."""
+    import keraszoo
+
+    keraszoo.save_pretrained(model, out, metrics=metrics, recipe=recipe, dataset=dataset)
+    atomic_write_text(pathlib.Path(out) / "command.txt", recipe["command"] + "\n")
 
 
 def distribute_options(ds, multiworker: bool):
@@ -95,7 +130,7 @@ def fit_resumable(
     if g0 == 0:
         log_path.unlink(missing_ok=True)
     else:
-        _common.trim_csv_log(log_path, first_epoch)
+        trim_csv_log(log_path, first_epoch)
         print(
             f"Resuming from the backup at epoch {first_epoch + 1}, step {first_step} (global step {g0}).",
             file=sys.stderr,
@@ -126,7 +161,7 @@ def fit_resumable(
         import importlib.util
 
         if importlib.util.find_spec("tensorboard") is None:
-            raise _common.UsageError(
+            raise UsageError(
                 "--tensorboard needs the tensorboard package: pip install tensorboard"
             ) from None
         callbacks.append(keras.callbacks.TensorBoard(str(work_dir / "tensorboard"), profile_batch=0))
@@ -173,3 +208,23 @@ def final_metrics(last_logs: dict) -> dict:
             continue
         out[f"final_{k}" if k.startswith("val_") else f"final_train_{k}"] = float(v)
     return out
+
+
+def trim_csv_log(path, first_epoch: int) -> None:
+    """Drop rows of epochs >= ``first_epoch`` (they are retrained after a resume)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    if "epoch" not in header:
+        return
+    col = header.index("epoch")
+    kept = [r for r in body if r and int(float(r[col])) < first_epoch]
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(kept)

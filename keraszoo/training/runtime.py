@@ -1,11 +1,9 @@
-"""Shared machinery of ``training/train.py`` and ``training/finetune.py``.
+"""Runtime choices of a training run, and the description of where it ran.
 
-* model aliases (``beta_vae`` -> ``("vae", {"beta": 4.0})``),
-* runtime set-up: seeds and op determinism, mixed precision, XLA and
-  ``steps_per_execution`` defaults per device, ``tf.distribute`` strategies
-  (``keras.distribution.DataParallel`` on the JAX backend),
-* (the Keras callbacks live in :mod:`training.callbacks`),
-* the hardware / version description and the recipe written next to a model.
+* seeds and op determinism, mixed precision, XLA and ``steps_per_execution``
+  defaults per device, ``tf.distribute`` strategies
+  (``keras.distribution.DataParallel`` on the JAX backend);
+* the hardware / version description written into a model's recipe.
 
 TensorFlow and Keras are imported lazily, inside the functions, so that
 ``--help`` answers instantly.
@@ -14,99 +12,13 @@ TensorFlow and Keras are imported lazily, inside the functions, so that
 from __future__ import annotations
 
 import contextlib
-import csv
-import hashlib
 import json
 import os
 import pathlib
 import platform
 import sys
 
-#: ``--model`` values: alias -> (variant key, constructor kwargs).
-MODEL_ALIASES = {
-    "ae": ("ae", {}),
-    "conv_ae": ("ae", {"architecture": "conv"}),
-    "dae": ("dae", {}),
-    "conv_dae": ("dae", {"architecture": "conv"}),
-    "sae": ("sae", {}),
-    "conv_sae": ("sae", {"architecture": "conv"}),
-    "cae": ("cae", {}),
-    "vae": ("vae", {}),
-    "conv_vae": ("vae", {"architecture": "conv"}),
-    "beta_vae": ("vae", {"beta": 4.0}),
-    "conv_beta_vae": ("vae", {"architecture": "conv", "beta": 4.0}),
-    "hvae": ("hvae", {}),
-    "conv_hvae": ("hvae", {"architecture": "conv"}),
-    "aae": ("aae", {}),
-    "conv_aae": ("aae", {"architecture": "conv"}),
-}
-
-
-class UsageError(ValueError):
-    """A bad command line or configuration (reported without a traceback)."""
-
-
-class BackupMismatchError(UsageError):
-    """A backup folder holds a run of another configuration."""
-
-
-# --------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------
-
-
-def resolve_model(alias: str):
-    """``(variant_key, kwargs)`` for a ``--model`` value (alias or variant key)."""
-    if alias in MODEL_ALIASES:
-        key, kwargs = MODEL_ALIASES[alias]
-        return key, dict(kwargs)
-    from keraszoo.models import list_variants
-
-    if alias in list_variants():
-        return alias, {}
-    import difflib
-
-    known = sorted(set(MODEL_ALIASES) | set(list_variants()))
-    close = difflib.get_close_matches(alias, known, n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UsageError(f"Unknown --model {alias!r}.{hint} Known: {', '.join(known)}.")
-
-
-def check_hyperparameters(cls, kwargs: dict):
-    """Refuse keyword arguments that ``cls`` (a variant class) does not take."""
-    import inspect
-
-    accepted = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                accepted.add(p.name)
-        if klass.__name__ == "BaseAutoEncoder":
-            break
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise UsageError(
-            f"{cls.__name__} ({getattr(cls, 'variant', '?')}) has no hyperparameter(s) "
-            f"{unknown}; it accepts {sorted(accepted - {'self', 'args', 'kwargs'})}."
-        )
-
-
-def parse_hparam(text: str):
-    """``"name=value"`` -> ``(name, value)`` with JSON-ish value parsing."""
-    if "=" not in text:
-        raise UsageError(f"--hparam expects NAME=VALUE, got {text!r}.")
-    name, value = text.split("=", 1)
-    name = name.strip().replace("-", "_")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    if isinstance(parsed, list):
-        parsed = tuple(parsed)
-    return name, parsed
+from keraszoo.training.recipe import UsageError
 
 
 # --------------------------------------------------------------------------
@@ -204,6 +116,15 @@ def resolve_steps_per_execution(setting) -> int:
     if n < 1:
         raise UsageError(f"--steps-per-execution must be >= 1, got {n}.")
     return n
+
+
+def resolve_runtime(jit_compile, steps_per_execution, deterministic, distribution):
+    """``(deterministic, jit, steps_per_execution)`` for the run's settings on this machine."""
+    gpu = bool(gpu_devices())
+    determinism_on = {"on": True, "off": False}.get(deterministic, not gpu)
+    spe = resolve_steps_per_execution(steps_per_execution)
+    spe = check_spe_for_replicas(spe, distribution, explicit=steps_per_execution != "auto")
+    return determinism_on, resolve_jit(jit_compile), spe
 
 
 def check_spe_for_replicas(spe: int, distribution, *, explicit: bool) -> int:
@@ -370,69 +291,3 @@ class Distribution:
 
     def scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-
-
-# --------------------------------------------------------------------------
-# Logs, recipes, manifests
-# --------------------------------------------------------------------------
-
-
-def trim_csv_log(path, first_epoch: int) -> None:
-    """Drop rows of epochs >= ``first_epoch`` (they are retrained after a resume)."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        return
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    header, body = rows[0], rows[1:]
-    if "epoch" not in header:
-        return
-    col = header.index("epoch")
-    kept = [r for r in body if r and int(float(r[col])) < first_epoch]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(kept)
-    os.replace(tmp, path)
-
-
-def fingerprint_of(args_dict: dict, extra: dict) -> dict:
-    """The configuration a backup must match (semantic arguments + data)."""
-    fp = dict(args_dict)
-    fp.update(extra)
-    return fp
-
-
-def digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def read_recipe_args(name: str, manifest_path=None):
-    """The ``recipe["args"]`` of manifest entry ``name`` (a dict or an argv list).
-
-    Reads through :mod:`keraszoo.weights.manifest` (``$KERASZOO_MANIFEST`` or
-    the packaged manifest unless ``manifest_path`` is given).
-    """
-    from keraszoo.weights import manifest
-
-    entry = manifest.get_entry(name, path=manifest_path)
-    recipe = entry.get("recipe") or {}
-    args = recipe.get("args")
-    if args is None:
-        raise UsageError(
-            f"The manifest entry {name!r} has no recipe['args'] to rerun (its command was: "
-            f"{recipe.get('command', '?')!r})."
-        )
-    if not isinstance(args, (dict, list)):
-        raise UsageError(f"recipe['args'] of {name!r} must be a dict or a list, got {args!r}.")
-    return args
-
-
-def write_text_atomic(path, text: str) -> None:
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -1,0 +1,249 @@
+"""The typed training recipe: what a run trains, on what, and how.
+
+A :class:`Recipe` is produced by the command line (``keraszoo train``), by
+``--recipe NAME`` (a manifest entry's ``recipe["args"]``) and by the experiment
+runner, and consumed by :func:`keraszoo.training.train.run`. Its serialized
+form, :meth:`Recipe.to_args`, is the flat ``{argument: value}`` dict stored in
+every ``metadata.json`` and manifest entry; :meth:`Recipe.from_args` reads it
+back (also the form written by earlier keraszoo versions).
+
+Where things are (``out``, ``data_dir``, ...) is not part of a recipe: the same
+recipe reruns anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+
+class UsageError(ValueError):
+    """A bad command line or configuration (reported without a traceback)."""
+
+
+class BackupMismatchError(UsageError):
+    """A backup folder holds a run of another configuration."""
+
+
+#: Recipe fields that do not change the trained weights' values; a backup may
+#: be resumed with other values of these.
+RUNTIME_FIELDS = (
+    "epochs",
+    "data_source",
+    "strategy",
+    "jit_compile",
+    "steps_per_execution",
+    "deterministic",
+    "backup_every",
+    "tensorboard",
+    "eval",
+    "eval_split",
+    "eval_batch_size",
+)
+
+
+def model_flags() -> dict:
+    """``{name: Hyperparameter}`` of every registered variant's constructor flags.
+
+    A name declared by several variants (``beta`` by VAE and its subclasses)
+    appears once; the table comes from the variant classes, never from here.
+    """
+    return _merged_flags("all_hyperparameters")
+
+
+def option_flags() -> dict:
+    """``{name: Hyperparameter}`` of every variant's training options (``compile_options``)."""
+    return _merged_flags("all_training_options")
+
+
+def _merged_flags(method) -> dict:
+    from keraszoo.models import list_variants
+
+    table = {}
+    for cls in list_variants().values():
+        for name, spec in getattr(cls, method)().items():
+            table.setdefault(name, spec)
+    return table
+
+
+def variants_with_option(name) -> list:
+    """The variant keys whose ``training_options`` include ``name``."""
+    from keraszoo.models import list_variants
+
+    return sorted(key for key, cls in list_variants().items() if name in cls.all_training_options())
+
+
+def parse_hparam(text: str):
+    """``"name=value"`` -> ``(name, value)`` with JSON-ish value parsing."""
+    if "=" not in text:
+        raise UsageError(f"--hparam expects NAME=VALUE, got {text!r}.")
+    name, value = text.split("=", 1)
+    name = name.strip().replace("-", "_")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    if isinstance(parsed, list):
+        parsed = tuple(parsed)
+    return name, parsed
+
+
+@dataclasses.dataclass
+class Recipe:
+    """One training run, independent of where its files live.
+
+    ``model`` is a variant key or preset name (``"beta_vae"``);
+    ``model_kwargs`` the constructor arguments given on top of the preset (the
+    variants' flags, ``--latent-dim``, ..., and ``--hparam NAME=VALUE``);
+    ``options`` the variants' training options (``--discriminator-lr``).
+    """
+
+    model: str
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    options: dict = dataclasses.field(default_factory=dict)
+    hparam: tuple = ()
+    # data
+    dataset: str = "mnist"
+    data_source: str = "auto"
+    binarize: str = "none"
+    limit: int | None = None
+    val_split: float = 0.0
+    # optimization
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    drop_remainder: bool = False
+    early_stopping: int = 0
+    seed: int = 0
+    # runtime
+    strategy: str = "default"
+    mixed_precision: bool = False
+    jit_compile: str = "auto"
+    steps_per_execution: object = "auto"
+    deterministic: str = "auto"
+    # outputs
+    backup_every: int = 200
+    tensorboard: bool = False
+    eval: bool = True
+    eval_split: str = "test"
+    eval_batch_size: int = 500
+
+    # ------------------------------------------------------------ the flat form
+    @classmethod
+    def from_args(cls, args: dict) -> Recipe:
+        """A recipe from the flat ``{argument: value}`` form (``to_args``, an argparse namespace)."""
+        args = dict(args)
+        flags, options = model_flags(), option_flags()
+        model_kwargs = {k: _plain(args.pop(k)) for k in list(args) if k in flags and args[k] is not None}
+        opts = {k: args.pop(k) for k in list(args) if k in options and args[k] is not None}
+        for k in list(args):
+            if k in flags or k in options:
+                args.pop(k)
+        hparam = tuple(str(item) for item in args.pop("hparam", None) or ())
+        for item in hparam:
+            name, value = parse_hparam(item)
+            model_kwargs[name] = value
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(args) - fields)
+        if unknown:
+            raise UsageError(f"Unknown training argument(s) {unknown} in the recipe.")
+        if args.get("model") is None:
+            raise UsageError("A recipe needs a model (a variant or preset name).")
+        return cls(model_kwargs=model_kwargs, options=opts, hparam=hparam, **args)
+
+    def to_args(self) -> dict:
+        """The flat, JSON-ready form: every flag of every variant (``None`` when not set)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("model_kwargs", "options", "hparam")}
+        from_hparam = {parse_hparam(item)[0] for item in self.hparam}
+        for name in model_flags():
+            given = name in self.model_kwargs and name not in from_hparam
+            out[name] = self.model_kwargs[name] if given else None
+        for name in option_flags():
+            out[name] = self.options.get(name)
+        out["hparam"] = list(self.hparam)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(out.items())}
+
+    def semantic_args(self) -> dict:
+        """:meth:`to_args` without the runtime fields: what a resumed backup must match."""
+        return {k: v for k, v in self.to_args().items() if k not in RUNTIME_FIELDS}
+
+    # ------------------------------------------------------------ the model
+    def model_spec(self):
+        """``(variant_key, constructor kwargs)``: the preset, then the given kwargs, then the seed."""
+        from keraszoo.models import resolve_preset
+
+        try:
+            cls, kwargs = resolve_preset(self.model)
+        except ValueError as err:
+            raise UsageError(str(err).replace("Unknown model", "Unknown --model")) from None
+        kwargs.update(self.model_kwargs)
+        kwargs.setdefault("seed", self.seed)
+        return cls.variant, kwargs
+
+    def build_model(self, input_shape):
+        """The variant, built for ``input_shape``, with the recipe's hyperparameters."""
+        from keraszoo.models import get_variant
+
+        key, kwargs = self.model_spec()
+        cls = get_variant(key)
+        check_hyperparameters(cls, kwargs)
+        try:
+            return cls(input_shape=input_shape, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"Cannot build {cls.__name__} with {kwargs}: {e}") from e
+
+    def compile_kwargs(self, cls) -> dict:
+        """``compile`` arguments of the recipe's training options for variant class ``cls``."""
+        from keraszoo.models.metadata import flag_of
+
+        for name in self.options:
+            if name not in cls.all_training_options():
+                raise UsageError(f"{flag_of(name)} applies to {', '.join(variants_with_option(name))} only "
+                                 f"(not {cls.variant}).")
+        return cls.compile_options(**self.options)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def check_hyperparameters(cls, kwargs: dict):
+    """Refuse keyword arguments that ``cls`` (a variant class) does not take."""
+    import inspect
+
+    from keraszoo.models import BaseAutoEncoder
+
+    accepted = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                accepted.add(p.name)
+        if klass is BaseAutoEncoder:
+            break
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise UsageError(
+            f"{cls.__name__} ({cls.variant}) has no hyperparameter(s) "
+            f"{unknown}; it accepts {sorted(accepted - {'self', 'args', 'kwargs'})}."
+        )
+
+
+def read_recipe_args(name: str, manifest_path=None):
+    """The ``recipe["args"]`` of manifest entry ``name`` (a dict or an argv list)."""
+    from keraszoo.weights import manifest
+
+    entry = manifest.get_entry(name, path=manifest_path)
+    recipe = entry.get("recipe") or {}
+    args = recipe.get("args")
+    if args is None:
+        raise UsageError(
+            f"The manifest entry {name!r} has no recipe['args'] to rerun (its command was: "
+            f"{recipe.get('command', '?')!r})."
+        )
+    if not isinstance(args, (dict, list)):
+        raise UsageError(f"recipe['args'] of {name!r} must be a dict or a list, got {args!r}.")
+    return args
