@@ -1,4 +1,4 @@
-"""Images in and out: PNG grids and strips, and PNG loading checked against a model's input.
+"""Images out: PNG grids, comparisons, strips and latent manifolds.
 
 Everything here works on ``float32`` images in ``[0, 1]``, channels last
 (``(N, H, W, C)`` with ``C`` = 1 or 3), the keraszoo models' input contract,
@@ -6,31 +6,26 @@ and uses Pillow only (no TensorFlow), so the command line stays light::
 
     from keraszoo import visualization as vis
 
-    x = vis.load_image("digit.png", model.image_shape)            # (28, 28, 1) float32
-    x = vis.load_image("photo.png", (28, 28, 1), resize=True, color_mode="grayscale")
     vis.save_grid(model.sample(64), "samples.png")                 # 8x8 tiles, 2px border, x2
     vis.save_comparison(x, model.reconstruct(x), "recon.png")      # originals above reconstructions
     vis.save_strip(model.interpolate(a, b, steps=10), "strip.png")
 
 Grids tile the images with a 2-pixel gray border and scale small images up
 with nearest-neighbour (28x28 digits are drawn at 2x) so that they are
-readable. Loading refuses images of another size (the message gives the
-expected size) unless ``resize=True``; lossless channel changes (grayscale
-stored as RGB, grayscale to RGB, fully opaque alpha) happen silently, lossy
-ones (color to grayscale, transparency) only with ``color_mode=``.
+readable. Reading images (files, folders, the checks against a model's input)
+is :mod:`keraszoo.data.images`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
+from keraszoo.utils import atomic_path
+
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "COLOR_MODES",
     "to_uint8",
     "auto_scale",
     "make_grid",
@@ -39,25 +34,11 @@ __all__ = [
     "save_grid",
     "save_comparison",
     "save_strip",
-    "list_images",
-    "load_image",
-    "load_images",
+    "latent_manifold",
 ]
-
-#: File name endings read as images (PNG is the documented format; Pillow reads the others).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-#: ``color_mode`` values and their channel counts.
-COLOR_MODES = {"grayscale": 1, "rgb": 3}
 
 #: Gray level of the borders between tiles (visible on black and on white images).
 BORDER_VALUE = 128
-
-# ITU-R BT.601 luma, as PIL's convert("L") and tf.image.rgb_to_grayscale.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-# --------------------------------------------------------------------------- writing
 
 
 def _as_batch(images, what="images"):
@@ -180,11 +161,8 @@ def save_png(picture, path) -> Path:
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
         raise ValueError(f"save_png expects (H, W) or (H, W, 3), got shape {array.shape}.")
     path = Path(path)
-    if path.parent != Path(""):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(array).save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, path)
+    with atomic_path(path, mode=0o644) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG", optimize=True)
     return path
 
 
@@ -233,167 +211,3 @@ def latent_manifold(model, n=20, *, low=0.05, high=0.95):
     z = np.stack([z1.ravel(), z2.ravel()], axis=1)
     out = model.decode(z)
     return np.asarray(out.numpy() if hasattr(out, "numpy") else out)
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def list_images(folder) -> list:
-    """Image files under ``folder`` (recursively, sorted, hidden files skipped)."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"{str(root)!r} is not a directory.")
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                files.append(Path(dirpath) / name)
-    if not files:
-        raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {str(root)!r}.")
-    return files
-
-
-def _pil_to_float(img, path):
-    """A Pillow image as float32 ``(H, W, C)`` in [0, 1]; ``C`` in 1..4 (alpha kept)."""
-    mode = img.mode
-    if mode == "1":
-        img, mode = img.convert("L"), "L"
-    elif mode in ("P", "PA"):
-        transparent = mode == "PA" or "transparency" in img.info
-        img = img.convert("RGBA" if transparent else "RGB")
-        mode = img.mode
-    elif mode not in ("L", "LA", "RGB", "RGBA", "F", "I") and not mode.startswith("I;16"):
-        img, mode = img.convert("RGB"), "RGB"  # CMYK, YCbCr, LAB, HSV, RGBX, ...
-    array = np.asarray(img)
-    if mode.startswith("I;16") or mode == "I":
-        x = array.astype(np.float32) / np.float32(65535.0)  # 16-bit PNG
-    elif mode == "F":
-        x = array.astype(np.float32)
-        if not np.all(np.isfinite(x)) or x.min() < 0.0 or x.max() > 1.0:
-            raise ValueError(f"{path} holds floating-point pixels outside [0, 1].")
-    else:
-        x = array.astype(np.float32) / np.float32(255.0)
-    if x.ndim == 2:
-        x = x[..., None]
-    return np.clip(x, 0.0, 1.0)
-
-
-def _describe_channels(c):
-    return {1: "grayscale", 3: "RGB"}.get(c, f"{c}-channel")
-
-
-def _resize(x, height, width):
-    """Bilinear resize of a float ``(H, W, C)`` image (Pillow; antialiased when shrinking)."""
-    from PIL import Image
-
-    channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(x[..., i], dtype=np.float32)).resize(
-            (width, height), Image.Resampling.BILINEAR))
-        for i in range(x.shape[-1])
-    ]
-    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
-
-
-def load_image(path, image_shape=None, *, resize=False, color_mode=None) -> np.ndarray:
-    """Read one image file as float32 ``(H, W, C)`` in [0, 1], checked against ``image_shape``.
-
-    Args:
-        path: a PNG (or another format Pillow reads: JPEG, BMP, GIF). 8- and
-            16-bit, grayscale, RGB, palette and alpha images are understood.
-        image_shape: the expected ``(height, width, channels)`` (``model.image_shape``);
-            ``None`` returns the image as it is (grayscale or RGB).
-        resize: resize an image of another size (bilinear) instead of refusing it.
-        color_mode: ``"grayscale"`` or ``"rgb"``: convert to that channel count
-            (color to gray by luma, alpha dropped). Without it only lossless
-            changes are made (grayscale <-> RGB when the RGB image is gray,
-            an alpha channel that is fully opaque) and others are refused.
-
-    Raises:
-        ValueError: unreadable file, or a size/channel mismatch not allowed by
-            ``resize``/``color_mode`` (the message gives the expected shape).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path).expanduser()
-    if color_mode is not None and color_mode not in COLOR_MODES:
-        raise ValueError(f"color_mode must be 'grayscale', 'rgb' or None, got {color_mode!r}.")
-    expected = None
-    if image_shape is not None:
-        expected = tuple(int(d) for d in image_shape)
-        if len(expected) != 3 or expected[2] not in (1, 3) or min(expected) < 1:
-            raise ValueError(f"image_shape must be (height, width, 1 or 3), got {image_shape!r}.")
-        if color_mode is not None and COLOR_MODES[color_mode] != expected[2]:
-            raise ValueError(
-                f"color_mode={color_mode!r} contradicts the expected {_describe_channels(expected[2])} "
-                f"images (image shape {expected})."
-            )
-    if not path.is_file():
-        raise ValueError(f"Image {str(path)!r} does not exist or is not a file.")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            x = _pil_to_float(img, path)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"Cannot read image {str(path)!r}: {err}") from None
-
-    want = COLOR_MODES[color_mode] if color_mode else (expected[2] if expected else None)
-    c = x.shape[-1]
-    if c in (2, 4):  # alpha
-        alpha = x[..., -1]
-        if np.all(alpha >= 1.0) or color_mode is not None:
-            x, c = x[..., :-1], c - 1
-        else:
-            raise ValueError(
-                f"{path} has transparent pixels (an alpha channel); keraszoo models take opaque "
-                f"{_describe_channels(want or c - 1)} images. Pass color_mode (--color-mode "
-                f"{'rgb' if (want or c - 1) == 3 else 'grayscale'}) to drop the alpha channel."
-            )
-    if want is not None and c != want:
-        if c == 1 and want == 3:
-            x = np.repeat(x, 3, axis=-1)
-        elif c == 3 and want == 1:
-            if np.max(np.abs(x - x[..., :1])) <= 0.5 / 255.0 or color_mode == "grayscale":
-                x = (x @ _LUMA)[..., None]
-            else:
-                raise ValueError(
-                    f"{path} is a color (RGB) image; the model expects grayscale images "
-                    f"(image shape {expected}). Pass color_mode='grayscale' (--color-mode grayscale) "
-                    "to convert it."
-                )
-        x = np.clip(x, 0.0, 1.0).astype(np.float32)
-    if expected is not None and x.shape[:2] != expected[:2]:
-        if not resize:
-            raise ValueError(
-                f"{path} is {x.shape[0]}x{x.shape[1]} pixels; the model expects {expected[0]}x{expected[1]} "
-                f"(image shape {expected}). Pass resize=True (--resize) to resize it."
-            )
-        x = _resize(x, expected[0], expected[1])
-    return x.astype(np.float32, copy=False)
-
-
-def load_images(paths, image_shape=None, *, resize=False, color_mode=None) -> tuple:
-    """Read several image files (folders are expanded, see :func:`list_images`).
-
-    Returns:
-        ``(x, files)``: float32 ``(N, H, W, C)`` in [0, 1] and the list of file paths, in order.
-
-    Raises:
-        ValueError: as :func:`load_image`; images of different sizes without ``image_shape``.
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    files = []
-    for p in paths:
-        p = Path(p).expanduser()
-        files.extend(list_images(p) if p.is_dir() else [p])
-    if not files:
-        raise ValueError("No images given.")
-    images = [load_image(f, image_shape, resize=resize, color_mode=color_mode) for f in files]
-    shapes = sorted({im.shape for im in images})
-    if len(shapes) > 1:
-        raise ValueError(
-            f"The images have different shapes {shapes}; pass image_shape (and resize=True) to bring "
-            "them to one size."
-        )
-    return np.stack(images), files

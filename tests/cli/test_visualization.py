@@ -1,4 +1,4 @@
-"""keraszoo.visualization: grid geometry and PNG loading rules (Pillow only, no model)."""
+"""keraszoo.visualization: grid geometry, PNG strips and the latent manifold (Pillow only, no model)."""
 
 import numpy as np
 import pytest
@@ -43,59 +43,6 @@ def test_bad_arrays_are_refused():
         vis.make_grid(np.full((1, 28, 28, 1), np.nan))
     with pytest.raises(ValueError, match="no images"):
         vis.make_grid(np.zeros((0, 28, 28, 1)))
-
-
-def test_load_image_modes(tmp_path):
-    rng = np.random.default_rng(0)
-    gray16 = rng.integers(0, 65536, (28, 28), dtype=np.uint16)
-    Image.fromarray(gray16).save(tmp_path / "g16.png")
-    x = vis.load_image(tmp_path / "g16.png", (28, 28, 1))
-    np.testing.assert_allclose(x[..., 0], gray16 / 65535.0, atol=1e-6)
-
-    palette = Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).convert("P")
-    palette.save(tmp_path / "p.png")
-    assert vis.load_image(tmp_path / "p.png", (28, 28, 3)).shape == (28, 28, 3)
-
-    gray = rng.integers(0, 256, (28, 28), dtype=np.uint8)
-    Image.fromarray(gray).save(tmp_path / "g.png")
-    as_rgb = vis.load_image(tmp_path / "g.png", (28, 28, 3))  # grayscale -> RGB is lossless
-    np.testing.assert_allclose(as_rgb, np.repeat(gray[..., None] / 255.0, 3, -1), atol=1e-6)
-
-    opaque = np.dstack([gray, np.full_like(gray, 255)])
-    Image.fromarray(opaque).save(tmp_path / "opaque.png")
-    np.testing.assert_allclose(vis.load_image(tmp_path / "opaque.png", (28, 28, 1))[..., 0], gray / 255.0, atol=1e-6)
-    transparent = opaque.copy()
-    transparent[0, 0, 1] = 0
-    Image.fromarray(transparent).save(tmp_path / "alpha.png")
-    with pytest.raises(ValueError, match="transparent"):
-        vis.load_image(tmp_path / "alpha.png", (28, 28, 1))
-    assert vis.load_image(tmp_path / "alpha.png", (28, 28, 1), color_mode="grayscale").shape == (28, 28, 1)
-
-
-def test_load_image_size_checks_and_resize(tmp_path):
-    Image.fromarray(np.full((40, 30), 200, np.uint8)).save(tmp_path / "wide.png")
-    with pytest.raises(ValueError, match=r"wide.png is 40x30 pixels; the model expects 28x28 \(image shape \(28, 28, 1\)\)"):
-        vis.load_image(tmp_path / "wide.png", (28, 28, 1))
-    x = vis.load_image(tmp_path / "wide.png", (28, 28, 1), resize=True)
-    assert x.shape == (28, 28, 1) and x.dtype == np.float32
-    np.testing.assert_allclose(x, 200 / 255.0, atol=1e-4)  # a flat image stays flat
-    assert vis.load_image(tmp_path / "wide.png").shape == (40, 30, 1)
-    with pytest.raises(ValueError, match="does not exist"):
-        vis.load_image(tmp_path / "missing.png", (28, 28, 1))
-    with pytest.raises(ValueError, match="image_shape"):
-        vis.load_image(tmp_path / "wide.png", (28, 28, 2))
-
-
-def test_load_images_expands_folders_in_sorted_order(tmp_path):
-    for i in (2, 0, 1):
-        Image.fromarray(np.full((28, 28), i * 100, np.uint8)).save(tmp_path / f"im{i}.png")
-    (tmp_path / ".hidden.png").write_bytes(b"not read")
-    x, files = vis.load_images([tmp_path], (28, 28, 1))
-    assert [f.name for f in files] == ["im0.png", "im1.png", "im2.png"]
-    np.testing.assert_allclose(x[:, 0, 0, 0], [0, 100 / 255, 200 / 255], atol=1e-6)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="No images"):
-        vis.load_images([tmp_path / "empty"], (28, 28, 1))
 
 
 class _EchoDecoder:
