@@ -29,23 +29,16 @@ COLUMNS = [
     ("sample_fd", "sample FD", "{:.1f}"),
 ]
 
-#: Variant-specific metrics, shown together in one column.
-OTHER = [
-    ("denoised_psnr_db", "denoised PSNR {:.2f} dB (noisy {noisy})", "noisy_psnr_db"),
-    ("denoised_psnr_2x_db", "at 2x noise {:.2f} dB (noisy {noisy})", "noisy_psnr_2x_db"),
-    ("mean_activation", "mean activation {:.4f}", None),
-    ("near_zero_fraction", "near-zero {:.2%}", None),
-    ("mean_jacobian_frobenius", "mean ‖J‖_F {:.4f}", None),
-    ("discriminator_accuracy", "discriminator acc. {:.2%}", None),
-]
-
-
 def _other(metrics):
-    parts = []
-    for key, fmt, reference in OTHER:
-        if key in metrics:
-            noisy = f"{metrics[reference]:.2f}" if reference and reference in metrics else "?"
-            parts.append(fmt.format(metrics[key], noisy=noisy))
+    """The variants' own metrics (each variant's ``reported_metrics``), in one cell."""
+    from keraszoo.models import list_variants
+
+    seen, parts = set(), []
+    for cls in list_variants().values():
+        for metric in cls.reported_metrics:
+            if metric.name in metrics and metric.name not in seen:
+                seen.add(metric.name)
+                parts.append(metric.render(metrics))
     return "; ".join(parts) or "–"
 
 
@@ -89,9 +82,8 @@ def _section(dataset, models, all_models):
         if recipe.get("hardware"):
             hardware.add(recipe["hardware"])
         lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {_other(metrics)} | {_trained(recipe)} | {how} |")
-        if name in publish_zoo.ZOO:
-            targets += [f"- `{name}`: {note.removeprefix('Quality target ')}"
-                        for note in publish_zoo.target_notes(name, metrics, all_models)]
+        targets += [f"- `{name}`: {note.removeprefix('Quality target ')}"
+                    for note in publish_zoo.target_notes(name, dataset, metrics, all_models)]
         if entry.get("bundled") and "reconstructions.png" in entry["hub"]["files"]:
             pictures.append(f"| `{name}` | ![{name}: {shown} (top) and reconstructions (bottom)]"
                             f"(keraszoo/{entry['bundled']}/reconstructions.png) |")

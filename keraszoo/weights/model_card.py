@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 
+from keraszoo.utils import format_number
+
 __all__ = ["render_model_card", "hub_license_id", "IMAGE_FILES"]
 
 #: Image files embedded in the card when present in the folder, with their captions.
@@ -30,15 +32,12 @@ _HUB_LICENSES = {
     "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "gpl-3.0", "lgpl-3.0", "openrail", "unknown",
 }
 
-_VARIANT_TITLES = {
-    "ae": "autoencoder",
-    "dae": "denoising autoencoder",
-    "sae": "sparse autoencoder",
-    "cae": "contractive autoencoder",
-    "vae": "variational autoencoder",
-    "hvae": "hierarchical variational autoencoder",
-    "aae": "adversarial autoencoder",
-}
+def _variant_title(variant) -> str:
+    """The variant class's own ``title`` (``"variational autoencoder"``), or its key if unknown."""
+    from keraszoo.models import list_variants
+
+    cls = list_variants().get(variant)
+    return (cls.title if cls is not None else None) or str(variant)
 
 
 def hub_license_id(license_name) -> str:
@@ -62,16 +61,6 @@ def _yaml_list(key, values):
     if not values:
         return []
     return [f"{key}:"] + [f"- {_yaml_str(v)}" for v in values]
-
-
-def _format_number(value):
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
-    return str(value)
 
 
 def _escape_cell(value) -> str:
@@ -115,7 +104,7 @@ def render_model_card(metadata: dict, *, images=(), repo_id=None, keras_archive=
     header += _yaml_list("metrics", sorted(metrics))
     header.append("---")
 
-    what = _VARIANT_TITLES.get(variant, variant)
+    what = _variant_title(variant)
     trained_on = f", trained on {dataset_name}" if dataset_name else ""
     spec = f"hf://{repo_id}" if repo_id else "hf://<org>/<repo>"
     lines = header + [
@@ -157,7 +146,7 @@ def render_model_card(metadata: dict, *, images=(), repo_id=None, keras_archive=
     ]
     if metrics:
         lines += ["| Metric | Value |", "|---|---|"]
-        lines += [f"| {_escape_cell(k)} | {_format_number(v)} |" for k, v in sorted(metrics.items())]
+        lines += [f"| {_escape_cell(k)} | {format_number(v)} |" for k, v in sorted(metrics.items())]
     else:
         lines.append("No metrics were recorded for these weights.")
     lines.append("")
@@ -167,7 +156,7 @@ def render_model_card(metadata: dict, *, images=(), repo_id=None, keras_archive=
             lines += ["```bash", str(recipe["command"]), "```", ""]
         lines += ["| Setting | Value |", "|---|---|"]
         for key in sorted(k for k in recipe if k != "command"):
-            lines.append(f"| {_escape_cell(key)} | {_escape_cell(_format_number(recipe[key]))} |")
+            lines.append(f"| {_escape_cell(key)} | {_escape_cell(format_number(recipe[key]))} |")
         lines.append("")
     shown = [name for name in IMAGE_FILES if name in set(images)]
     if shown:

@@ -6,6 +6,8 @@ import pytest
 
 import keraszoo.models
 from keraszoo.models import list_variants
+from keraszoo.models.metadata import Hyperparameter
+from keraszoo.models.metadata import Paper
 from tests.models import model_checks
 
 VARIANTS = sorted(list_variants())
@@ -22,13 +24,91 @@ def batch(shape, n=8, seed=0):
     return np.random.default_rng(seed).random((n,) + shape, dtype=np.float32)
 
 
-def test_registry_lists_all_seven():
-    assert set(VARIANTS) == {"ae", "dae", "sae", "cae", "vae", "hvae", "aae"}
+def test_registry_exposes_every_variant():
+    assert {"ae", "dae", "sae", "cae", "vae", "hvae", "aae"} <= set(VARIANTS)
     for cls in list_variants().values():
         assert getattr(keraszoo.models, cls.__name__) is cls
     assert keraszoo.models.get_variant("VAE") is keraszoo.models.VAE
     with pytest.raises(ValueError, match="Did you mean 'vae'"):
         keraszoo.models.get_variant("vea")
+
+
+# ------------------------------------------------------------------ metadata: each variant speaks for itself
+
+
+def _accepted_kwargs(cls):
+    import inspect
+
+    names = set()
+    for klass in cls.__mro__:
+        if "__init__" in klass.__dict__ and klass is not keras.Model and issubclass(klass, keraszoo.models.BaseAutoEncoder):
+            names |= set(inspect.signature(klass.__init__).parameters)
+    return names - {"self", "args", "kwargs"}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variant_declares_its_own_title_papers_and_presets(name):
+    cls = list_variants()[name]
+    own = cls.__dict__
+    assert isinstance(own.get("title"), str) and own["title"], f"{cls.__name__} needs its own `title`"
+    assert own.get("papers"), f"{cls.__name__} needs its own `papers`"
+    for paper in cls.papers:
+        assert isinstance(paper, Paper) and paper.title and paper.url.startswith("https://")
+    assert isinstance(cls.presets, dict)
+    assert isinstance(cls.is_generative, bool)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_presets_build_and_paper_is_one_of_the_variants(name):
+    cls = list_variants()[name]
+    presets = {k: v for k, v in keraszoo.models.list_presets().items() if v[0] == name}
+    assert name in presets
+    for preset, (key, kwargs) in presets.items():
+        resolved, resolved_kwargs = keraszoo.models.resolve_preset(preset)
+        assert resolved is cls and resolved_kwargs == kwargs
+        model = make(name, **kwargs)
+        assert model.paper() in cls.papers
+        for arg, value in kwargs.items():
+            assert getattr(model, arg) == value, (preset, arg)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_command_line_hyperparameters_are_constructor_arguments(name):
+    cls = list_variants()[name]
+    accepted = _accepted_kwargs(cls)
+    table = cls.all_hyperparameters()
+    assert {"latent_dim", "architecture", "hidden_dims"} <= set(table)
+    for arg, spec in table.items():
+        assert arg in accepted, f"{cls.__name__}.hyperparameters names {arg!r}, not a constructor argument"
+        assert isinstance(spec, Hyperparameter) and spec.help and callable(spec.type)
+    for arg in cls.all_training_options():
+        cls.compile_options(**{arg: 1e-3})  # accepted by the variant's compile_options
+    with pytest.raises(ValueError, match="no training option"):
+        cls.compile_options(not_an_option=1)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_evaluation_hook_returns_exactly_the_reported_metrics(name):
+    model = make(name)
+    x = batch((28, 28, 1), 16)
+    codes = np.asarray(model.encode(x))
+    values = model.evaluation_metrics(x, codes, batch_size=8, seed=0)
+    reported = {m.name for m in type(model).reported_metrics}
+    references = {m.reference for m in type(model).reported_metrics if m.reference}
+    assert reported <= set(values) <= reported | references
+    for metric in type(model).reported_metrics:
+        assert np.isfinite(values[metric.name])
+        assert metric.render(values)  # the results table can print it
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_sample_works_exactly_for_generative_variants(name):
+    model = make(name)
+    if model.is_generative:
+        assert tuple(model.sample(2, seed=0).shape) == (2, 28, 28, 1)
+    else:
+        with pytest.raises(NotImplementedError, match="not a generative model"):
+            model.sample(2)
 
 
 @pytest.mark.parametrize("name", VARIANTS)

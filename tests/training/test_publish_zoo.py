@@ -31,7 +31,7 @@ def test_publish_evaluates_bundles_and_registers(tiny_mnist_dir, tmp_path, priva
     assert entry["evaluation"]["num_examples"] == 64  # the tiny archive's whole test split
     for key in ("mse_per_pixel", "knn_accuracy", "negative_elbo_nats", "iwae_nll_nats"):
         assert key in entry["metrics"]
-    assert entry["recipe"]["epochs"] == 1 and "train.py" in entry["recipe"]["command"]
+    assert entry["recipe"]["epochs"] == 1 and entry["recipe"]["command"].startswith("keraszoo train ")
     bundle = private_manifest.parent / "pretrained" / "vae_mnist"
     for name in ("config.json", "model.weights.h5", "metadata.json", "README.md", "reconstructions.png",
                  "samples.png", "interpolations.png"):
@@ -68,16 +68,16 @@ def test_publish_evaluates_bundles_and_registers(tiny_mnist_dir, tmp_path, priva
 
 def test_quality_targets_report_met_and_not_met_without_rounding():
     entries = {"vae_mnist": {"metrics": {"iwae_nll_nats": 87.75}}}
-    met = publish_zoo.target_notes("hvae_mnist", {"iwae_nll_nats": 86.70, "knn_accuracy": 0.95}, entries)
+    met = publish_zoo.target_notes("hvae_mnist", "mnist", {"iwae_nll_nats": 86.70, "knn_accuracy": 0.95}, entries)
     assert met == ["Quality target iwae_nll_nats <= 86.7500 (vae_mnist: 87.7500 -1): measured 86.7000, met.",
                    "Quality target knn_accuracy >= 0.9000: measured 0.9500, met."]
-    missed = publish_zoo.target_notes("hvae_mnist", {"iwae_nll_nats": 86.7501}, entries)
+    missed = publish_zoo.target_notes("hvae_mnist", "mnist", {"iwae_nll_nats": 86.7501}, entries)
     assert missed == ["Quality target iwae_nll_nats <= 86.7500 (vae_mnist: 87.7500 -1): measured 86.7501, NOT met."]
-    assert "could not be checked" in publish_zoo.target_notes("hvae_mnist", {"iwae_nll_nats": 80.0}, {})[0]
-    assert publish_zoo.target_notes("conv_ae_cifar10", {"knn_accuracy": 0.3}, entries) == []  # no CIFAR floor
-    assert "JPEG" in publish_zoo.evaluation_notes("vae_cifar10", None, 100)[0]
-    assert "k=100" in publish_zoo.evaluation_notes("vae_cifar10", None, 100)[1]
-    assert publish_zoo.evaluation_notes("ae_mnist", None, None) == []
+    assert "could not be checked" in publish_zoo.target_notes("hvae_mnist", "mnist", {"iwae_nll_nats": 80.0}, {})[0]
+    assert publish_zoo.target_notes("conv_ae_cifar10", "cifar10", {"knn_accuracy": 0.3}, entries) == []  # no CIFAR floor
+    assert "JPEG" in publish_zoo.evaluation_notes("cifar10", None, 100)[0]
+    assert "k=100" in publish_zoo.evaluation_notes("cifar10", None, 100)[1]
+    assert publish_zoo.evaluation_notes("mnist", None, None) == []
 
 
 def test_card_pictures_show_every_cifar10_class():
