@@ -13,17 +13,18 @@ the loader and the publisher are imported on first use.
 import importlib
 
 from keraszoo.weights.integrity import IntegrityError
-from keraszoo.weights.manifest import ManifestError, UnknownModelError
+from keraszoo.weights.manifest import UnknownModelError
+from keraszoo.weights.schema import ManifestError
 
 _LAZY = {
     "load": "keraszoo.weights.loader:load",
     "resolve": "keraszoo.weights.loader:resolve",
     "parse_spec": "keraszoo.weights.loader:parse_spec",
-    "download_file": "keraszoo.weights.loader:download_file",
+    "download_file": "keraszoo.weights.hub:download_file",
     "check_config_safety": "keraszoo.weights.loader:check_config_safety",
     "ResolvedWeights": "keraszoo.weights.loader:ResolvedWeights",
-    "HubDownloadError": "keraszoo.weights.loader:HubDownloadError",
-    "OfflineCacheMissError": "keraszoo.weights.loader:OfflineCacheMissError",
+    "HubDownloadError": "keraszoo.weights.hub:HubDownloadError",
+    "OfflineCacheMissError": "keraszoo.weights.hub:OfflineCacheMissError",
     "save_pretrained": "keraszoo.weights.publish:save_pretrained",
     "push_to_hub": "keraszoo.weights.publish:push_to_hub",
     "list_models": "keraszoo.weights.manifest:list_models",

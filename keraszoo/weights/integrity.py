@@ -49,26 +49,13 @@ class IntegrityError(ValueError, OSError):
         expected_size, actual_size: the recorded and actual sizes in bytes (when known).
     """
 
-    def __init__(
-        self,
-        filename,
-        *,
-        expected,
-        actual,
-        path=None,
-        expected_size=None,
-        actual_size=None,
-        source=None,
-        removed=False,
-    ):
+    def __init__(self, filename, *, expected, actual, path=None, expected_size=None, actual_size=None,
+                 source=None, removed=False):
         self.filename = filename
-        self.path = None if path is None else str(path)
-        self.expected = expected
-        self.actual = actual
-        self.expected_size = expected_size
-        self.actual_size = actual_size
-        self.source = source
-        self.removed = removed
+        self._details = {"expected": expected, "actual": actual, "path": None if path is None else str(path),
+                         "expected_size": expected_size, "actual_size": actual_size, "source": source,
+                         "removed": removed}
+        vars(self).update(self._details)
         where = f" from {source}" if source else ""
         lines = [
             f"Integrity check failed for '{filename}'{where}: "
@@ -93,32 +80,11 @@ class IntegrityError(ValueError, OSError):
         return self.message
 
     def __reduce__(self):  # keep the exception picklable (multiprocessing, pytest-xdist)
-        return (
-            _rebuild_integrity_error,
-            (
-                self.filename,
-                self.expected,
-                self.actual,
-                self.path,
-                self.expected_size,
-                self.actual_size,
-                self.source,
-                self.removed,
-            ),
-        )
+        return (_rebuild_integrity_error, (self.filename, self._details))
 
 
-def _rebuild_integrity_error(filename, expected, actual, path, expected_size, actual_size, source, removed):
-    return IntegrityError(
-        filename,
-        expected=expected,
-        actual=actual,
-        path=path,
-        expected_size=expected_size,
-        actual_size=actual_size,
-        source=source,
-        removed=removed,
-    )
+def _rebuild_integrity_error(filename, details):
+    return IntegrityError(filename, **details)
 
 
 def sha256_file(path) -> str:
@@ -174,16 +140,8 @@ def verify_file(path, expected_sha256, *, expected_size=None, filename=None, sou
     removed = False
     if evict:
         removed = evict_cached_file(path)
-    raise IntegrityError(
-        filename,
-        expected=expected_sha256,
-        actual=actual,
-        path=path,
-        expected_size=expected_size,
-        actual_size=actual_size,
-        source=source,
-        removed=removed,
-    )
+    raise IntegrityError(filename, expected=expected_sha256, actual=actual, path=path, expected_size=expected_size,
+                         actual_size=actual_size, source=source, removed=removed)
 
 
 def evict_cached_file(path) -> bool:

@@ -17,60 +17,35 @@ against the manifest (zoo names) or the repository's own ``metadata.json``
 TensorFlow. :func:`load` then checks that ``config.json`` only names keras /
 keraszoo objects, rebuilds the model with ``safe_mode=True``, loads the weights,
 and compiles it so that ``model.fit(...)`` fine-tunes straight away. Nothing is
-ever unpickled.
-
-Transient download failures (HTTP 408/429/5xx, timeouts, dropped or truncated
-transfers) are retried a bounded number of times with exponential backoff:
-``$KERASZOO_HUB_ATTEMPTS`` attempts (default 3), waiting
-``$KERASZOO_HUB_BACKOFF`` seconds (default 1.0) after the first, doubling, at
-most 8 s. (When the Hub cannot be reached at all and the file is not cached,
-``huggingface_hub`` has already retried its metadata request with backoff;
-that failure is reported at once.)
+ever unpickled. Downloads (retries, offline mode) are :mod:`keraszoo.weights.hub`'s;
+a local folder is checked by :func:`keraszoo.weights.folder.verify_folder`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import os
-import re
-import time
 from pathlib import Path
 
+from keraszoo.weights import bundle as _bundle
 from keraszoo.weights import manifest as _manifest
-from keraszoo.weights.integrity import IntegrityError, evict_cached_file, verify_file
+from keraszoo.weights.folder import (
+    MAX_METADATA_BYTES,
+    files_table,
+    read_json,
+    verify_folder,
+)
+from keraszoo.weights.hub import commit_of, download_file
+from keraszoo.weights.integrity import evict_cached_file, verify_file
+from keraszoo.weights.schema import REPO_ID_PATTERN
 
-__all__ = [
-    "HubDownloadError",
-    "OfflineCacheMissError",
-    "ResolvedWeights",
-    "parse_spec",
-    "resolve",
-    "load",
-    "check_config_safety",
-    "download_file",
-]
-
-logger = logging.getLogger("keraszoo.weights")
+__all__ = ["ResolvedWeights", "parse_spec", "resolve", "load", "check_config_safety"]
 
 SOURCES = ("auto", "bundled", "hub")
 MODEL_FILES = ("config.json", "model.weights.h5", "metadata.json")
 ALLOWED_MODULES = ("keras", "keraszoo")
 
 _MAX_CONFIG_BYTES = 10_000_000
-_MAX_METADATA_BYTES = 2_000_000
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-_TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
-
-
-class HubDownloadError(OSError):
-    """A file could not be fetched from the Hub (after retrying transient failures)."""
-
-
-class OfflineCacheMissError(HubDownloadError, FileNotFoundError):
-    """Offline mode (``HF_HUB_OFFLINE=1``) is on and the file is not in the local cache."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +105,7 @@ def parse_spec(spec, revision=None):
         body = spec[len("hf://"):]
         repo_id, at, spec_revision = body.partition("@")
         repo_id = repo_id.strip("/")
-        if not _REPO_ID_RE.match(repo_id):
+        if not REPO_ID_PATTERN.match(repo_id):
             raise ValueError(f"Malformed Hub spec {spec!r}: expected 'hf://org/repo' or 'hf://org/repo@revision'.")
         if at and not spec_revision:
             raise ValueError(f"Malformed Hub spec {spec!r}: empty revision after '@'.")
@@ -142,205 +117,13 @@ def parse_spec(spec, revision=None):
         return "local", path, None
     if "/" in spec or "\\" in spec or spec.startswith((".", "~")):
         hint = ""
-        if _REPO_ID_RE.match(spec):
+        if REPO_ID_PATTERN.match(spec):
             hint = f" For the Hub repository, use 'hf://{spec}'."
         raise ValueError(f"No such directory: {spec!r}.{hint}")
     return "name", spec, revision
 
 
-# --------------------------------------------------------------------------- downloads
-
-
-def _env_number(name, default, kind=float):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ValueError(f"${name} must be a number, got {value!r}.") from None
-    if number < 0:
-        raise ValueError(f"${name} must be >= 0, got {value!r}.")
-    return number
-
-
-def _retry_policy():
-    attempts = max(1, _env_number("KERASZOO_HUB_ATTEMPTS", 3, int))
-    backoff = _env_number("KERASZOO_HUB_BACKOFF", 1.0, float)
-    return attempts, backoff
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE", "")
-    return bool(constants.is_offline_mode()) or env.strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _is_transient(err) -> bool:
-    """Whether a download error is worth retrying (network trouble, not a wrong request)."""
-    import httpx2
-    from huggingface_hub import errors as hf_errors
-
-    if isinstance(err, IntegrityError):
-        return False
-    if isinstance(err, hf_errors.OfflineModeIsEnabled):
-        return False
-    if isinstance(err, hf_errors.LocalEntryNotFoundError):
-        # The metadata request failed and the cache is cold: huggingface_hub has already retried
-        # it with backoff (about 20 s), another round would only multiply the wait.
-        return False
-    if isinstance(err, (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError,
-                        hf_errors.EntryNotFoundError)):
-        return False
-    if isinstance(err, hf_errors.HfHubHTTPError):
-        response = getattr(err, "response", None)
-        return response is not None and response.status_code in _TRANSIENT_STATUS
-    if isinstance(err, (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)):
-        return True
-    if type(err) is OSError and "Consistency check failed" in str(err):
-        # huggingface_hub's size check: the body was shorter/longer than announced.
-        return True
-    return False
-
-
-def _describe(err) -> str:
-    text = str(err).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(err).__name__}: {first}" if first else type(err).__name__
-
-
-def _commit_of(pointer_path, fallback):
-    """The commit id of a file returned by hf_hub_download (``.../snapshots/<commit>/<file>``)."""
-    parent = Path(pointer_path).parent.name
-    return parent if _COMMIT_RE.match(parent) else fallback
-
-
-def download_file(repo_id, filename, *, revision=None, cache_dir=None, expected=None, description=None) -> Path:
-    """Fetch one file of a Hub repository into the Hugging Face cache and verify it.
-
-    Goes through ``huggingface_hub.hf_hub_download`` (so the cache, ``HF_HOME``,
-    ``HF_HUB_OFFLINE`` and ``HF_ENDPOINT`` apply). Transient failures are
-    retried with exponential backoff (see the module docstring).
-
-    Args:
-        repo_id: ``"org/name"``.
-        filename: file inside the repository.
-        revision: branch, tag or commit id (default ``"main"``).
-        cache_dir: Hugging Face cache folder (default: ``$HF_HUB_CACHE``, i.e. ``$HF_HOME/hub``).
-        expected: ``{"sha256": ..., "size": ...}`` to check; a mismatching file is removed
-            from the cache (snapshot symlink and blob) and :class:`IntegrityError` is raised.
-        description: how to name the source in messages.
-
-    Returns:
-        the path of the cached file (inside ``snapshots/<commit>/``).
-
-    Raises:
-        IntegrityError: the downloaded bytes do not match ``expected``.
-        OfflineCacheMissError: offline mode is on and the file is not cached.
-        HubDownloadError: the repository/revision/file does not exist, or the
-            download kept failing.
-    """
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub import errors as hf_errors
-
-    from keraszoo.version import __version__
-
-    revision = revision or "main"
-    where = description or f"{constants.ENDPOINT}/{repo_id} (revision {revision})"
-    offline = _offline()
-    attempts, backoff = _retry_policy()
-    last_error = None
-    for attempt in range(1, attempts + 1):
-        try:
-            path = hf_hub_download(
-                repo_id,
-                filename,
-                revision=revision,
-                cache_dir=cache_dir,
-                library_name="keraszoo",
-                library_version=__version__,
-                local_files_only=offline,
-            )
-        except hf_errors.RepositoryNotFoundError as err:
-            raise HubDownloadError(
-                f"Repository {repo_id!r} was not found on {constants.ENDPOINT} (it does not exist, is "
-                "private, or your token has no access to it)."
-            ) from err
-        except hf_errors.RevisionNotFoundError as err:
-            raise HubDownloadError(f"Revision {revision!r} does not exist in {repo_id!r} on {constants.ENDPOINT}.") from err
-        except hf_errors.RemoteEntryNotFoundError as err:
-            raise HubDownloadError(
-                f"{where} has no file {filename!r}. Is it a repository written by keraszoo.save_pretrained()?"
-            ) from err
-        except Exception as err:  # noqa: BLE001 - classified below, re-raised when not transient
-            if isinstance(err, hf_errors.OfflineModeIsEnabled) or (
-                isinstance(err, hf_errors.LocalEntryNotFoundError)
-                and (offline or isinstance(err.__cause__, hf_errors.OfflineModeIsEnabled))
-            ):
-                cache = cache_dir or constants.HF_HUB_CACHE
-                raise OfflineCacheMissError(
-                    f"Offline mode is on (HF_HUB_OFFLINE=1) and {filename!r} of {repo_id} (revision {revision}) "
-                    f"is not in the Hugging Face cache at {cache}. Load it once with network access "
-                    "(it is then cached), or unset HF_HUB_OFFLINE."
-                ) from err
-            if isinstance(err, hf_errors.LocalEntryNotFoundError):
-                cause = err.__cause__ if err.__cause__ is not None else err
-                raise HubDownloadError(
-                    f"Could not reach {constants.ENDPOINT} for {filename!r} of {repo_id} (revision {revision}), "
-                    f"and it is not in the Hugging Face cache: {_describe(cause)}. Check your connection "
-                    "(or HF_ENDPOINT), or set HF_HUB_OFFLINE=1 to use only cached files."
-                ) from err
-            if not _is_transient(err):
-                raise
-            last_error = err
-            if attempt < attempts:
-                delay = min(8.0, backoff * (2 ** (attempt - 1)))
-                logger.warning(
-                    "Downloading %s from %s failed (%s); retrying in %.2fs [attempt %d/%d].",
-                    filename, where, _describe(err), delay, attempt, attempts,
-                )
-                time.sleep(delay)
-            continue
-        if expected is not None:
-            verify_file(
-                path,
-                expected["sha256"],
-                expected_size=expected.get("size"),
-                filename=filename,
-                source=where,
-                evict=True,
-            )
-        return Path(path)
-    raise HubDownloadError(
-        f"Could not download {filename!r} from {where} after {attempts} attempt(s); last error: "
-        f"{_describe(last_error)}. Check your connection (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1 "
-        "to use only cached files."
-    ) from last_error
-
-
 # --------------------------------------------------------------------------- resolve
-
-
-def _read_json_file(path, what, limit):
-    size = Path(path).stat().st_size
-    if size > limit:
-        raise ValueError(f"{what} ({path}) is {size} bytes, larger than the {limit} bytes keraszoo accepts.")
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} ({path}) is not valid JSON: {err}") from None
-
-
-def _files_table(metadata, where):
-    files = metadata.get("files") if isinstance(metadata, dict) else None
-    if not isinstance(files, dict):
-        raise ValueError(f"metadata.json of {where} has no 'files' table; was it written by keraszoo.save_pretrained()?")
-    for filename in ("config.json", "model.weights.h5"):
-        record = files.get(filename)
-        if not (isinstance(record, dict) and isinstance(record.get("sha256"), str)):
-            raise ValueError(f"metadata.json of {where} records no sha256 for {filename!r}.")
-    return files
 
 
 def _resolve_name(name, revision, source, cache_dir):
@@ -355,8 +138,7 @@ def _resolve_name(name, revision, source, cache_dir):
     records = hub["files"]
     if source in ("auto", "bundled"):
         folder = _manifest.bundled_dir(name)
-        present = folder is not None and all((folder / f).is_file() for f in MODEL_FILES)
-        if present:
+        if _bundle.is_complete(folder, MODEL_FILES):
             files = {}
             for filename in MODEL_FILES:
                 files[filename] = verify_file(
@@ -365,7 +147,7 @@ def _resolve_name(name, revision, source, cache_dir):
                     expected_size=records[filename]["size"],
                     source=f"bundled copy of {name!r}",
                 )
-            metadata = _read_json_file(files["metadata.json"], "metadata.json", _MAX_METADATA_BYTES)
+            metadata = read_json(files["metadata.json"], "metadata.json", MAX_METADATA_BYTES)
             return ResolvedWeights(files, "bundled", f"bundled {name!r} ({folder})", name=name,
                                    repo_id=hub["repo_id"], revision=hub["revision"], metadata=metadata)
         if source == "bundled":
@@ -383,7 +165,7 @@ def _resolve_name(name, revision, source, cache_dir):
             hub["repo_id"], filename, revision=hub["revision"], cache_dir=cache_dir,
             expected=records[filename], description=description,
         )
-    metadata = _read_json_file(files["metadata.json"], "metadata.json", _MAX_METADATA_BYTES)
+    metadata = read_json(files["metadata.json"], "metadata.json", MAX_METADATA_BYTES)
     return ResolvedWeights(files, "hub", description, name=name, repo_id=hub["repo_id"],
                            revision=hub["revision"], metadata=metadata)
 
@@ -391,11 +173,11 @@ def _resolve_name(name, revision, source, cache_dir):
 def _resolve_hub(repo_id, revision, cache_dir):
     revision = revision or "main"
     meta_path = download_file(repo_id, "metadata.json", revision=revision, cache_dir=cache_dir)
-    commit = _commit_of(meta_path, revision)
+    commit = commit_of(meta_path, revision)
     description = f"hf://{repo_id}@{commit}"
     try:
-        metadata = _read_json_file(meta_path, "metadata.json", _MAX_METADATA_BYTES)
-        records = _files_table(metadata, description)
+        metadata = read_json(meta_path, "metadata.json", MAX_METADATA_BYTES)
+        records = files_table(metadata, description)
     except ValueError:
         evict_cached_file(meta_path)  # do not keep a broken trust root in the cache
         raise
@@ -409,17 +191,8 @@ def _resolve_hub(repo_id, revision, cache_dir):
 
 def _resolve_local(path):
     path = Path(path)
-    if not (path / "metadata.json").is_file():
-        raise ValueError(
-            f"{path} has no metadata.json: expected a folder written by keraszoo.save_pretrained() "
-            "(config.json, model.weights.h5, metadata.json)."
-        )
-    metadata = _read_json_file(path / "metadata.json", "metadata.json", _MAX_METADATA_BYTES)
-    records = _files_table(metadata, str(path))
-    files = {"metadata.json": path / "metadata.json"}
-    for filename in ("config.json", "model.weights.h5"):
-        files[filename] = verify_file(path / filename, records[filename]["sha256"],
-                                      expected_size=records[filename].get("size"), source=str(path))
+    metadata = verify_folder(path)
+    files = {filename: path / filename for filename in MODEL_FILES}
     return ResolvedWeights(files, "local", str(path), metadata=metadata)
 
 
@@ -513,7 +286,7 @@ def check_config_safety(config, *, source="config.json") -> None:
 
 
 def _build_model(resolved: ResolvedWeights, compile: bool):
-    config = _read_json_file(resolved.files["config.json"], "config.json", _MAX_CONFIG_BYTES)
+    config = read_json(resolved.files["config.json"], "config.json", _MAX_CONFIG_BYTES)
     check_config_safety(config, source=f"config.json of {resolved.description}")
     config = dict(config)
     config.pop("compile_config", None)  # compiled below with the variant's defaults
@@ -563,7 +336,7 @@ def load(spec, *, revision=None, source="auto", cache_dir=None, compile=True):
     Raises:
         UnknownModelError: unknown name (the message suggests close names).
         IntegrityError: a file does not match its sha256 (it is removed from the cache).
-        HubDownloadError / OfflineCacheMissError: the files could not be fetched.
+        HubDownloadError / OfflineCacheMissError (:mod:`keraszoo.weights.hub`): the files could not be fetched.
         ValueError: bad spec, unsafe config, or weights that do not fit the architecture.
 
     Example:

@@ -25,23 +25,16 @@ import os
 import tempfile
 from pathlib import Path
 
-from keraszoo.weights import manifest as _manifest
-from keraszoo.weights.integrity import file_record
+from keraszoo.utils import atomic_write_text
+from keraszoo.weights.folder import folder_records, verify_folder
 from keraszoo.weights.model_card import IMAGE_FILES, render_model_card
+from keraszoo.weights.schema import validate_metrics, validate_recipe
 
 __all__ = ["save_pretrained", "push_to_hub", "METADATA_FORMAT"]
 
 #: ``metadata.json["format"]`` of folders written by this module.
 METADATA_FORMAT = "keraszoo-pretrained"
 METADATA_FORMAT_VERSION = 1
-
-_GENERATED = ("config.json", "model.weights.h5", "model.keras", "README.md", "metadata.json")
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _check_model(model):
@@ -83,7 +76,7 @@ def _save_inference_weights(model, config, path):
     twin = keras.saving.deserialize_keras_object(config, safe_mode=True)
     if len(twin.variables) != len(model.variables):
         raise ValueError("save_pretrained: the model rebuilt from its config has a different set of variables.")
-    for target, source in zip(twin.variables, model.variables):
+    for target, source in zip(twin.variables, model.variables, strict=True):
         target.assign(source)
     twin.save_weights(str(path))
 
@@ -143,10 +136,10 @@ def save_pretrained(
 
     registered = _check_model(model)
     if metrics is not None:
-        _manifest.validate_metrics(metrics, source="save_pretrained(metrics=...)", where="metrics")
+        validate_metrics(metrics, source="save_pretrained(metrics=...)", where="metrics")
         metrics = {str(k): float(v) for k, v in metrics.items()}
     if recipe is not None:
-        _manifest.validate_recipe(recipe, source="save_pretrained(recipe=...)", where="recipe")
+        validate_recipe(recipe, source="save_pretrained(recipe=...)", where="recipe")
         recipe = dict(recipe)
     dataset = _normalize_dataset(dataset)
     notes = _normalize_notes(notes)
@@ -161,7 +154,7 @@ def save_pretrained(
     config = keras.saving.serialize_keras_object(model)
     config = dict(config)
     config.pop("compile_config", None)
-    _write_text(directory / "config.json", json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    atomic_write_text(directory / "config.json", json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n")
     _save_inference_weights(model, config, directory / "model.weights.h5")
     if keras_archive:
         model.save(str(directory / "model.keras"))
@@ -205,16 +198,11 @@ def save_pretrained(
         "notes": notes,
     }
     images = sorted(name for name in IMAGE_FILES if (directory / name).is_file())
-    _write_text(directory / "README.md", render_model_card(metadata, images=images, repo_id=repo_id,
+    atomic_write_text(directory / "README.md", render_model_card(metadata, images=images, repo_id=repo_id,
                                                               keras_archive=keras_archive, zoo_name=zoo_name))
 
-    files = {}
-    for item in sorted(directory.iterdir()):
-        if item.name == "metadata.json" or item.name.startswith(".") or not item.is_file():
-            continue
-        files[item.name] = file_record(item)
-    metadata["files"] = files
-    _write_text(directory / "metadata.json", json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    metadata["files"] = folder_records(directory, exclude=("metadata.json",))
+    atomic_write_text(directory / "metadata.json", json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return directory
 
 
@@ -267,7 +255,7 @@ def push_to_hub(
 
 
 def _push_folder(folder, repo_id, *, token, private, commit_message, revision, endpoint, api_cls, version):
-    metadata = _manifest.verify_folder(folder)
+    metadata = verify_folder(folder)
     allow = sorted(set(metadata["files"]) | {"metadata.json"})
     api = api_cls(endpoint=endpoint, token=token, library_name="keraszoo", library_version=version)
     repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import keraszoo
-from keraszoo.weights import IntegrityError, UnknownModelError
+from keraszoo.weights import IntegrityError, UnknownModelError, schema
 from keraszoo.weights import manifest as mf
+from keraszoo.weights.hub import HubDownloadError
 from keraszoo.weights.integrity import file_record
-from keraszoo.weights.loader import HubDownloadError, check_config_safety, parse_spec, resolve
+from keraszoo.weights.loader import check_config_safety, parse_spec, resolve
 from tests.weights.conftest import LICENSE, PAPER, commit_saved, save_small_model
 
 
@@ -295,5 +296,5 @@ def test_entry_not_yet_on_the_hub_loads_from_its_bundle_only(saved_model, privat
         keraszoo.load("ae_mnist", source="hub")
     data = json.loads(private_manifest.read_text())
     data["models"]["ae_mnist"]["bundled"] = None
-    with pytest.raises(mf.ManifestError, match="must have a bundled copy"):
-        mf.validate_manifest(data)
+    with pytest.raises(schema.ManifestError, match="must have a bundled copy"):
+        schema.validate_manifest(data)

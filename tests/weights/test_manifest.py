@@ -10,7 +10,13 @@ import textwrap
 
 import pytest
 
-from keraszoo.weights import IntegrityError, ManifestError, UnknownModelError
+from keraszoo.weights import (
+    IntegrityError,
+    ManifestError,
+    UnknownModelError,
+    bundle,
+    schema,
+)
 from keraszoo.weights import manifest as mf
 from tests.weights.conftest import LICENSE, PAPER, RECIPE
 
@@ -35,14 +41,14 @@ def test_repo_manifest_is_valid_and_shared_with_the_package():
     assert os.readlink(packaged) == "../weights_manifest.json"
     assert packaged.resolve() == top.resolve()
     data = mf.read_manifest(top)
-    assert data["format_version"] == mf.FORMAT_VERSION
+    assert data["format_version"] == schema.FORMAT_VERSION
     assert isinstance(data["models"], dict)
 
 
 def test_bundled_weights_of_the_repo_manifest_respect_the_limits(monkeypatch):
     monkeypatch.delenv(mf.MANIFEST_ENV, raising=False)
     report = mf.check_bundle_limits()  # every bundled file present, digest ok, <= 5 MB, total <= 60 MB
-    assert report["total_bytes"] <= mf.BUNDLE_TOTAL_LIMIT
+    assert report["total_bytes"] <= bundle.BUNDLE_TOTAL_LIMIT
     on_disk = {p.name for p in (mf._PACKAGE_DIR / "pretrained").glob("*") if p.is_dir()}
     assert on_disk == set(report["models"]), "pretrained/ holds exactly the manifest's bundled models"
 
@@ -179,13 +185,13 @@ def test_writes_go_through_the_symlink(saved_model, tmp_path, monkeypatch):
 def test_bundle_copies_verified_files(saved_model, private_manifest):
     entry = _add(saved_model, path=private_manifest, bundle=True)
     folder = private_manifest.parent / "pretrained" / "ae_mnist"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(mf.BUNDLED_FILES)
-    for name in mf.BUNDLED_FILES:
+    assert sorted(p.name for p in folder.iterdir()) == sorted(schema.BUNDLED_FILES)
+    for name in schema.BUNDLED_FILES:
         assert (folder / name).read_bytes() == (saved_model.directory / name).read_bytes()
     assert entry["bundled"] == "pretrained/ae_mnist"
     report = mf.check_bundle_limits()
     assert report["models"] == ["ae_mnist"]
-    assert report["total_bytes"] == sum(entry["hub"]["files"][f]["size"] for f in mf.BUNDLED_FILES)
+    assert report["total_bytes"] == sum(entry["hub"]["files"][f]["size"] for f in schema.BUNDLED_FILES)
     (folder / "config.json").write_text("{}")
     with pytest.raises(IntegrityError, match="config.json"):
         mf.check_bundle_limits()
@@ -195,17 +201,17 @@ def test_bundle_copies_verified_files(saved_model, private_manifest):
 
 def test_bundle_limits_are_enforced(saved_model, private_manifest, monkeypatch):
     weights_size = (saved_model.directory / "model.weights.h5").stat().st_size
-    monkeypatch.setattr(mf, "BUNDLE_FILE_LIMIT", weights_size - 1)
+    monkeypatch.setattr(bundle, "BUNDLE_FILE_LIMIT", weights_size - 1)
     with pytest.raises(ValueError, match="model.weights.h5 is .* bytes; bundled files must be at most"):
         _add(saved_model, path=private_manifest, bundle=True)
     assert mf.list_models() == []
-    monkeypatch.setattr(mf, "BUNDLE_FILE_LIMIT", 5_000_000)
+    monkeypatch.setattr(bundle, "BUNDLE_FILE_LIMIT", 5_000_000)
     _add(saved_model, "first", path=private_manifest, bundle=True)
     one_bundle = mf.check_bundle_limits()["total_bytes"]
-    monkeypatch.setattr(mf, "BUNDLE_TOTAL_LIMIT", 2 * one_bundle - 1)
+    monkeypatch.setattr(bundle, "BUNDLE_TOTAL_LIMIT", 2 * one_bundle - 1)
     with pytest.raises(ValueError, match="would total .* the limit is"):
         _add(saved_model, "second", path=private_manifest, bundle=True)
-    monkeypatch.setattr(mf, "BUNDLE_TOTAL_LIMIT", one_bundle - 1)
+    monkeypatch.setattr(bundle, "BUNDLE_TOTAL_LIMIT", one_bundle - 1)
     with pytest.raises(ValueError, match="limit"):
         mf.check_bundle_limits()
 
@@ -274,15 +280,15 @@ def test_missing_required_file_and_negative_size(valid_manifest):
     data = copy.deepcopy(valid_manifest)
     del data["models"]["ae_mnist"]["hub"]["files"]["model.weights.h5"]
     with pytest.raises(ManifestError, match=r"missing required files \['model.weights.h5'\]"):
-        mf.validate_manifest(data)
+        schema.validate_manifest(data)
     data = copy.deepcopy(valid_manifest)
     data["models"]["ae_mnist"]["hub"]["files"]["config.json"]["size"] = -1
     with pytest.raises(ManifestError, match="size: expected a non-negative integer"):
-        mf.validate_manifest(data)
+        schema.validate_manifest(data)
     data = copy.deepcopy(valid_manifest)
     data["models"]["ae_mnist"]["hub"]["files"]["config.json"]["sha256"] = "abc"
     with pytest.raises(ManifestError, match="hub.files.config.json.sha256: expected 64 lowercase hex digits, got 'abc'"):
-        mf.validate_manifest(data)
+        schema.validate_manifest(data)
 
 
 def test_invalid_json_and_bad_names(tmp_path, valid_manifest):
@@ -293,7 +299,7 @@ def test_invalid_json_and_bad_names(tmp_path, valid_manifest):
     data = copy.deepcopy(valid_manifest)
     data["models"]["VAE MNIST"] = data["models"].pop("ae_mnist")
     with pytest.raises(ManifestError, match="names are lowercase"):
-        mf.validate_manifest(data)
+        schema.validate_manifest(data)
 
 
 def test_write_manifest_validates_before_touching_the_file(tmp_path, valid_manifest):

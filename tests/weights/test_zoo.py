@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keraszoo.weights import manifest
+from keraszoo.weights.bundle import bundled_files
 from keraszoo.weights.integrity import sha256_file
 
 NAMES = manifest.list_models()
@@ -19,7 +20,7 @@ def test_bundled_files_match_the_manifest(name):
     entry = manifest.get_entry(name)
     assert entry["bundled"], f"{name} must ship with the package (bundled copy)"
     folder = manifest.bundled_dir(name)
-    for filename in manifest.bundled_files(entry):
+    for filename in bundled_files(entry):
         record = entry["hub"]["files"][filename]
         path = folder / filename
         assert path.stat().st_size == record["size"] and sha256_file(path) == record["sha256"], filename
