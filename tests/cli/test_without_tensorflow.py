@@ -13,7 +13,7 @@ import pytest
 from tests.cli.conftest import assert_one_line_error, assert_usage_error, cli_env, run_cli
 
 COMMANDS = ("list", "info", "demo", "reconstruct", "encode", "decode", "sample", "interpolate",
-            "evaluate", "train", "finetune", "push")
+            "evaluate", "train", "finetune", "push", "manifest")
 
 
 def test_list_and_info_answer_from_the_manifest_without_tensorflow(zoo_manifest):
@@ -22,7 +22,8 @@ def test_list_and_info_answer_from_the_manifest_without_tensorflow(zoo_manifest)
         "from keraszoo.cli import main\n"
         "start = time.perf_counter()\n"
         "outputs = []\n"
-        "for argv in (['list'], ['list', '--json'], ['list', 'tiny*'], ['info', 'tiny_vae'], ['info', 'tiny_vae', '--json']):\n"
+        "for argv in (['list'], ['list', '--json'], ['list', 'tiny*'], ['info', 'tiny_vae'], ['info', 'tiny_vae', '--json'],\n"
+        "             ['manifest', 'list'], ['manifest', 'info', 'tiny_vae'], ['manifest', 'check']):\n"
         "    buffer = io.StringIO()\n"
         "    with contextlib.redirect_stdout(buffer):\n"
         "        assert main(argv) == 0, argv\n"
@@ -37,7 +38,7 @@ def test_list_and_info_answer_from_the_manifest_without_tensorflow(zoo_manifest)
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["heavy"] == [], f"list/info imported {report['heavy']}"
     assert report["elapsed"] < 1.0, f"list/info took {report['elapsed']:.2f} s"
-    table, as_json, filtered, card, card_json = report["outputs"]
+    table, as_json, filtered, card, card_json, names, entry_json, check = report["outputs"]
     assert table.splitlines()[0].split() == ["NAME", "MODEL", "DATASET", "INPUT", "LATENT", "WEIGHTS"]
     assert table.splitlines()[1].split() == ["tiny_vae", "VAE", "(dense)", "mnist", "28x28x1", "3", "bundled"]
     rows = json.loads(as_json)
@@ -50,6 +51,8 @@ def test_list_and_info_answer_from_the_manifest_without_tensorflow(zoo_manifest)
     entry = json.loads(card_json)
     assert entry["name"] == "tiny_vae" and entry["bundled_available"] is True
     assert entry["hub"]["files"]["model.weights.h5"]["sha256"]
+    assert names.split() == ["tiny_vae"] and json.loads(entry_json) == entry
+    assert check.startswith("OK: 1 model(s), 1 bundled")
 
 
 RECIPE_COMMAND = "python training/train.py --model vae"

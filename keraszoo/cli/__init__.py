@@ -1,0 +1,158 @@
+"""The ``keraszoo`` command line (also ``python -m keraszoo``).
+
+Commands::
+
+    keraszoo list [PATTERN] [--json]            published pretrained models (no TensorFlow import)
+    keraszoo info NAME [--json]                 one model's card: architecture, data, recipe, metrics
+    keraszoo demo [--model vae_mnist]           reconstructions, samples, interpolations of the sample digits
+    keraszoo reconstruct NAME IMAGES... -o grid.png
+    keraszoo encode NAME INPUT -o codes.npy     INPUT: image folder, image, .npy or .npz
+    keraszoo decode NAME codes.npy -o grid.png
+    keraszoo sample NAME -n 64 -o grid.png [--seed S]
+    keraszoo interpolate NAME A.png B.png --steps 10 -o strip.png
+    keraszoo evaluate NAME [--data mnist]       the zoo's metrics (keraszoo.evaluate)
+    keraszoo train ...                          keraszoo.training.train
+    keraszoo finetune NAME --data DIR --out DIR keraszoo.training.finetune
+    keraszoo push DIR ORG/REPO                  upload a save_pretrained folder to the Hub
+    keraszoo manifest list|info|check|add|metrics   the weights manifest (maintainers)
+
+``NAME`` is anything :func:`keraszoo.load` accepts: a manifest name
+(``vae_mnist``), ``hf://org/repo[@revision]`` or a folder written by
+:func:`keraszoo.save_pretrained`.
+
+Each command group lives in its own module (``catalog``, ``inference``,
+``demo``, ``evaluate``, ``training``, ``hub``, ``manifest``), whose
+``register(subparsers, common_parent)`` adds its sub-parsers next to their
+handlers.
+
+Exit status: 0 success, 2 bad command line, 1 any other error (reported on one
+line, ``keraszoo: error: ...``; ``--debug`` shows the traceback), 130 when
+interrupted. TensorFlow is imported only by the commands that run a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from keraszoo.cli import catalog
+from keraszoo.cli import demo
+from keraszoo.cli import evaluate
+from keraszoo.cli import hub
+from keraszoo.cli import inference
+from keraszoo.cli import manifest
+from keraszoo.cli import training
+from keraszoo.cli._shared import PROG
+from keraszoo.cli._shared import CommandError
+from keraszoo.cli._shared import Formatter
+from keraszoo.cli._shared import UsageError
+from keraszoo.cli._shared import examples
+
+__all__ = ["main", "build_parser", "CommandError", "UsageError"]
+
+#: The command groups, in the order ``keraszoo --help`` lists their commands.
+GROUPS = (catalog, demo, inference, evaluate, training, hub, manifest)
+
+_GLOBAL_FLAGS = ("--debug", "-q", "--quiet")
+
+
+def _common_parent(top):
+    """--debug / --quiet, accepted before and after the command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    parent.add_argument("--debug", action="store_true", default=default(False),
+                        help="show Python tracebacks and TensorFlow logs")
+    parent.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                        help="print only results and errors (no progress)")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``keraszoo`` argument parser (``train``/``finetune`` are forwarded before parsing)."""
+    from keraszoo.version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="keraszoo: pretrained Keras autoencoders from the command line.",
+        epilog=examples(
+            "keraszoo demo                        # try the pretrained vae_mnist on bundled digits",
+            "keraszoo list",
+            "keraszoo reconstruct vae_mnist digit.png -o recon.png",
+            "keraszoo <command> --help            # the options of one command",
+        ),
+        formatter_class=Formatter,
+        parents=[_common_parent(top=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"keraszoo {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common_parent(top=False)
+    for group in GROUPS:
+        group.register(subparsers, common)
+    return parser
+
+
+def _split_global(argv):
+    """Leading --debug / --quiet flags, and the rest.
+
+    For the forwarded commands (train, finetune) the flags are also taken out of
+    the forwarded arguments (up to a ``--``): the training modules do not have them.
+    """
+    flags = {"debug": False, "quiet": False}
+    index = 0
+    while index < len(argv) and argv[index] in _GLOBAL_FLAGS:
+        flags["debug" if argv[index] == "--debug" else "quiet"] = True
+        index += 1
+    rest = argv[index:]
+    if rest and rest[0] in training.FORWARDED:
+        end = rest.index("--") if "--" in rest else len(rest)
+        for arg in rest[1:end]:
+            if arg in _GLOBAL_FLAGS:
+                flags["debug" if arg == "--debug" else "quiet"] = True
+        rest = [rest[0]] + [a for a in rest[1:end] if a not in _GLOBAL_FLAGS] + rest[end:]
+    return flags, rest
+
+
+def _one_line(err) -> str:
+    """An exception as a single line of text."""
+    text = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+    if isinstance(err, (CommandError, ValueError, OSError, KeyError, NotImplementedError)):
+        return text or type(err).__name__
+    name = type(err).__name__
+    return f"{name}: {text} (run with --debug for the traceback)" if text else name
+
+
+def _run(name, command, debug):
+    """``command()``'s exit status; an interruption or error of command ``name`` is reported on one line."""
+    try:
+        return int(command() or 0)
+    except UsageError as err:
+        print(f"{PROG} {name}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the command line reports every error on one line
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0 success, 1 error, 2 usage error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags, rest = _split_global(argv)
+    if not (flags["debug"] or "--debug" in argv):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if rest and rest[0] in training.FORWARDED:
+        return _run(rest[0], lambda: training.forward(rest[0], rest[1:], flags["quiet"]), flags["debug"])
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help / --version (0) or a usage error (2)
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+    args.argv = argv
+    return _run(args.command, lambda: args.func(args), args.debug)

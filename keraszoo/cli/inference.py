@@ -1,0 +1,189 @@
+"""The commands that run a model on inputs: reconstruct, encode, decode, sample, interpolate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keraszoo.argtypes import positive_int
+from keraszoo.cli._shared import CommandError
+from keraszoo.cli._shared import UsageError
+from keraszoo.cli._shared import add_command
+from keraszoo.cli._shared import add_image_options
+from keraszoo.cli._shared import add_model_options
+from keraszoo.cli._shared import check_inputs_exist
+from keraszoo.cli._shared import examples
+from keraszoo.cli._shared import load_model
+from keraszoo.cli._shared import map_batches
+from keraszoo.cli._shared import np
+from keraszoo.cli._shared import output
+from keraszoo.cli._shared import plural
+from keraszoo.cli._shared import read_array
+from keraszoo.cli._shared import read_image_input
+from keraszoo.cli._shared import read_images
+from keraszoo.cli._shared import say
+from keraszoo.cli._shared import steps
+from keraszoo.cli._shared import to_numpy
+from keraszoo.cli._shared import write_images
+
+
+def register(subparsers, common_parent):
+    for add in (_add_reconstruct, _add_encode, _add_decode, _add_sample, _add_interpolate):
+        add(subparsers, common_parent)
+
+
+def _model_command(subparsers, common_parent, name, func, help, *example_lines, images=False):
+    """A sub-parser for a command that loads a model: NAME, the model loading options, ``func`` as handler."""
+    parser = add_command(subparsers, common_parent, name, help, examples(*example_lines))
+    add_model_options(parser)
+    if images:
+        add_image_options(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _add_reconstruct(subparsers, common_parent):
+    p = _model_command(subparsers, common_parent, "reconstruct", cmd_reconstruct,
+                       "reconstruct images and draw them under the originals",
+                       "keraszoo reconstruct vae_mnist digit1.png digit2.png -o recon.png",
+                       "keraszoo reconstruct runs/my_vae my_digits/ -o recon.png --cols 8",
+                       "keraszoo reconstruct vae_mnist photo.png --resize --color-mode grayscale -o recon.png",
+                       images=True)
+    p.add_argument("images", metavar="IMAGES", nargs="+", help="PNG files or folders of them")
+    p.add_argument("-o", "--output", type=output(".png", ".npy"), required=True,
+                   help="grid .png (originals above reconstructions), or .npy for the array")
+    p.add_argument("--cols", type=positive_int, default=10, help="images per row (default: 10)")
+
+
+def cmd_reconstruct(args):
+    check_inputs_exist(args.images, "image")
+    model = load_model(args)
+    x, _ = read_images(args, model, args.images)
+    recon = map_batches(args, model.reconstruct, x, "Reconstructing")
+    if args.output.suffix.lower() == ".npy":
+        write_images(recon, args.output)
+    else:
+        from keraszoo import visualization as vis
+
+        vis.save_comparison(x, recon, args.output, ncols=min(len(x), args.cols))
+    say(args, f"Wrote {plural(len(x), 'reconstruction')} to {args.output}"
+              + (" (originals above reconstructions)" if args.output.suffix.lower() == ".png" else ""))
+    return 0
+
+
+def _add_encode(subparsers, common_parent):
+    p = _model_command(subparsers, common_parent, "encode", cmd_encode, "encode images to latent codes",
+                       "keraszoo encode vae_mnist my_digits/ -o codes.npy",
+                       "keraszoo encode vae_mnist images.npz --key x_test -o codes.npz   # .npz keeps file names",
+                       images=True)
+    p.add_argument("input", metavar="INPUT", help="image folder, image file, .npy or .npz of images "
+                                                  "(uint8 0..255 or floats in [0, 1])")
+    p.add_argument("-o", "--output", type=output(".npy", ".npz"), required=True,
+                   help="codes (N, latent_dim) as .npy, or .npz with 'codes' (and 'files' for images)")
+    p.add_argument("--key", help="array to read from an .npz INPUT (default: x_train, x, images or its only array)")
+
+
+def cmd_encode(args):
+    check_inputs_exist([args.input])
+    model = load_model(args)
+    x, files = read_image_input(args, model, args.input)
+    codes = map_batches(args, model.encode, x, "Encoding").astype("float32")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if args.output.suffix.lower() == ".npz":
+        extra = {"files": np().asarray(files)} if files is not None else {}
+        np().savez(args.output, codes=codes, **extra)
+    else:
+        np().save(args.output, codes)
+    say(args, f"Wrote codes of shape {codes.shape} to {args.output}"
+              + (" (rows in sorted file order)" if files is not None and len(files) > 1 else ""))
+    return 0
+
+
+def _add_decode(subparsers, common_parent):
+    p = _model_command(subparsers, common_parent, "decode", cmd_decode, "decode latent codes to images",
+                       "keraszoo decode vae_mnist codes.npy -o decoded.png",
+                       "keraszoo decode vae_mnist codes.npz -o decoded.npy")
+    p.add_argument("codes", metavar="CODES", help=".npy of shape (N, latent_dim) or .npz with 'codes'")
+    p.add_argument("-o", "--output", type=output(".png", ".npy"), required=True, help="grid .png or .npy array")
+    p.add_argument("--key", help="array to read from an .npz (default: codes, z or its only array)")
+    p.add_argument("--cols", type=positive_int, default=10, help="images per row (default: 10)")
+
+
+def cmd_decode(args):
+    check_inputs_exist([args.codes], "codes file")
+    if Path(args.codes).suffix.lower() not in (".npy", ".npz"):
+        raise UsageError(f"CODES must be a .npy or .npz file, got {str(args.codes)!r}.")
+    codes = read_array(args.codes, args.key, ("codes", "z"), "codes")
+    if codes.dtype.kind not in "iuf":
+        raise CommandError(f"{args.codes} holds {codes.dtype} values; expected float latent codes.")
+    codes = np().asarray(codes, dtype="float32")
+    if codes.ndim == 1:
+        codes = codes[None]
+    model = load_model(args)
+    if codes.ndim != 2 or codes.shape[1] != model.latent_dim:
+        raise CommandError(
+            f"{args.codes} holds an array of shape {codes.shape}; {args.name} decodes codes of shape "
+            f"(N, {model.latent_dim})."
+        )
+    if not np().all(np().isfinite(codes)):
+        raise CommandError(f"{args.codes} contains NaN or infinite codes.")
+    images = map_batches(args, model.decode, codes, "Decoding")
+    write_images(images, args.output, min(len(images), args.cols))
+    say(args, f"Wrote {plural(len(images), 'decoded image')} to {args.output}")
+    return 0
+
+
+def _require_generative(model, name, what):
+    if getattr(model, "is_generative", False):
+        return
+    from keraszoo.models import list_variants
+
+    generative = [f"{key} ({cls.__name__})" for key, cls in sorted(list_variants().items()) if cls.is_generative]
+    raise CommandError(
+        f"{name} ({type(model).__name__}, variant {model.variant}) is not a generative model: "
+        f"it has no prior to {what} from. Use a generative variant: {', '.join(generative)}."
+    )
+
+
+def _add_sample(subparsers, common_parent):
+    p = _model_command(subparsers, common_parent, "sample", cmd_sample, "draw images from a generative model's prior",
+                       "keraszoo sample vae_mnist -n 64 -o samples.png --seed 0",
+                       "keraszoo sample hf://org/my-vae -n 1000 -o samples.npy")
+    p.add_argument("-n", "--num", type=positive_int, default=64, help="number of samples (default: 64)")
+    p.add_argument("-o", "--output", type=output(".png", ".npy"), required=True, help="grid .png or .npy array")
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--cols", type=positive_int, default=None, help="images per row (default: a square grid)")
+
+
+def cmd_sample(args):
+    model = load_model(args)
+    _require_generative(model, args.name, "sample")
+    images = to_numpy(model.sample(args.num, seed=args.seed))
+    write_images(images, args.output, args.cols)
+    say(args, f"Wrote {plural(len(images), 'sample')} to {args.output}"
+              + (f" (seed {args.seed})" if args.seed is not None else ""))
+    return 0
+
+
+def _add_interpolate(subparsers, common_parent):
+    p = _model_command(subparsers, common_parent, "interpolate", cmd_interpolate,
+                       "decode the straight line between the codes of two images",
+                       "keraszoo interpolate vae_mnist three.png eight.png --steps 10 -o strip.png", images=True)
+    p.add_argument("start", metavar="A", help="first image (PNG)")
+    p.add_argument("end", metavar="B", help="last image (PNG)")
+    p.add_argument("--steps", type=steps, default=10, help="images in the strip, end points included (default: 10)")
+    p.add_argument("-o", "--output", type=output(".png", ".npy"), required=True, help="strip .png or .npy array")
+
+
+def cmd_interpolate(args):
+    check_inputs_exist([args.start, args.end], "image")
+    model = load_model(args)
+    x, _ = read_images(args, model, [args.start, args.end])
+    images = to_numpy(model.interpolate(x[0], x[1], steps=args.steps))
+    if args.output.suffix.lower() == ".npy":
+        write_images(images, args.output)
+    else:
+        from keraszoo import visualization as vis
+
+        vis.save_strip(images, args.output)
+    say(args, f"Wrote a {args.steps}-step interpolation to {args.output}")
+    return 0
