@@ -36,6 +36,18 @@ from keraszoo.models.numeric import psnr
 from keraszoo.models.numeric import to_numpy as _np
 from keraszoo.utils import format_number
 
+__all__ = [
+    "active_units",
+    "evaluate",
+    "format_table",
+    "iwae_nll",
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "psnr",
+    "reconstruction_metrics",
+    "sample_frechet_distance",
+]
+
 DEFAULT_BATCH_SIZE = 256
 
 

@@ -49,7 +49,7 @@ def build_mnist_sample(npz_path, out_dir=SAMPLE_DIR, num=NUM_IMAGES):
     out_dir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sprite, mode="L").save(out_dir / "images.png", optimize=True)
     (out_dir / "labels.json").write_text(json.dumps({
-        "source": "MNIST test split, images 0..%d in canonical order" % (num - 1),
+        "source": f"MNIST test split, images 0..{num - 1} in canonical order",
         "license": "CC BY-SA 3.0",
         "labels": [int(v) for v in y],
     }))

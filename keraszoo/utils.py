@@ -43,13 +43,6 @@ def atomic_write_text(path, text: str, *, mode=0o644) -> Path:
     return Path(path)
 
 
-def atomic_write_bytes(path, data: bytes, *, mode=0o644) -> Path:
-    """Write ``data`` to ``path`` atomically; returns ``path``."""
-    with atomic_path(path, mode=mode) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
 def format_number(value) -> str:
     """One way to print a metric everywhere (tables, model cards, the CLI).
 

@@ -1,4 +1,4 @@
-"""Shared pytest configuration: the ``slow`` marker and common fixtures.
+"""Shared pytest configuration: skipping ``slow`` tests (the marker is declared in pyproject.toml) and common fixtures.
 
 Slow tests (real training runs, long subprocesses) are skipped unless
 ``--runslow`` is given or ``KERASZOO_RUN_SLOW=1`` is set.
@@ -18,10 +18,6 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: slow test (training runs, subprocess pipelines); needs --runslow")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -33,7 +33,6 @@ interrupted. TensorFlow is imported only by the commands that run a model.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from keraszoo.cli import catalog
@@ -43,6 +42,7 @@ from keraszoo.cli import hub
 from keraszoo.cli import inference
 from keraszoo.cli import manifest
 from keraszoo.cli import training
+from keraszoo.cli._quiet import quiet_tensorflow
 from keraszoo.cli._shared import PROG
 from keraszoo.cli._shared import CommandError
 from keraszoo.cli._shared import Formatter
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     flags, rest = _split_global(argv)
     if not (flags["debug"] or "--debug" in argv):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        quiet_tensorflow()
     if rest and rest[0] in training.FORWARDED:
         return _run(rest[0], lambda: training.forward(rest[0], rest[1:], flags["quiet"]), flags["debug"])
 

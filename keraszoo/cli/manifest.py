@@ -86,7 +86,7 @@ def cmd_check(args):
 
 
 def _add_add(sub, inner):
-    from keraszoo.weights.manifest import BINARIZATIONS
+    from keraszoo.weights.schema import BINARIZATIONS
 
     p = add_command(sub, inner, "add", "register a save_pretrained folder (digests computed, never typed)",
                     examples("keraszoo manifest add vae_mnist runs/vae_mnist --repo-id keraszoo/vae-mnist "

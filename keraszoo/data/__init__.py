@@ -61,24 +61,23 @@ Modules: :mod:`~keraszoo.data.catalog` (dataset names and splits),
 imports NumPy only; TensorFlow and Pillow are imported when first needed.
 """
 
-from keraszoo.data.catalog import (
-    DatasetInfo,
-    DatasetUnavailableError,
-    dataset_info,
-    list_datasets,
-)
+from keraszoo.data.catalog import DatasetInfo
+from keraszoo.data.catalog import DatasetUnavailableError
+from keraszoo.data.catalog import dataset_info
+from keraszoo.data.catalog import list_datasets
 from keraszoo.data.folders import from_directory
-from keraszoo.data.images import COLOR_MODES, IMAGE_EXTENSIONS, prepare_images
-from keraszoo.data.pipelines import from_numpy, load
-from keraszoo.data.sources import (
-    BINARIZE_MODES,
-    DATA_DIR_ENV,
-    SOURCES,
-    STATIC_BINARIZATION_SEED,
-    find_npz,
-    load_arrays,
-    read_array,
-)
+from keraszoo.data.images import COLOR_MODES
+from keraszoo.data.images import IMAGE_EXTENSIONS
+from keraszoo.data.images import prepare_images
+from keraszoo.data.pipelines import from_numpy
+from keraszoo.data.pipelines import load
+from keraszoo.data.sources import BINARIZE_MODES
+from keraszoo.data.sources import DATA_DIR_ENV
+from keraszoo.data.sources import SOURCES
+from keraszoo.data.sources import STATIC_BINARIZATION_SEED
+from keraszoo.data.sources import find_npz
+from keraszoo.data.sources import load_arrays
+from keraszoo.data.sources import read_array
 from keraszoo.data.stream import EpochStream
 
 __all__ = [

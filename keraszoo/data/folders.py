@@ -11,8 +11,10 @@ import pathlib
 import numpy as np
 
 from keraszoo.data import images
-from keraszoo.data.pipelines import binarize_batches, check_batch_size
-from keraszoo.data.sources import STATIC_BINARIZATION_SEED, check_binarize
+from keraszoo.data.pipelines import binarize_batches
+from keraszoo.data.pipelines import check_batch_size
+from keraszoo.data.sources import STATIC_BINARIZATION_SEED
+from keraszoo.data.sources import check_binarize
 
 __all__ = ["from_directory"]
 

@@ -31,13 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keraszoo.data.rules import (
-    COLOR_MODES,
-    convert_channels,
-    normalize_shape,
-    shape_text,
-    wanted_channels,
-)
+from keraszoo.data.rules import COLOR_MODES
+from keraszoo.data.rules import convert_channels
+from keraszoo.data.rules import normalize_shape
+from keraszoo.data.rules import shape_text
+from keraszoo.data.rules import wanted_channels
 
 __all__ = [
     "COLOR_MODES",
@@ -101,7 +99,8 @@ def _pil_to_float(img, path):
 
 
 def _open(path, read):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+    from PIL import UnidentifiedImageError
 
     path = Path(path).expanduser()
     if not path.is_file():

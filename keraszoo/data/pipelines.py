@@ -10,7 +10,9 @@ import zlib
 import numpy as np
 
 from keraszoo.data.images import conform
-from keraszoo.data.sources import binarize_array, check_binarize, load_arrays
+from keraszoo.data.sources import binarize_array
+from keraszoo.data.sources import check_binarize
+from keraszoo.data.sources import load_arrays
 
 __all__ = ["from_numpy", "load"]
 

@@ -9,13 +9,11 @@ import zlib
 
 import numpy as np
 
-from keraszoo.data.catalog import (
-    DatasetInfo,
-    DatasetUnavailableError,
-    dataset_info,
-    parse_split,
-    split_slice,
-)
+from keraszoo.data.catalog import DatasetInfo
+from keraszoo.data.catalog import DatasetUnavailableError
+from keraszoo.data.catalog import dataset_info
+from keraszoo.data.catalog import parse_split
+from keraszoo.data.catalog import split_slice
 
 __all__ = ["DATA_DIR_ENV", "find_npz", "load_arrays", "read_array"]
 

@@ -8,8 +8,12 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 from keraszoo.data.images import as_image_array
-from keraszoo.data.pipelines import bernoulli, check_batch_size, derive_key, scale
-from keraszoo.data.sources import binarize_array, check_binarize
+from keraszoo.data.pipelines import bernoulli
+from keraszoo.data.pipelines import check_batch_size
+from keraszoo.data.pipelines import derive_key
+from keraszoo.data.pipelines import scale
+from keraszoo.data.sources import binarize_array
+from keraszoo.data.sources import check_binarize
 
 __all__ = ["EpochStream"]
 

@@ -19,17 +19,11 @@ from keraszoo.models.registry import resolve_preset
 from keraszoo.models.sparse import SparseAutoEncoder
 from keraszoo.models.vae import VAE
 
-__all__ = [
-    "AutoEncoder",
-    "DenoisingAutoEncoder",
-    "SparseAutoEncoder",
-    "ContractiveAutoEncoder",
-    "VAE",
-    "HierarchicalVAE",
-    "AdversarialAutoEncoder",
+# One import line per variant above; the public names follow from the registry.
+__all__ = sorted(cls.__name__ for cls in list_variants().values()) + [
     "BaseAutoEncoder",
-    "list_variants",
-    "list_presets",
-    "resolve_preset",
     "get_variant",
+    "list_presets",
+    "list_variants",
+    "resolve_preset",
 ]

@@ -56,6 +56,11 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
 
     # === Metadata ===
     title = "adversarial autoencoder"
+    #: the loss in one line (the README's table of variants).
+    loss_summary = (
+        "three phases per step — reconstruction, discriminator (prior vs codes), regularization "
+        "(encoder fools it); Gaussian or 10-component mixture prior"
+    )
     papers = (Paper("Adversarial Autoencoders (Makhzani et al., 2016)", "https://arxiv.org/abs/1511.05644"),)
     presets = {"conv_aae": {"architecture": "conv"}}
     hyperparameters = {

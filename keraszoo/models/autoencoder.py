@@ -27,6 +27,8 @@ class AutoEncoder(BaseAutoEncoder):
 
     # === Metadata ===
     title = "autoencoder"
+    #: the loss in one line (the README's table of variants).
+    loss_summary = "`-log p(x | f_dec(f_enc(x)))` (Bernoulli, `bce`) or `Σ(x - x̂)²` (`mse`)"
     papers = (Paper("Reducing the Dimensionality of Data with Neural Networks (Hinton & Salakhutdinov, 2006)",
                     "https://doi.org/10.1126/science.1127647"),)
     presets = {"conv_ae": {"architecture": "conv"}}

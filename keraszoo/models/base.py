@@ -91,6 +91,7 @@ class BaseAutoEncoder(keras.Model):
     # === Metadata === (see keraszoo.models.metadata; each variant sets its own)
     variant = None
     title = None
+    loss_summary = None
     papers = ()
     presets = {}
     is_generative = False

@@ -97,6 +97,11 @@ class ContractiveAutoEncoder(AutoEncoder):
 
     # === Metadata ===
     title = "contractive autoencoder"
+    #: the loss in one line (the README's table of variants).
+    loss_summary = (
+        "`+ λ·‖∂f_enc(x)/∂x‖²_F`, exact by autodiff (closed form for one sigmoid layer; optional "
+        "unbiased projection estimator)"
+    )
     papers = (Paper("Contractive Auto-Encoders: Explicit Invariance During Feature Extraction (Rifai et al., 2011)",
                     "https://icml.cc/2011/papers/455_icmlpaper.pdf"),)
     hyperparameters = {"contractive_weight": Hyperparameter("weight lambda of the contractive penalty")}
@@ -156,6 +161,12 @@ class ContractiveAutoEncoder(AutoEncoder):
             "total_loss": rec + self.contractive_weight * contractive,
         }
 
+    def evaluation_metrics(self, x, codes, *, batch_size, seed):
+        """Mean ``||J_f(x)||_F`` over the first 1000 test images."""
+        del codes, batch_size, seed
+        sq = map_batches(lambda xb: self.jacobian_frobenius_sq(self._check_inputs(xb)), x[:1000], 64)
+        return {"mean_jacobian_frobenius": float(np.mean(np.sqrt(sq)))}
+
     def get_config(self):
         config = super().get_config()
         config.update({
@@ -164,9 +175,3 @@ class ContractiveAutoEncoder(AutoEncoder):
             "num_projections": self.num_projections,
         })
         return config
-
-    def evaluation_metrics(self, x, codes, *, batch_size, seed):
-        """Mean ``||J_f(x)||_F`` over the first 1000 test images."""
-        del codes, batch_size, seed
-        sq = map_batches(lambda xb: self.jacobian_frobenius_sq(self._check_inputs(xb)), x[:1000], 64)
-        return {"mean_jacobian_frobenius": float(np.mean(np.sqrt(sq)))}

@@ -5,13 +5,13 @@ import numpy as np
 from keras import ops
 
 from keraszoo.models import validation
+from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
-from keraszoo.models.numeric import psnr
 from keraszoo.models.numeric import batches
+from keraszoo.models.numeric import psnr
 from keraszoo.models.numeric import to_numpy
-from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.registry import keraszoo_export
 
 NOISE_TYPES = ("gaussian", "masking", "salt_and_pepper")
@@ -38,6 +38,11 @@ class DenoisingAutoEncoder(AutoEncoder):
 
     # === Metadata ===
     title = "denoising autoencoder"
+    #: the loss in one line (the README's table of variants).
+    loss_summary = (
+        "reconstruction of clean `x` from `x̃ ~ q(x̃|x)`: gaussian σ, masking p, salt-and-pepper "
+        "p (training only)"
+    )
     papers = (Paper("Extracting and Composing Robust Features with Denoising Autoencoders (Vincent et al., 2008)",
                     "https://doi.org/10.1145/1390156.1390294"),)
     presets = {"conv_dae": {"architecture": "conv"}}

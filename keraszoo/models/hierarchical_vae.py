@@ -59,6 +59,12 @@ class HierarchicalVAE(VAE):
 
     # === Metadata ===
     title = "hierarchical variational autoencoder"
+    #: the loss in one line (the README's table of variants).
+    loss_summary = (
+        "≥ 2 stochastic layers, `p(z_L)…p(z₁|z₂)p(x|z₁)`; inference `ladder` (LVAE, "
+        "precision-weighted top-down) or `bottom_up` (`q(z₁|x)q(z₂|z₁)`, IWAE paper); `-log "
+        "p(x|z₁) + β·Σ_l KL_l`"
+    )
     papers = (
         Paper("Ladder Variational Autoencoders (Sonderby et al., 2016)", "https://arxiv.org/abs/1602.02282"),
         Paper("Importance Weighted Autoencoders (Burda, Grosse & Salakhutdinov, 2016)",

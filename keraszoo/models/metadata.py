@@ -3,7 +3,8 @@
 Every variant class carries, as class attributes, everything the rest of
 keraszoo needs to know about it -- so adding a variant is one file:
 
-* ``title``: what it is, in words (model cards, ``keraszoo info``);
+* ``title``: what it is, in words (model cards); ``loss_summary``: its loss in one
+  line (the README's table of variants);
 * ``papers``: the :class:`Paper` it implements (the first is the default;
   ``paper()`` may pick another from the configuration, e.g. beta-VAE);
 * ``presets``: named configurations (``{"conv_vae": {"architecture": "conv"}}``),
@@ -22,8 +23,8 @@ The registry-wide tests check every registered class against this contract.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
-from typing import Callable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,12 @@ class Paper:
 
     def as_dict(self) -> dict:
         return {"title": self.title, "url": self.url}
+
+    @property
+    def citation(self) -> str:
+        """``"Kingma & Welling, 2014"``: the authors and year at the end of the title, else the title."""
+        head, _, tail = self.title.rstrip(")").rpartition(" (")
+        return tail if head and tail[-4:].isdigit() else self.title
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,10 +15,6 @@ DEFAULT_HIDDEN_DIMS = {"dense": (512, 256), "conv": (256,)}
 DEFAULT_CONV_FILTERS = (32, 64)
 
 
-def default_hidden_dims(architecture):
-    return DEFAULT_HIDDEN_DIMS[architecture]
-
-
 def _check_conv_shape(image_shape, conv_filters):
     factor = 2 ** len(conv_filters)
     h, w, _ = image_shape

@@ -5,10 +5,10 @@ from keras import ops
 
 from keraszoo.models import losses
 from keraszoo.models import validation
+from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
-from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.registry import keraszoo_export
 
 SPARSITY_TYPES = ("kl", "l1")
@@ -30,6 +30,8 @@ class SparseAutoEncoder(AutoEncoder):
 
     # === Metadata ===
     title = "sparse autoencoder"
+    #: the loss in one line (the README's table of variants).
+    loss_summary = "`+ λ·Σ_j KL(ρ‖ρ̂_j)` (ρ̂ = batch-mean activation) or `+ λ·Σ|h|`"
     papers = (Paper("Sparse autoencoder, CS294A lecture notes (Ng, 2011)",
                     "https://web.stanford.edu/class/cs294a/sparseAutoencoder_2011new.pdf"),)
     presets = {"conv_sae": {"architecture": "conv"}}

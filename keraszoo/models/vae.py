@@ -2,7 +2,6 @@
 
 import math
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -41,6 +40,8 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
 
     # === Metadata ===
     title = "variational autoencoder"
+    #: the loss in one line (the README's table of variants).
+    loss_summary = "`-log p(x|z) + β·KL(q(z|x)‖N(0, I))`, reparameterized, analytic KL"
     papers = (
         Paper("Auto-Encoding Variational Bayes (Kingma & Welling, 2014)", "https://arxiv.org/abs/1312.6114"),
         Paper("beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework "

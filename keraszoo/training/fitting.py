@@ -104,7 +104,6 @@ def fit_resumable(
     verbose=1,
     tensorboard: bool = False,
     early_stopping: int = 0,
-    restore_scope=None,
 ) -> FitResult:
     """Train ``model`` on a ``keraszoo.data.EpochStream`` for ``epochs`` epochs.
 

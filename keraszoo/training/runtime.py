@@ -20,7 +20,6 @@ import sys
 
 from keraszoo.training.recipe import UsageError
 
-
 # --------------------------------------------------------------------------
 # Hardware, versions, runtime settings
 # --------------------------------------------------------------------------

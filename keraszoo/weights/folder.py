@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from keraszoo.weights.integrity import file_record, verify_file
+from keraszoo.weights.integrity import file_record
+from keraszoo.weights.integrity import verify_file
 from keraszoo.weights.schema import check_files
 
 __all__ = ["MAX_METADATA_BYTES", "read_json", "files_table", "folder_records", "verify_folder"]

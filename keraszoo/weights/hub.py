@@ -19,7 +19,8 @@ import os
 import time
 from pathlib import Path
 
-from keraszoo.weights.integrity import IntegrityError, verify_file
+from keraszoo.weights.integrity import IntegrityError
+from keraszoo.weights.integrity import verify_file
 from keraszoo.weights.schema import COMMIT_PATTERN
 
 __all__ = ["HubDownloadError", "OfflineCacheMissError", "download_file", "commit_of"]
@@ -127,8 +128,9 @@ def download_file(repo_id, filename, *, revision=None, cache_dir=None, expected=
         HubDownloadError: the repository/revision/file does not exist, or the
             download kept failing.
     """
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants
     from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
 
     from keraszoo.version import __version__
 

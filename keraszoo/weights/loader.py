@@ -29,14 +29,14 @@ from pathlib import Path
 
 from keraszoo.weights import bundle as _bundle
 from keraszoo.weights import manifest as _manifest
-from keraszoo.weights.folder import (
-    MAX_METADATA_BYTES,
-    files_table,
-    read_json,
-    verify_folder,
-)
-from keraszoo.weights.hub import commit_of, download_file
-from keraszoo.weights.integrity import evict_cached_file, verify_file
+from keraszoo.weights.folder import MAX_METADATA_BYTES
+from keraszoo.weights.folder import files_table
+from keraszoo.weights.folder import read_json
+from keraszoo.weights.folder import verify_folder
+from keraszoo.weights.hub import commit_of
+from keraszoo.weights.hub import download_file
+from keraszoo.weights.integrity import evict_cached_file
+from keraszoo.weights.integrity import verify_file
 from keraszoo.weights.schema import REPO_ID_PATTERN
 
 __all__ = ["ResolvedWeights", "parse_spec", "resolve", "load", "check_config_safety"]

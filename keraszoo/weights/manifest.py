@@ -28,14 +28,13 @@ from pathlib import Path
 
 from keraszoo.utils import atomic_write_text
 from keraszoo.weights import bundle as _bundle
-from keraszoo.weights.folder import folder_records, read_json, verify_folder
-from keraszoo.weights.schema import (
-    BINARIZATIONS,  # noqa: F401 - re-exported: the choices of the manifest command line's 'add'
-    ManifestError,
-    validate_entry,
-    validate_manifest,
-    validate_metrics,
-)
+from keraszoo.weights.folder import folder_records
+from keraszoo.weights.folder import read_json
+from keraszoo.weights.folder import verify_folder
+from keraszoo.weights.schema import ManifestError
+from keraszoo.weights.schema import validate_entry
+from keraszoo.weights.schema import validate_manifest
+from keraszoo.weights.schema import validate_metrics
 
 __all__ = [
     "MANIFEST_ENV", "UnknownModelError", "manifest_path", "read_manifest", "write_manifest",

@@ -26,9 +26,12 @@ import tempfile
 from pathlib import Path
 
 from keraszoo.utils import atomic_write_text
-from keraszoo.weights.folder import folder_records, verify_folder
-from keraszoo.weights.model_card import IMAGE_FILES, render_model_card
-from keraszoo.weights.schema import validate_metrics, validate_recipe
+from keraszoo.weights.folder import folder_records
+from keraszoo.weights.folder import verify_folder
+from keraszoo.weights.model_card import IMAGE_FILES
+from keraszoo.weights.model_card import render_model_card
+from keraszoo.weights.schema import validate_metrics
+from keraszoo.weights.schema import validate_recipe
 
 __all__ = ["save_pretrained", "push_to_hub", "METADATA_FORMAT"]
 

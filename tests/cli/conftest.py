@@ -102,7 +102,8 @@ def digits():
 def tiny_models(tmp_path_factory, digits):
     """A tiny dense VAE and AE, fitted one epoch on 64 digits and written with save_pretrained."""
     import keraszoo
-    from keraszoo.models import VAE, AutoEncoder
+    from keraszoo.models import VAE
+    from keraszoo.models import AutoEncoder
 
     x, _ = digits
     root = tmp_path_factory.mktemp("models")

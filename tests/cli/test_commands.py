@@ -12,7 +12,10 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.cli.conftest import LATENT_DIM, assert_one_line_error, grid_size, read_png
+from tests.cli.conftest import LATENT_DIM
+from tests.cli.conftest import assert_one_line_error
+from tests.cli.conftest import grid_size
+from tests.cli.conftest import read_png
 
 
 def tile(picture, row, col, size=28, scale=2, border=2):

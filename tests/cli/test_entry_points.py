@@ -10,7 +10,10 @@ import json
 import numpy as np
 import pytest
 
-from tests.cli.conftest import assert_one_line_error, grid_size, read_png, run_cli
+from tests.cli.conftest import assert_one_line_error
+from tests.cli.conftest import grid_size
+from tests.cli.conftest import read_png
+from tests.cli.conftest import run_cli
 
 
 def test_demo_through_python_m_keraszoo(tiny_models, empty_manifest, tmp_path):

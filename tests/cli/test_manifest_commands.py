@@ -1,4 +1,4 @@
-"""``keraszoo manifest ...``: the maintainers' manifest commands (and ``python -m keraszoo.weights``, their shim).
+"""``keraszoo manifest ...``: the maintainers' manifest commands.
 
 ``list``/``info``/``check`` run against the packaged manifest; ``add`` and
 ``metrics`` against a copy in ``tmp_path``, so the repository is never written.
@@ -151,14 +151,14 @@ def test_usage_errors_and_help(cli):
         assert f"examples:\n  keraszoo manifest {command}" in out_sub, command
 
 
-def test_python_m_keraszoo_weights_runs_the_manifest_group(zoo_manifest):
-    def weights_module(*args):
-        return subprocess.run([sys.executable, "-m", "keraszoo.weights", *args], capture_output=True, text=True,
+def test_python_m_keraszoo_manifest_in_a_subprocess(zoo_manifest):
+    def manifest_command(*args):
+        return subprocess.run([sys.executable, "-m", "keraszoo", "manifest", *args], capture_output=True, text=True,
                               timeout=60, env=cli_env(zoo_manifest), cwd=REPO_ROOT)
 
-    proc = weights_module("check")
+    proc = manifest_command("check")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("OK: 1 model(s), 1 bundled")
-    proc = weights_module("info", "tiny_vea")
+    proc = manifest_command("info", "tiny_vea")
     assert proc.returncode == 1 and proc.stdout == ""
     assert_one_line_error(proc.stderr, "Did you mean 'tiny_vae'")

@@ -10,7 +10,10 @@ import sys
 
 import pytest
 
-from tests.cli.conftest import assert_one_line_error, assert_usage_error, cli_env, run_cli
+from tests.cli.conftest import assert_one_line_error
+from tests.cli.conftest import assert_usage_error
+from tests.cli.conftest import cli_env
+from tests.cli.conftest import run_cli
 
 COMMANDS = ("list", "info", "demo", "reconstruct", "encode", "decode", "sample", "interpolate",
             "evaluate", "train", "finetune", "push", "manifest")

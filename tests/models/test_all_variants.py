@@ -63,7 +63,7 @@ def test_presets_build_and_paper_is_one_of_the_variants(name):
     cls = list_variants()[name]
     presets = {k: v for k, v in keraszoo.models.list_presets().items() if v[0] == name}
     assert name in presets
-    for preset, (key, kwargs) in presets.items():
+    for preset, (_, kwargs) in presets.items():
         resolved, resolved_kwargs = keraszoo.models.resolve_preset(preset)
         assert resolved is cls and resolved_kwargs == kwargs
         model = make(name, **kwargs)

@@ -1,7 +1,6 @@
 """DenoisingAutoEncoder: corruption processes and the clean-target loss."""
 
 import numpy as np
-import pytest
 from keras import ops
 
 import keraszoo.models.denoising as denoising

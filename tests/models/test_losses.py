@@ -9,7 +9,6 @@ from keras import ops
 from keraszoo.models import losses
 
 
-
 def np_softplus(v):
     return np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0)
 

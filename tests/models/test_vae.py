@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from keras import ops
 
 from keraszoo.models import VAE
 from keraszoo.models import losses

@@ -6,15 +6,14 @@ import signal
 import numpy as np
 import pytest
 
-from tests.training.helpers import assert_same_weights
-from tests.training.helpers import base_args
-from tests.training.helpers import run_script
-from tests.training.helpers import weights_of
 from keraszoo.training import train
 from keraszoo.training.arguments import args_to_argv
 from keraszoo.training.arguments import resolve_args
 from keraszoo.training.recipe import UsageError
-
+from tests.training.helpers import assert_same_weights
+from tests.training.helpers import base_args
+from tests.training.helpers import run_script
+from tests.training.helpers import weights_of
 
 # ------------------------------------------------------------------ arguments
 

@@ -9,7 +9,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from tests.support.hub_fixtures import fake_hub, hub_env  # noqa: F401 - re-exported fixtures
+from tests.support.hub_fixtures import fake_hub  # noqa: F401 - re-exported fixtures
+from tests.support.hub_fixtures import hub_env  # noqa: F401 - re-exported fixtures
 
 RECIPE = {
     "command": "python training/train.py --variant ae --dataset mnist --latent-dim 4 --epochs 1",

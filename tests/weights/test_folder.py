@@ -5,11 +5,14 @@ import shutil
 
 import pytest
 
-from keraszoo.weights import IntegrityError, ManifestError
+from keraszoo.weights import IntegrityError
+from keraszoo.weights import ManifestError
 from keraszoo.weights import manifest as mf
-from keraszoo.weights.folder import MAX_METADATA_BYTES, verify_folder
+from keraszoo.weights.folder import MAX_METADATA_BYTES
+from keraszoo.weights.folder import verify_folder
 from keraszoo.weights.loader import resolve
-from tests.weights.conftest import LICENSE, PAPER
+from tests.weights.conftest import LICENSE
+from tests.weights.conftest import PAPER
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

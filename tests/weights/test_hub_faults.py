@@ -12,7 +12,8 @@ import pytest
 
 import keraszoo
 from keraszoo.weights import IntegrityError
-from keraszoo.weights.hub import HubDownloadError, OfflineCacheMissError
+from keraszoo.weights.hub import HubDownloadError
+from keraszoo.weights.hub import OfflineCacheMissError
 from keraszoo.weights.loader import resolve
 from tests.weights.conftest import commit_saved
 

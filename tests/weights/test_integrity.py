@@ -7,7 +7,10 @@ import pickle
 import pytest
 
 from keraszoo.weights import IntegrityError
-from keraszoo.weights.integrity import evict_cached_file, file_record, sha256_file, verify_file
+from keraszoo.weights.integrity import evict_cached_file
+from keraszoo.weights.integrity import file_record
+from keraszoo.weights.integrity import sha256_file
+from keraszoo.weights.integrity import verify_file
 
 
 def test_sha256_and_record_match_hashlib(tmp_path):

@@ -8,12 +8,19 @@ import numpy as np
 import pytest
 
 import keraszoo
-from keraszoo.weights import IntegrityError, UnknownModelError, schema
+from keraszoo.weights import IntegrityError
+from keraszoo.weights import UnknownModelError
 from keraszoo.weights import manifest as mf
+from keraszoo.weights import schema
 from keraszoo.weights.hub import HubDownloadError
 from keraszoo.weights.integrity import file_record
-from keraszoo.weights.loader import check_config_safety, parse_spec, resolve
-from tests.weights.conftest import LICENSE, PAPER, commit_saved, save_small_model
+from keraszoo.weights.loader import check_config_safety
+from keraszoo.weights.loader import parse_spec
+from keraszoo.weights.loader import resolve
+from tests.weights.conftest import LICENSE
+from tests.weights.conftest import PAPER
+from tests.weights.conftest import commit_saved
+from tests.weights.conftest import save_small_model
 
 
 def _outputs(model, x):

@@ -10,15 +10,15 @@ import textwrap
 
 import pytest
 
-from keraszoo.weights import (
-    IntegrityError,
-    ManifestError,
-    UnknownModelError,
-    bundle,
-    schema,
-)
+from keraszoo.weights import IntegrityError
+from keraszoo.weights import ManifestError
+from keraszoo.weights import UnknownModelError
+from keraszoo.weights import bundle
 from keraszoo.weights import manifest as mf
-from tests.weights.conftest import LICENSE, PAPER, RECIPE
+from keraszoo.weights import schema
+from tests.weights.conftest import LICENSE
+from tests.weights.conftest import PAPER
+from tests.weights.conftest import RECIPE
 
 REPO_ROOT = mf._PACKAGE_DIR.parent
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -319,7 +319,10 @@ def test_write_manifest_validates_before_touching_the_file(tmp_path, valid_manif
 
 
 def test_command_line_registers_and_describes_weights(saved_model, private_manifest, tmp_path, capsys):
-    from keraszoo.weights.__main__ import main
+    from keraszoo.cli import main as cli_main
+
+    def main(argv):
+        return cli_main(["manifest", *argv])
 
     args = ["--manifest", str(private_manifest)]
     assert main(args + ["add", "ae_mnist", str(saved_model.directory), "--repo-id", "keraszoo/ae-mnist",
@@ -348,7 +351,7 @@ def test_command_line_registers_and_describes_weights(saved_model, private_manif
 
 def test_module_entry_point_checks_the_repo_manifest(monkeypatch):
     monkeypatch.delenv(mf.MANIFEST_ENV, raising=False)
-    out = subprocess.run([sys.executable, "-m", "keraszoo.weights", "check"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "keraszoo", "manifest", "check"], capture_output=True, text=True,
                          timeout=60, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("OK: ")

@@ -10,8 +10,12 @@ import pytest
 import yaml
 
 import keraszoo
-from keraszoo.weights import IntegrityError, ManifestError
-from tests.weights.conftest import PAPER, RECIPE, make_model, save_small_model
+from keraszoo.weights import IntegrityError
+from keraszoo.weights import ManifestError
+from tests.weights.conftest import PAPER
+from tests.weights.conftest import RECIPE
+from tests.weights.conftest import make_model
+from tests.weights.conftest import save_small_model
 
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"fake png payload"
 

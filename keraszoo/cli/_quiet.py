@@ -1,0 +1,53 @@
+"""Keeping TensorFlow's start-up chatter off the command line's stderr (unless ``--debug``).
+
+TensorFlow 2.21 writes C++ log lines while it is imported ("oneDNN custom operations
+are on", "All log messages before absl::InitializeLog() ...") whatever
+``TF_CPP_MIN_LOG_LEVEL`` says. The command line promises one line per error and
+nothing else on stderr, so the import of ``tensorflow`` runs with file descriptor 2
+pointed at ``/dev/null``; everything after the import is reported as usual.
+"""
+
+import contextlib
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def quiet_exec_module(module):
+            with _stderr_silenced():
+                exec_module(module)
+
+        spec.loader.exec_module = quiet_exec_module
+        return spec
+
+
+def quiet_tensorflow():
+    """Silence TensorFlow's logs for this process (before TensorFlow is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
