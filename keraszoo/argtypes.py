@@ -2,16 +2,15 @@
 
 import argparse
 
+from keraszoo.utils import check_positive_int
+
 
 def positive_int(text):
-    """An integer >= 1."""
+    """An integer >= 1 (the rule of :func:`keraszoo.utils.check_positive_int`)."""
     try:
-        value = int(text)
+        return check_positive_int("value", int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def int_list(text):
@@ -20,9 +19,12 @@ def int_list(text):
         values = tuple(int(v) for v in str(text).replace(" ", "").strip("[]()").split(",") if v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
+    try:
+        if not values:
+            raise ValueError
+        return tuple(check_positive_int("value", v) for v in values)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}") from None
 
 
 def hidden_dims(text):

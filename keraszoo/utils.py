@@ -1,4 +1,5 @@
-"""Small helpers shared by every layer of keraszoo: atomic file writes and number formatting.
+"""Small helpers shared by every layer of keraszoo: atomic file writes, positive-integer
+checks and number formatting.
 
 Nothing here imports TensorFlow or Keras.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -41,6 +43,13 @@ def atomic_write_text(path, text: str, *, mode=0o644) -> Path:
     with atomic_path(path, mode=mode) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def check_positive_int(name, value) -> int:
+    """``value`` as an ``int`` if it is an integer >= 1 (NumPy integers too), else a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
+    return int(value)
 
 
 def format_number(value) -> str:

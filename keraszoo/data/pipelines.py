@@ -13,6 +13,7 @@ from keraszoo.data.images import conform
 from keraszoo.data.sources import binarize_array
 from keraszoo.data.sources import check_binarize
 from keraszoo.data.sources import load_arrays
+from keraszoo.utils import check_positive_int
 
 __all__ = ["from_numpy", "load"]
 
@@ -40,9 +41,7 @@ def bernoulli(xb, seed):
 
 
 def check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    return int(batch_size)
+    return check_positive_int("batch_size", batch_size)
 
 
 def binarize_batches(ds, seed):

@@ -9,6 +9,8 @@ import math
 import keras
 import numpy as np
 
+from keraszoo.utils import check_positive_int
+
 
 def check_image_shape(input_shape):
     try:
@@ -24,12 +26,6 @@ def check_image_shape(input_shape):
             f"channels last, e.g. (28, 28, 1) or (32, 32, 3); received {input_shape!r}."
         )
     return shape
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
-    return int(value)
 
 
 def check_int_tuple(name, values, allow_empty=True):

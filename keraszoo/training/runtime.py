@@ -19,6 +19,7 @@ import platform
 import sys
 
 from keraszoo.training.recipe import UsageError
+from keraszoo.utils import check_positive_int
 
 # --------------------------------------------------------------------------
 # Hardware, versions, runtime settings
@@ -111,10 +112,10 @@ def resolve_steps_per_execution(setting) -> int:
     """
     if setting in (None, "auto"):
         return 32 if gpu_devices() else 16
-    n = int(setting)
-    if n < 1:
-        raise UsageError(f"--steps-per-execution must be >= 1, got {n}.")
-    return n
+    try:
+        return check_positive_int("--steps-per-execution", int(setting))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def resolve_runtime(jit_compile, steps_per_execution, deterministic, distribution):
