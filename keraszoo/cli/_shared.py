@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import zipfile
 from pathlib import Path
 
 from keraszoo.argtypes import positive_int
@@ -173,26 +172,12 @@ def read_images(args, model, paths):
 
 def read_array(path, key, candidates, what):
     """The array of a ``.npy``, or of an ``.npz`` (``key``, else the first of ``candidates``, else its only one)."""
-    path = Path(path).expanduser()
+    from keraszoo.data.sources import read_array as read
+
     try:
-        if path.suffix.lower() == ".npy":
-            return np().load(path, allow_pickle=False)
-        with np().load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if key is not None:
-                if key not in names:
-                    raise CommandError(f"{path} has no array {key!r}; it holds {names}.")
-                return archive[key]
-            for name in candidates:
-                if name in names:
-                    return archive[name]
-            if len(names) == 1:
-                return archive[names[0]]
-            raise CommandError(
-                f"{path} holds {names}; name the {what} {' or '.join(candidates)}, or pass --key."
-            )
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:  # pickled object arrays, corrupt files
-        raise CommandError(f"Cannot read {path}: {err}") from err
+        return read(path, key, candidates=candidates, what=what)
+    except ValueError as err:
+        raise CommandError(str(err)) from err
 
 
 def read_image_input(args, model, path):
