@@ -147,6 +147,13 @@ def args_to_argv(args: dict, parser=None) -> list:
     return argv
 
 
+def recipe_to_argv(recipe: Recipe) -> list:
+    """The shortest command line that reproduces ``recipe``: ``--model`` first, then what differs from the defaults."""
+    args, defaults = recipe.to_args(), Recipe(model=recipe.model).to_args()
+    changed = {k: v for k, v in args.items() if k != "model" and v != defaults[k]}
+    return args_to_argv({"model": recipe.model, **changed})
+
+
 def _strip_recipe_flags(argv):
     out, skip = [], False
     for a in argv:

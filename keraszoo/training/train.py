@@ -97,12 +97,12 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
     import keras
 
     from keraszoo import data
-    from keraszoo.training.arguments import args_to_argv
+    from keraszoo.training.arguments import recipe_to_argv
     from keraszoo.training.fitting import fit_resumable
     from keraszoo.training.fitting import save_run
 
     t_start = time.time()
-    argv = list(args_to_argv(recipe.to_args()) if argv is None else argv)
+    argv = list(recipe_to_argv(recipe) if argv is None else argv)
     key, kwargs = recipe.model_spec()
     info = data.dataset_info(recipe.dataset)
     dist = runtime.Distribution(recipe.strategy)
