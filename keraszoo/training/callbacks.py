@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from keraszoo.training.recipe import BackupMismatchError
+from keraszoo.utils import atomic_write_text
 
 #: Environment hook for tests: SIGKILL the process right after this global
 #: step has been trained (and backed up, if a backup was due at that step);
@@ -193,10 +194,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         (tmp / "state.json").write_text(json.dumps(state))
         final = root / name
         shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        pointer_tmp = root / ".latest.json.tmp"
-        pointer_tmp.write_text(json.dumps({"dir": name, "global_step": self.global_step}))
-        os.replace(pointer_tmp, self._pointer)
+        os.replace(tmp, final)  # a folder: the backup appears whole or not at all
+        atomic_write_text(self._pointer, json.dumps({"dir": name, "global_step": self.global_step}))
         for old in root.glob("step-*"):
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
