@@ -134,13 +134,12 @@ class Recipe:
         """A recipe from the flat ``{argument: value}`` form (``to_args``, an argparse namespace)."""
         args = dict(args)
         flags, options = model_flags(), option_flags()
-        model_kwargs = {k: _plain(args.pop(k)) for k in list(args) if k in flags and args[k] is not None}
-        opts = {k: args.pop(k) for k in list(args) if k in options and args[k] is not None}
-        for k in list(args):
-            if k in flags or k in options:
-                args.pop(k)
+        given_flags = {k: args.pop(k) for k in list(args) if k in flags}
+        given_options = {k: args.pop(k) for k in list(args) if k in options}
+        model_kwargs = {k: _plain(v) for k, v in given_flags.items() if v is not None}
+        opts = {k: v for k, v in given_options.items() if v is not None}
         hparam = tuple(str(item) for item in args.pop("hparam", None) or ())
-        for item in hparam:
+        for item in hparam:  # after the flags: --hparam wins, as on the command line
             name, value = parse_hparam(item)
             model_kwargs[name] = value
         fields = {f.name for f in dataclasses.fields(cls)}
