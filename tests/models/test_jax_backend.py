@@ -18,6 +18,7 @@ import json, numpy as np, keras
 assert keras.backend.backend() == "jax"
 import keraszoo.models as M
 from keraszoo.samples import load_mnist_sample
+keras.utils.set_random_seed(0)  # initial weights and fit's shuffling: the same run every time
 x, _ = load_mnist_sample(192)
 out = {}
 for name, cls in sorted(M.list_variants().items()):
