@@ -5,6 +5,11 @@ import argparse
 from keraszoo.utils import check_positive_int
 
 
+def flag_of(name: str) -> str:
+    """The command-line flag of an argument name: ``"noise_level"`` -> ``"--noise-level"``."""
+    return "--" + name.replace("_", "-")
+
+
 def positive_int(text):
     """An integer >= 1 (the rule of :func:`keraszoo.utils.check_positive_int`)."""
     try:

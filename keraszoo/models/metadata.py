@@ -59,11 +59,6 @@ class Hyperparameter:
     choices: tuple | None = None
 
 
-def flag_of(name: str) -> str:
-    """``"noise_level"`` -> ``"--noise-level"``."""
-    return "--" + name.replace("_", "-")
-
-
 @dataclasses.dataclass(frozen=True)
 class ReportedMetric:
     """A variant-specific evaluation metric and how a results table prints it.

@@ -13,6 +13,11 @@ import keras
 _VARIANTS = {}
 
 
+def _did_you_mean(name, known, cutoff=0.6) -> str:
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=cutoff)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 def keraszoo_export(key=None):
     """Class decorator: register a keraszoo object for serialization.
 
@@ -67,9 +72,7 @@ def resolve_preset(name):
         key, kwargs = table[name]
         return _VARIANTS[key], dict(kwargs)
     known = sorted(table)
-    close = difflib.get_close_matches(str(name), known, n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"Unknown model {name!r}.{hint} Known: {', '.join(known)}.")
+    raise ValueError(f"Unknown model {name!r}.{_did_you_mean(name, known)} Known: {', '.join(known)}.")
 
 
 def get_variant(name):
@@ -85,9 +88,7 @@ def get_variant(name):
     by_class = {cls.__name__: cls for cls in _VARIANTS.values()}
     if name in by_class:
         return by_class[name]
-    known = sorted(_VARIANTS) + sorted(by_class)
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.4)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    hint = _did_you_mean(name, sorted(_VARIANTS) + sorted(by_class), cutoff=0.4)
     raise ValueError(
         f"Unknown autoencoder variant {name!r}.{hint} Known variants: {', '.join(sorted(_VARIANTS))}."
     )

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import sys
 
+from keraszoo.argtypes import flag_of
 from keraszoo.argtypes import fraction
 from keraszoo.argtypes import positive_int
 from keraszoo.training.recipe import Recipe
@@ -36,6 +37,9 @@ class RunContext:
     cpu_replicas: int = 0
 
 
+_CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(RunContext))
+
+
 def steps_per_execution(text):
     """``auto`` or a positive integer."""
     return text if text == "auto" else positive_int(text)
@@ -43,7 +47,7 @@ def steps_per_execution(text):
 
 def _add_flags(group, table):
     for name, spec in table.items():
-        group.add_argument("--" + name.replace("_", "-"), dest=name, type=spec.type, choices=spec.choices,
+        group.add_argument(flag_of(name), dest=name, type=spec.type, choices=spec.choices,
                            default=None, help=spec.help)
 
 
@@ -171,9 +175,8 @@ def _strip_recipe_flags(argv):
 
 def _split(namespace):
     values = vars(namespace)
-    context_fields = {f.name for f in dataclasses.fields(RunContext)}
-    context = RunContext(**{k: v for k, v in values.items() if k in context_fields})
-    return Recipe.from_args({k: v for k, v in values.items() if k not in context_fields}), context
+    context = RunContext(**{k: v for k, v in values.items() if k in _CONTEXT_FIELDS})
+    return Recipe.from_args({k: v for k, v in values.items() if k not in _CONTEXT_FIELDS}), context
 
 
 def resolve_args(argv=None):
@@ -189,8 +192,7 @@ def resolve_args(argv=None):
     if first.recipe:
         recorded = read_recipe_args(first.recipe, first.manifest)
         if isinstance(recorded, dict):
-            context_fields = {f.name for f in dataclasses.fields(RunContext)}
-            recipe_argv = args_to_argv({k: v for k, v in recorded.items() if k not in context_fields}, parser)
+            recipe_argv = args_to_argv({k: v for k, v in recorded.items() if k not in _CONTEXT_FIELDS}, parser)
         else:
             recipe_argv = _strip_recipe_flags([str(a) for a in recorded])
         effective = recipe_argv + _strip_recipe_flags(argv)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from keraszoo.argtypes import flag_of
+
 
 class UsageError(ValueError):
     """A bad command line or configuration (reported without a traceback)."""
@@ -175,7 +177,7 @@ class Recipe:
         try:
             cls, kwargs = resolve_preset(self.model)
         except ValueError as err:
-            raise UsageError(str(err).replace("Unknown model", "Unknown --model")) from None
+            raise UsageError(f"--model: {err}") from None
         kwargs.update(self.model_kwargs)
         kwargs.setdefault("seed", self.seed)
         return cls.variant, kwargs
@@ -194,8 +196,6 @@ class Recipe:
 
     def compile_kwargs(self, cls) -> dict:
         """``compile`` arguments of the recipe's training options for variant class ``cls``."""
-        from keraszoo.models.metadata import flag_of
-
         for name in self.options:
             if name not in cls.all_training_options():
                 raise UsageError(f"{flag_of(name)} applies to {', '.join(variants_with_option(name))} only "
