@@ -51,6 +51,16 @@ def _add_flags(group, table):
                            default=None, help=spec.help)
 
 
+def add_device_flags(group):
+    """``--jit-compile``, ``--steps-per-execution``, ``--deterministic``: shared by train and finetune."""
+    group.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                       help="XLA; auto: on with a GPU, off on CPU (XLA is slower there)")
+    group.add_argument("--steps-per-execution", type=steps_per_execution, default="auto",
+                       help="train steps per tf.function call; auto: 32 on GPU, 16 on CPU")
+    group.add_argument("--deterministic", choices=("auto", "on", "off"), default="auto",
+                       help="TF op determinism; auto: on without a GPU")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The training command line."""
     from keraszoo.models import list_presets
@@ -94,12 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split the CPU into N logical devices (to try --strategy mirrored without GPUs)")
     g.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=False,
                    help="mixed_float16 compute (GPU only)")
-    g.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
-                   help="XLA; auto: on with a GPU, off on CPU (XLA is slower there)")
-    g.add_argument("--steps-per-execution", type=steps_per_execution, default="auto",
-                   help="train steps per tf.function call; auto: 32 on GPU, 16 on CPU")
-    g.add_argument("--deterministic", choices=("auto", "on", "off"), default="auto",
-                   help="TF op determinism; auto: on without a GPU")
+    add_device_flags(g)
 
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder (save_pretrained layout)")

@@ -33,7 +33,7 @@ import time
 from keraszoo.argtypes import fraction
 from keraszoo.argtypes import positive_int
 from keraszoo.training import runtime
-from keraszoo.training.arguments import steps_per_execution
+from keraszoo.training.arguments import add_device_flags
 from keraszoo.training.recipe import UsageError
 
 PROG = "keraszoo finetune"
@@ -64,9 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", type=fraction, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--revision", default=None, help="Hub revision for hf:// models")
-    p.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto")
-    p.add_argument("--steps-per-execution", type=steps_per_execution, default="auto")
-    p.add_argument("--deterministic", choices=("auto", "on", "off"), default="auto")
+    add_device_flags(p)
     p.add_argument("--backup-every", type=int, default=200, metavar="STEPS")
     p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")
     p.add_argument("--tensorboard", action="store_true")
