@@ -333,6 +333,13 @@ class BaseAutoEncoder(keras.Model):
         for tracker in self.loss_trackers:
             tracker.update_state(terms[tracker.name], sample_weight=batch)
 
+    # ------------------------------------------------------------------ export
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+        """Exports the model for serving; see :func:`keraszoo.models.export.export_model`."""
+        from keraszoo.models import export as exporting
+
+        return exporting.export_model(self, filepath, format=format, verbose=verbose, **kwargs)
+
     # ------------------------------------------------------------------ config
     def get_config(self):
         config = super().get_config()

@@ -9,10 +9,43 @@ import math
 
 import keras
 from keras import layers
+from keras import ops
 
 ARCHITECTURES = ("dense", "conv")
 DEFAULT_HIDDEN_DIMS = {"dense": (512, 256), "conv": (256,)}
 DEFAULT_CONV_FILTERS = (32, 64)
+
+
+@keras.saving.register_keras_serializable(package="keraszoo")
+class Conv2D(layers.Conv2D):
+    """``Conv2D`` with stride 1 and ``"same"`` padding, computed as the equivalent
+    transposed convolution.
+
+    The function and the weights (kernel ``(kh, kw, in, out)``) are exactly
+    those of ``Conv2D``: a stride-1 transposed convolution with the kernel
+    flipped in space and its channel axes swapped is the same correlation. Only
+    the op differs, and with it the gradient kernels: TensorFlow's CPU
+    ``Conv2DBackpropFilter`` for a convolution with few output channels (the
+    decoders' 1- or 3-channel logits layer) was 4x slower than the transposed
+    form's (54 vs 12 ms per step at batch 128 on the 2-core development CPU),
+    which made the conv VAE's training step 40 % slower than the keras.io
+    example's. Odd kernel sizes only (even ones pad asymmetrically).
+
+    The class keeps the name ``Conv2D`` because Keras derives a layer's path in
+    a ``.weights.h5`` file from its class name: the published weights load
+    unchanged.
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        if (tuple(self.strides) != (1, 1) or self.padding != "same" or tuple(self.dilation_rate) != (1, 1)
+                or self.groups != 1 or any(k % 2 == 0 for k in self.kernel_size)):
+            raise ValueError("keraszoo.models.networks.Conv2D takes stride 1, 'same' padding, no dilation or groups and odd kernel sizes.")
+
+    def convolution_op(self, inputs, kernel):
+        flipped = ops.flip(ops.flip(kernel, axis=0), axis=1)
+        return ops.conv_transpose(inputs, ops.transpose(flipped, (0, 1, 3, 2)), strides=1, padding="same",
+                                  data_format=self.data_format)
 
 
 def _check_conv_shape(image_shape, conv_filters):
@@ -65,7 +98,7 @@ def build_decoder(latent_dim, image_shape, architecture="dense", hidden_dims=Non
         for i, f in enumerate(reversed(tuple(conv_filters))):
             x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu",
                                        name=f"{name}_deconv{i}")(x)
-        outputs = layers.Conv2D(channels, 3, padding="same", name=f"{name}_logits")(x)
+        outputs = Conv2D(channels, 3, padding="same", name=f"{name}_logits")(x)
     else:
         x = layers.Dense(math.prod(image_shape), name=f"{name}_logits")(x)
         outputs = layers.Reshape(image_shape, name=f"{name}_reshape")(x)
