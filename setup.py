@@ -46,6 +46,7 @@ setup(
         "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6"],
         "plots": ["matplotlib>=3.7"],
         "tensorboard": ["tensorboard"],
+        "export": ["tf2onnx>=1.16", "onnxruntime>=1.17", "ai-edge-litert"],  # keraszoo export --format onnx|litert
     },
     entry_points={"console_scripts": ["keraszoo=keraszoo.cli:main"]},
     classifiers=[

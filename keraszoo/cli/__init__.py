@@ -10,6 +10,7 @@ Commands::
     keraszoo decode NAME codes.npy -o grid.png
     keraszoo sample NAME -n 64 -o grid.png [--seed S]
     keraszoo interpolate NAME A.png B.png --steps 10 -o strip.png
+    keraszoo export NAME -o PATH [--format F]   for serving: SavedModel (tf_saved_model), litert, onnx
     keraszoo evaluate NAME [--data mnist]       the zoo's metrics (keraszoo.evaluate)
     keraszoo train ...                          keraszoo.training.train
     keraszoo finetune NAME --data DIR --out DIR keraszoo.training.finetune
@@ -38,6 +39,7 @@ import sys
 from keraszoo.cli import catalog
 from keraszoo.cli import demo
 from keraszoo.cli import evaluate
+from keraszoo.cli import export
 from keraszoo.cli import hub
 from keraszoo.cli import inference
 from keraszoo.cli import manifest
@@ -52,7 +54,7 @@ from keraszoo.cli._shared import examples
 __all__ = ["main", "build_parser", "CommandError", "UsageError"]
 
 #: The command groups, in the order ``keraszoo --help`` lists their commands.
-GROUPS = (catalog, demo, inference, evaluate, training, hub, manifest)
+GROUPS = (catalog, demo, inference, export, evaluate, training, hub, manifest)
 
 _GLOBAL_FLAGS = ("--debug", "-q", "--quiet")
 
