@@ -11,12 +11,12 @@ from keraszoo.models import networks
 from keraszoo.models import validation
 from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.base import GenerativeMixin
-from keraszoo.models.base import _replica_scale
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
 from keraszoo.models.numeric import to_numpy
 from keraszoo.models.registry import keraszoo_export
+from keraszoo.models.steps import Phase
 
 PRIORS = ("gaussian", "mixture")
 
@@ -51,7 +51,8 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
             in phase 3.
         discriminator: optional user network ``z -> (batch, 1)`` logits.
 
-    ``train_step`` uses ``tf.GradientTape`` (TensorFlow backend).
+    The phases run on the TensorFlow and JAX backends
+    (:mod:`keraszoo.models.steps`).
     """
 
     # === Metadata ===
@@ -196,46 +197,37 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
             optimizer = keras.saving.deserialize_keras_object(optimizer)
         self.compile(optimizer=optimizer, **extra)  # builds all three optimizers
 
-    def train_step(self, *args):
-        # TensorFlow calls train_step(data); JAX calls train_step(state, data).
-        data = args[-1]
-        if keras.backend.backend() != "tensorflow":
-            raise NotImplementedError(
-                "AdversarialAutoEncoder.train_step uses tf.GradientTape; train it with the "
-                "TensorFlow backend (the model itself runs on every backend for inference).")
-        import tensorflow as tf
+    def training_phases(self):
+        """Makhzani et al.'s three phases, each with its own optimizer (see the class docstring)."""
+        encoder = self.encoder.trainable_variables
+        return (
+            Phase("reconstruction", self._reconstruction_objective,
+                  encoder + self.decoder.trainable_variables, self.optimizer),
+            Phase("discriminator", self._discriminator_objective,
+                  self.discriminator.trainable_variables, self.discriminator_optimizer),
+            Phase("regularization", self._regularization_objective, encoder, self.generator_optimizer),
+        )
 
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = self._check_inputs(x)
-        scale = _replica_scale()
-        ae_vars = self.encoder.trainable_variables + self.decoder.trainable_variables
-        # 1. reconstruction phase
-        with tf.GradientTape() as tape:
-            z = self.encoder(x, training=True)
-            rec = ops.mean(self.reconstruction_nll(x, self.decoder(z, training=True)))
-            scaled = rec * scale
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, ae_vars), ae_vars))
-        # 2. discriminator phase
-        z_prior = self.sample_prior(tf.shape(x)[0])
-        disc_vars = self.discriminator.trainable_variables
-        with tf.GradientTape() as tape:
-            z = self.encoder(x, training=True)
-            disc, _ = self._adversarial_terms(x, tf.stop_gradient(z), z_prior, training=True)
-            scaled = disc * scale
-        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(scaled, disc_vars), disc_vars))
-        # 3. regularization phase: the encoder fools the discriminator
-        enc_vars = self.encoder.trainable_variables
-        with tf.GradientTape() as tape:
-            z = self.encoder(x, training=True)
-            gen = ops.mean(losses.sigmoid_cross_entropy(1.0, self.discriminator(z, training=True)))
-            scaled = self.adversarial_weight * gen * scale
-        self.generator_optimizer.apply_gradients(zip(tape.gradient(scaled, enc_vars), enc_vars))
+    def _reconstruction_objective(self, x):
+        z = self.encoder(x, training=True)
+        rec = ops.mean(self.reconstruction_nll(x, self.decoder(z, training=True)))
+        return rec, {"reconstruction_loss": rec}
 
-        terms = {"reconstruction_loss": rec, "generator_loss": gen, "discriminator_loss": disc,
-                 "total_loss": rec + self.adversarial_weight * gen}
-        self._update_trackers(terms, x)
-        self._loss_tracker.update_state(terms["total_loss"], sample_weight=ops.cast(ops.shape(x)[0], "float32"))
-        return {m.name: m.result() for m in self.metrics}
+    def _discriminator_objective(self, x):
+        z_prior = self.sample_prior(ops.shape(x)[0])
+        z = ops.stop_gradient(self.encoder(x, training=True))
+        disc, _ = self._adversarial_terms(x, z, z_prior, training=True)
+        return disc, {"discriminator_loss": disc}
+
+    def _regularization_objective(self, x):
+        z = self.encoder(x, training=True)
+        gen = ops.mean(losses.sigmoid_cross_entropy(1.0, self.discriminator(z, training=True)))
+        return self.adversarial_weight * gen, {"generator_loss": gen}
+
+    def combine_phase_terms(self, terms):
+        """``total_loss``: the encoder/decoder objective of phases 1 and 3."""
+        terms["total_loss"] = terms["reconstruction_loss"] + self.adversarial_weight * terms["generator_loss"]
+        return terms
 
     def get_config(self):
         config = super().get_config()
