@@ -9,9 +9,10 @@ to its own ``keras.metrics.Mean`` so that ``fit``'s logs show
 ``L_total = L_reconstruction + L_regularization`` term by term; Keras' own
 ``loss`` metric equals ``total_loss``.
 
-The training step is Keras' default one (it calls ``compute_loss``), so the
-models train on every Keras backend; only the adversarial autoencoder has a
-custom, TensorFlow-only ``train_step``.
+Training runs through :meth:`BaseAutoEncoder.training_phases` (one phase,
+``total_loss`` over every trainable variable, unless a variant needs more, like
+the adversarial autoencoder's three) with the drivers of
+:mod:`keraszoo.models.steps`, on the TensorFlow and JAX backends.
 """
 
 import keras
@@ -22,9 +23,12 @@ from keraszoo import argtypes
 from keraszoo.models import losses
 from keraszoo.models import networks
 from keraszoo.models import validation
+from keraszoo.models.compiled import CompiledFunctions
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import merged_table
 from keraszoo.models.registry import list_variants
+from keraszoo.models.steps import Phase
+from keraszoo.models.steps import PhasedTrainingMixin
 
 RECONSTRUCTION_LOSSES = ("bce", "mse")
 
@@ -68,7 +72,7 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
         return seed + tf.stack([replica * 1_000_003, tf.zeros_like(replica)])
 
 
-class BaseAutoEncoder(keras.Model):
+class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
     """Base class of every keraszoo autoencoder.
 
     Args:
@@ -157,6 +161,7 @@ class BaseAutoEncoder(keras.Model):
         self.decoder = decoder
         self._build_extra_layers()
         self.seed_generator = ReplicaSeedGenerator(seed, name="seed_generator")
+        self._inference_functions = CompiledFunctions(self)
 
         # === Metrics ===
         names = ("total_loss", "reconstruction_loss") + tuple(self.regularizer_names) + tuple(
@@ -250,21 +255,42 @@ class BaseAutoEncoder(keras.Model):
 
     # ---------------------------------------------------------------- the API
     def encode(self, x, sample=False):
-        """Codes ``f_enc(x)``, shape ``(batch, latent_dim)``. Deterministic."""
-        del sample  # deterministic encoders have nothing to sample
-        return self.encoder(self._check_inputs(x), training=False)
+        """Codes ``f_enc(x)``, shape ``(batch, latent_dim)``: deterministic, or a draw when ``sample=True``.
+
+        ``sample=True`` draws ``z ~ q(z|x)`` for the stochastic encoders (VAE,
+        HVAE); deterministic encoders return their code either way.
+        """
+        x = self._check_inputs(x)
+        if sample:
+            return self._sample_code(x)
+        return self._inference_functions("encode", self._deterministic_code, x, self.image_shape)
 
     def decode_logits(self, z):
         """Decoder logits for codes ``z``."""
-        return self.decoder(self._check_codes(z), training=False)
+        return self._inference_functions("decode_logits", self._decoder_logits, self._check_codes(z), (self.latent_dim,))
 
     def decode(self, z):
         """Images in [0, 1] (the decoder's mean) for codes ``z`` of shape ``(batch, latent_dim)``."""
-        return ops.sigmoid(self.decode_logits(z))
+        return self._inference_functions("decode", self._decoder_mean, self._check_codes(z), (self.latent_dim,))
 
     def reconstruct(self, x):
         """``decode(encode(x))``: deterministic reconstructions in [0, 1]."""
-        return self.decode(self.encode(x))
+        x = self._check_inputs(x)
+        return self._inference_functions("reconstruct", self._reconstruction, x, self.image_shape)
+
+    # The compiled functions of the API (keraszoo.models.compiled): tensors in, tensors out.
+    def _decoder_logits(self, z):
+        return self.decoder(z, training=False)
+
+    def _decoder_mean(self, z):
+        return ops.sigmoid(self.decoder(z, training=False))
+
+    def _reconstruction(self, x):
+        return self._decoder_mean(self._deterministic_code(x))
+
+    def _sample_code(self, x):
+        """``z ~ q(z|x)``; deterministic encoders return their code."""
+        return self._deterministic_code(x)
 
     def call(self, inputs, training=False):
         """Deterministic reconstruction of ``inputs`` (images in [0, 1])."""
@@ -312,6 +338,22 @@ class BaseAutoEncoder(keras.Model):
         if optimizer is None:
             optimizer = keras.optimizers.Adam(learning_rate=1e-3)
         super().compile(optimizer=optimizer, **kwargs)
+
+    def training_phases(self):
+        """The :class:`~keraszoo.models.steps.Phase` s of one training step.
+
+        One phase by default: ``total_loss`` (plus any ``self.losses`` of user
+        networks) over every trainable variable, with ``self.optimizer``.
+        """
+        return (Phase("total", self._training_objective, self.trainable_variables, self.optimizer),)
+
+    def _training_objective(self, x):
+        terms = dict(self.loss_terms(x, training=True))
+        loss = terms["total_loss"]
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        terms["loss"] = loss
+        return loss, terms
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The variant's ``total_loss``; updates one metric per loss term.

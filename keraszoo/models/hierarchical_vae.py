@@ -182,14 +182,11 @@ class HierarchicalVAE(VAE):
         raise NotImplementedError(
             "HierarchicalVAE has no single Gaussian posterior; use encode(x) for the code of z_1.")
 
-    # ---------------------------------------------------------------- the API
-    def encode(self, x, sample=False):
-        """Code of the bottom layer ``z_1``: its posterior mean (top-down for the ladder), or a sample."""
-        x = self._check_inputs(x)
-        if not sample:
-            return self._deterministic_code(x)
+    def _sample_code(self, x):
+        # encode(x, sample=True): a draw of z_1; encode(x) is its posterior mean (top-down for the ladder)
         return self._top_down(self._bottom_up_params(x), sample=True)[0]
 
+    # ---------------------------------------------------------------- losses
     def loss_terms(self, x, training=False):
         x = self._check_inputs(x)
         z, kls, _, _ = self._top_down(self._bottom_up_params(x, training), sample=True, training=training)

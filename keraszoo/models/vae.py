@@ -85,14 +85,12 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
     def _deterministic_code(self, x, training=False):
         return self.posterior(x, training=training)[0]
 
-    # ---------------------------------------------------------------- the API
-    def encode(self, x, sample=False):
-        """The posterior mean (default) or a sample ``z ~ q(z|x)`` when ``sample=True``."""
-        mean, log_var = self.posterior(self._check_inputs(x))
-        if sample:
-            return losses.reparameterize(mean, log_var, self.seed_generator)
-        return mean
+    def _sample_code(self, x):
+        # encode(x, sample=True); encode(x) is the posterior mean (_deterministic_code)
+        mean, log_var = self.posterior(x)
+        return losses.reparameterize(mean, log_var, self.seed_generator)
 
+    # ---------------------------------------------------------------- losses
     def loss_terms(self, x, training=False):
         x = self._check_inputs(x)
         mean, log_var = self.posterior(x, training=training)
