@@ -43,7 +43,7 @@ setup(
     ],
     extras_require={
         # jax: the test-suite checks that the models also train on the JAX backend.
-        "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6"],
+        "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6", "hypothesis>=6"],
         "plots": ["matplotlib>=3.7"],
         "tensorboard": ["tensorboard"],
         "export": ["tf2onnx>=1.16", "onnxruntime>=1.17", "ai-edge-litert"],  # keraszoo export --format onnx|litert
