@@ -1,14 +1,14 @@
 """The ``export`` command: a model as a TensorFlow SavedModel (TF Serving), LiteRT or ONNX artifact.
 
-The target is checked before the model is loaded (a wrong suffix, a missing
-folder or an existing artifact fail at once, without TensorFlow's start-up);
+The target is checked before the model is loaded, by the same TF-free checks
+as the Python API (:mod:`keraszoo.export_targets`): a wrong suffix, a missing
+folder or an existing artifact fail at once, without TensorFlow's start-up;
 :func:`keraszoo.models.export.export_model` writes it next to the target and
 renames it into place, so an interrupted or failed export leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from keraszoo.cli._shared import CommandError
@@ -18,13 +18,11 @@ from keraszoo.cli._shared import add_model_options
 from keraszoo.cli._shared import examples
 from keraszoo.cli._shared import load_model
 from keraszoo.cli._shared import say
+from keraszoo.export_targets import CONVERTER_PACKAGES  # noqa: F401 - tests patch it
+from keraszoo.export_targets import FORMATS
+from keraszoo.export_targets import check_converter
+from keraszoo.export_targets import check_target
 
-#: keraszoo.models.export.FORMATS, repeated so that parsing the command line imports no TensorFlow.
-FORMATS = ("tf_saved_model", "litert", "onnx")
-#: keraszoo.models.export.SUFFIXES (the single-file formats), for the same reason.
-SUFFIXES = {"litert": ".tflite", "onnx": ".onnx"}
-#: keraszoo.models.export.CONVERTER_PACKAGES: checked before the model is loaded.
-CONVERTER_PACKAGES = {"onnx": "tf2onnx"}
 _KINDS = {"tf_saved_model": "TensorFlow SavedModel", "litert": "LiteRT model", "onnx": "ONNX model"}
 
 
@@ -46,25 +44,17 @@ def register(subparsers, common_parent):
 
 
 def _check_output(args):
-    """The checks of :func:`keraszoo.models.export.check_target`, worded for the command line."""
-    path, fmt = args.output, args.format
-    suffix = path.suffix.lower()
-    if fmt in SUFFIXES and suffix != SUFFIXES[fmt]:
-        raise UsageError(f"--format {fmt} writes one {SUFFIXES[fmt]} file; -o must end with {SUFFIXES[fmt]}, "
-                         f"got {str(path)!r}.")
-    if fmt == "tf_saved_model" and suffix in SUFFIXES.values():
-        other = next(name for name, s in SUFFIXES.items() if s == suffix)
-        raise UsageError(f"a tf_saved_model export is a folder, but {str(path)!r} is named like a {suffix} file; "
-                         f"add --format {other} or give a folder name.")
-    if not path.parent.is_dir():
-        raise CommandError(f"the folder {str(path.parent)!r} of -o {str(path)!r} does not exist; create it first.")
-    empty_dir = path.is_dir() and not path.is_symlink() and not any(path.iterdir())
-    if (path.exists() or path.is_symlink()) and not empty_dir and not args.force:
-        raise CommandError(f"{str(path)!r} already exists; pass --force to replace it.")
-    package = CONVERTER_PACKAGES.get(fmt)
-    if package is not None and importlib.util.find_spec(package) is None:
-        raise CommandError(f"{fmt} export needs the {package} converter, which is not installed: "
-                           f"pip install {package} (or pip install 'keraszoo[export]').")
+    """:func:`keraszoo.export_targets.check_target`, its remedies worded for the command line."""
+    try:
+        check_target(args.output, args.format, args.force, format_hint="add --format {}", overwrite_hint="pass --force to replace it")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    except (FileNotFoundError, FileExistsError) as err:
+        raise CommandError(str(err)) from err
+    try:
+        check_converter(args.format)
+    except ImportError as err:
+        raise CommandError(str(err)) from err
 
 
 def cmd_export(args):

@@ -43,14 +43,12 @@ from pathlib import Path
 import keras
 from keras import ops
 
-#: the formats export_model writes (``keraszoo export --format`` mirrors this tuple).
-FORMATS = ("tf_saved_model", "litert", "onnx")
-#: the file suffix each single-file format requires.
-SUFFIXES = {"litert": ".tflite", "onnx": ".onnx"}
-#: what to ``pip install`` when a format's converter is missing (also ``pip install 'keraszoo[export]'``).
-CONVERTER_PACKAGES = {"onnx": "tf2onnx"}
-#: a folder holding this file is a SavedModel, which ``overwrite=True`` may replace.
-SAVED_MODEL_FILE = "saved_model.pb"
+from keraszoo.export_targets import CONVERTER_PACKAGES  # noqa: F401 - re-exported, tests patch it
+from keraszoo.export_targets import FORMATS  # noqa: F401 - re-exported
+from keraszoo.export_targets import SAVED_MODEL_FILE  # noqa: F401 - re-exported
+from keraszoo.export_targets import SUFFIXES  # noqa: F401 - re-exported
+from keraszoo.export_targets import check_converter
+from keraszoo.export_targets import check_target
 
 
 class _SeedSequence(keras.random.SeedGenerator):
@@ -152,48 +150,6 @@ def describe_endpoints(model, format="tf_saved_model"):
 # --------------------------------------------------------------------------- the target path
 
 
-def _is_empty_dir(path):
-    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
-
-
-def check_target(filepath, format, overwrite):
-    """The export's target as a ``Path``, after the checks that need no model.
-
-    Raises:
-        ValueError: a suffix that does not fit ``format`` (``.tflite`` for litert,
-            ``.onnx`` for onnx, a folder name for tf_saved_model).
-        FileNotFoundError: the parent folder does not exist (export creates no folders).
-        FileExistsError: the target exists and ``overwrite`` is false, or it is
-            something that an export would not write (a folder that is not a SavedModel).
-    """
-    if format not in FORMATS:
-        raise ValueError(f"Unknown export format {format!r}; expected one of {', '.join(repr(f) for f in FORMATS)}.")
-    target = Path(os.fspath(filepath)).expanduser()
-    suffix = target.suffix.lower()
-    if format in SUFFIXES and suffix != SUFFIXES[format]:
-        raise ValueError(f"The {format} format writes one {SUFFIXES[format]} file; the path must end with "
-                         f"{SUFFIXES[format]}, received {str(filepath)!r}.")
-    if format == "tf_saved_model" and suffix in SUFFIXES.values():
-        other = next(name for name, s in SUFFIXES.items() if s == suffix)
-        raise ValueError(f"A tf_saved_model export is a folder, but {str(filepath)!r} is named like a {suffix} "
-                         f"file; pass format={other!r} or a folder name.")
-    parent = target.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(f"The folder {str(parent)!r} of the export target does not exist; create it first.")
-    if target.exists() or target.is_symlink():
-        if _is_empty_dir(target):
-            return target
-        if not overwrite:
-            raise FileExistsError(f"{str(target)!r} already exists; remove it or allow replacing it (overwrite=True).")
-        replaceable = (target.is_dir() and (target / SAVED_MODEL_FILE).is_file()) or (
-            target.is_file() and suffix in SUFFIXES.values())
-        if not replaceable:
-            kind = "folder" if target.is_dir() else "file"
-            raise FileExistsError(f"{str(target)!r} is a {kind} that is not an exported model; refusing to replace it "
-                                  f"(remove it yourself or choose another path).")
-    return target
-
-
 def _write_atomically(target, format, write, overwrite):
     """``write(path)`` into a staging folder next to ``target``, then renames the result into place.
 
@@ -232,10 +188,7 @@ def _check_converter(format):
     if format == "litert" and not hasattr(getattr(tf, "lite", None), "TFLiteConverter"):
         raise ImportError("LiteRT export converts with tf.lite.TFLiteConverter, which this TensorFlow build lacks; "
                           "install a TensorFlow that has it (pip install tensorflow).")
-    package = CONVERTER_PACKAGES.get(format)
-    if package is not None and importlib.util.find_spec(package) is None:
-        raise ImportError(f"{format} export needs the {package} converter, which is not installed: "
-                          f"pip install {package} (or pip install 'keraszoo[export]').")
+    check_converter(format)
 
 
 def _write_saved_model(model, path, options=None):

@@ -44,7 +44,7 @@ def test_export_replaces_an_earlier_export_only_with_force(cli, tiny_models, tmp
     assert code == 0, err
     code, stdout, err = cli("export", tiny_models.vae, "-o", out)
     assert code == 1 and stdout == ""  # refused before the model is loaded
-    assert_one_line_error(err, f"'{out}' already exists; pass --force to replace it.")
+    assert_one_line_error(err, f"'{out}' already exists; remove it or pass --force to replace it.")
     code, _, err = cli("export", tiny_models.vae, "-o", out, "--force", "-q")
     assert code == 0, err
     import tensorflow as tf
@@ -64,11 +64,11 @@ def test_export_replaces_an_earlier_export_only_with_force(cli, tiny_models, tmp
 def test_bad_targets_fail_before_the_model_is_loaded(cli, tiny_models, tmp_path):
     code, stdout, err = cli("export", tiny_models.ae, "-o", tmp_path / "missing" / "m")
     assert code == 1 and "Loading" not in stdout
-    assert_one_line_error(err, "the folder", "missing", "does not exist; create it first")
+    assert_one_line_error(err, "The folder", "missing", "does not exist; create it first")
     code, _, err = cli("export", tiny_models.ae, "--format", "litert", "-o", tmp_path / "m.tfl")
     assert code == 2
-    assert err.strip() == f"keraszoo export: error: --format litert writes one .tflite file; -o must end with .tflite, " \
-                          f"got '{tmp_path / 'm.tfl'}'."
+    assert err.strip() == f"keraszoo export: error: The litert format writes one .tflite file; the path must end with .tflite, " \
+                          f"received '{tmp_path / 'm.tfl'}'."
     code, _, err = cli("export", tiny_models.ae, "-o", tmp_path / "m.onnx")
     assert code == 2 and "add --format onnx" in err
     code, _, err = cli("export", tiny_models.ae, "--format", "keras", "-o", tmp_path / "m")
@@ -114,13 +114,14 @@ def test_help_lists_the_command_and_its_examples(cli):
     assert code == 0 and "\n    export" in out
 
 
-def test_the_command_line_formats_are_the_library_formats():
+def test_the_command_line_checks_are_the_library_checks():
     from keraszoo.cli import export as command
     from keraszoo.models import export as exporting
 
-    assert command.FORMATS == exporting.FORMATS
-    assert command.SUFFIXES == exporting.SUFFIXES
-    assert command.CONVERTER_PACKAGES == exporting.CONVERTER_PACKAGES
+    # One table and one check (keraszoo.export_targets), not copies kept in step by hand.
+    assert command.FORMATS is exporting.FORMATS
+    assert command.check_target is exporting.check_target
+    assert command.CONVERTER_PACKAGES is exporting.CONVERTER_PACKAGES
 
 
 @pytest.mark.parametrize("name", ["conv_ae_mnist"])
