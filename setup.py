@@ -32,9 +32,11 @@ setup(
         ]
     },
     install_requires=[
-        "tensorflow-cpu>=2.16; platform_machine!='arm64' and platform_machine!='aarch64'",
-        "tensorflow>=2.16; platform_machine=='arm64' or platform_machine=='aarch64'",
-        "keras>=3.3",
+        # The full `tensorflow` package (CPU everywhere, GPU with the `gpu` extra's
+        # CUDA libraries), never `tensorflow-cpu`: the two install side by side
+        # into one `tensorflow` module and conflict.
+        "tensorflow>=2.16",
+        "keras>=3.6",  # hf:// loading (keras.saving with the Hub) needs 3.6
         "tensorflow-datasets>=4.9",
         "huggingface-hub>=2.4,<3",
         "numpy>=1.24",
@@ -42,6 +44,8 @@ setup(
         "h5py>=3.8",
     ],
     extras_require={
+        # pip install "keraszoo[gpu]": TensorFlow with its CUDA libraries (Linux, NVIDIA GPUs).
+        "gpu": ["tensorflow[and-cuda]>=2.16; sys_platform == 'linux'"],
         # jax: the test-suite checks that the models also train on the JAX backend.
         "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6", "hypothesis>=6"],
         "plots": ["matplotlib>=3.7"],

@@ -5,6 +5,13 @@ are on", "All log messages before absl::InitializeLog() ...") whatever
 ``TF_CPP_MIN_LOG_LEVEL`` says. The command line promises one line per error and
 nothing else on stderr, so the import of ``tensorflow`` runs with file descriptor 2
 pointed at ``/dev/null``; everything after the import is reported as usual.
+
+The full ``tensorflow`` wheel (the one with GPU support) also logs "failed call to
+cuInit" when it first looks for devices on a machine without a GPU driver. That
+happens after the import, at the first op, so the silenced import also lists the
+physical devices once: TensorFlow looks for GPUs then, with stderr still pointed
+away. Listing physical devices does not initialise the runtime, so logical device
+configuration (``--cpu-replicas``) still works afterwards.
 """
 
 import contextlib
@@ -41,6 +48,7 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         def quiet_exec_module(module):
             with _stderr_silenced():
                 exec_module(module)
+                module.config.list_physical_devices()
 
         spec.loader.exec_module = quiet_exec_module
         return spec
