@@ -149,6 +149,14 @@ def _load_split(data, split, source, data_dir, binarize, num_examples):
     return np.asarray(x, "float32"), np.asarray(y)
 
 
+def _check_model(model):
+    from keraszoo.models import BaseAutoEncoder
+
+    if not isinstance(model, BaseAutoEncoder):
+        hint = f" (load it first: keraszoo.load({model!r}))" if isinstance(model, str) else ""
+        raise TypeError(f"evaluate expects a keraszoo model, got {type(model).__name__}{hint}.")
+
+
 def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, num_examples=None,
              batch_size=DEFAULT_BATCH_SIZE, iwae_samples=None, binarize=None, train_data=None,
              knn=True, probe=True, fid=True, max_train_examples=None, seed=0, verbose=False):
@@ -179,12 +187,18 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
         verbose: print progress and the final table.
     """
     started = time.time()
+    _check_model(model)
     if isinstance(data, str):
         x, y = _load_split(data, split, source, data_dir, binarize, num_examples)
         dataset_name = data
     else:
+        if not (isinstance(data, (tuple, list)) and len(data) == 2):
+            raise TypeError(f"`data` must be a dataset name such as 'mnist' or a pair (x, y) of test arrays (y may be None); "
+                            f"got {type(data).__name__}.")
         x, y = data
         x = np.asarray(x, "float32")
+        if y is not None and len(np.asarray(y)) != len(x):
+            raise ValueError(f"`data` holds {len(x)} images but {len(np.asarray(y))} labels.")
         if num_examples is not None:
             x = x[:num_examples]
             y = None if y is None else np.asarray(y)[:num_examples]

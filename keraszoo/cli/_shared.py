@@ -64,6 +64,11 @@ def output(*suffixes):
             )
         if path.is_dir():
             raise argparse.ArgumentTypeError(f"{text!r} is a directory; give a file name")
+        for parent in path.parents:  # missing folders are created on writing, a file in the way cannot be
+            if parent.exists():
+                if not parent.is_dir():
+                    raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {str(parent)!r} is a file, not a folder")
+                break
         return path
 
     check.__name__ = "output file"
@@ -196,14 +201,25 @@ def read_image_input(args, model, path):
     return np().asarray(x), None
 
 
+def save_arrays(path, array=None, **arrays):
+    """``numpy.save`` (``array``) or ``numpy.savez`` (``arrays``) to ``path``, atomically: a failed write leaves no file."""
+    from keraszoo.utils import atomic_path
+
+    with atomic_path(path, mode=0o644) as tmp, open(tmp, "wb") as f:
+        if array is not None:
+            np().save(f, array)
+        else:
+            np().savez(f, **arrays)
+    return Path(path)
+
+
 def write_images(images, path, ncols=None):
     """``.png``: a grid (see keraszoo.visualization); ``.npy``: the float32 array."""
     from keraszoo import visualization as vis
 
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np().save(path, np().asarray(images, dtype="float32"))
+        save_arrays(path, np().asarray(images, dtype="float32"))
     else:
         vis.save_grid(images, path, ncols)
     return path

@@ -20,6 +20,7 @@ from keraszoo.cli._shared import plural
 from keraszoo.cli._shared import read_array
 from keraszoo.cli._shared import read_image_input
 from keraszoo.cli._shared import read_images
+from keraszoo.cli._shared import save_arrays
 from keraszoo.cli._shared import say
 from keraszoo.cli._shared import steps
 from keraszoo.cli._shared import to_numpy
@@ -87,12 +88,11 @@ def cmd_encode(args):
     model = load_model(args)
     x, files = read_image_input(args, model, args.input)
     codes = map_batches(args, model.encode, x, "Encoding").astype("float32")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.output.suffix.lower() == ".npz":
         extra = {"files": np().asarray(files)} if files is not None else {}
-        np().savez(args.output, codes=codes, **extra)
+        save_arrays(args.output, codes=codes, **extra)
     else:
-        np().save(args.output, codes)
+        save_arrays(args.output, codes)
     say(args, f"Wrote codes of shape {codes.shape} to {args.output}"
               + (" (rows in sorted file order)" if files is not None and len(files) > 1 else ""))
     return 0
@@ -154,9 +154,27 @@ def _add_sample(subparsers, common_parent):
     p.add_argument("--cols", type=positive_int, default=None, help="images per row (default: a square grid)")
 
 
+def _check_memory(count, image_shape, flag):
+    """Refuses ``count`` float32 images of ``image_shape`` when they cannot fit in this machine's memory."""
+    import math
+    import os
+
+    needed = count * math.prod(image_shape) * 4
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: let the allocation decide
+        return
+    if needed > available:
+        raise CommandError(
+            f"{flag} {count} asks for {count} images of {'x'.join(map(str, image_shape))}: {needed / 1e9:.3g} GB of "
+            "float32, more than this machine's memory. Ask for fewer."
+        )
+
+
 def cmd_sample(args):
     model = load_model(args)
     _require_generative(model, args.name, "sample")
+    _check_memory(args.num, model.image_shape, "-n")
     images = to_numpy(model.sample(args.num, seed=args.seed))
     write_images(images, args.output, args.cols)
     say(args, f"Wrote {plural(len(images), 'sample')} to {args.output}"

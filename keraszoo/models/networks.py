@@ -14,6 +14,9 @@ from keras import ops
 ARCHITECTURES = ("dense", "conv")
 DEFAULT_HIDDEN_DIMS = {"dense": (512, 256), "conv": (256,)}
 DEFAULT_CONV_FILTERS = (32, 64)
+#: The most weights one Dense layer may hold (the int32 index range): a bigger one is a mistyped size,
+#: refused before its kernel is allocated (TensorFlow would fail with an out-of-memory error instead).
+MAX_LAYER_WEIGHTS = 2**31 - 1
 
 
 @keras.saving.register_keras_serializable(package="keraszoo")
@@ -48,6 +51,18 @@ class Conv2D(layers.Conv2D):
                                   data_format=self.data_format)
 
 
+def _dense(x, units, name, **kwargs):
+    """``layers.Dense(units, name=name, **kwargs)(x)``, refusing a kernel of more than :data:`MAX_LAYER_WEIGHTS` numbers."""
+    fan_in = int(x.shape[-1])
+    if fan_in * int(units) > MAX_LAYER_WEIGHTS:
+        raise ValueError(
+            f"Layer {name!r} would map {fan_in} inputs to {units} units, a {fan_in * units:.3g}-weight kernel "
+            f"({fan_in * units * 4 / 1e9:.3g} GB); keraszoo builds at most {MAX_LAYER_WEIGHTS} weights per layer. "
+            "Check latent_dim, hidden_dims, conv_filters and input_shape."
+        )
+    return layers.Dense(units, name=name, **kwargs)(x)
+
+
 def _check_conv_shape(image_shape, conv_filters):
     factor = 2 ** len(conv_filters)
     h, w, _ = image_shape
@@ -75,8 +90,8 @@ def build_encoder(image_shape, output_dim, architecture="dense", hidden_dims=Non
             x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"{name}_conv{i}")(x)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     for i, h in enumerate(hidden_dims):
-        x = layers.Dense(h, activation="relu", name=f"{name}_dense{i}")(x)
-    outputs = layers.Dense(output_dim, activation=output_activation, name=f"{name}_out")(x)
+        x = _dense(x, h, f"{name}_dense{i}", activation="relu")
+    outputs = _dense(x, output_dim, f"{name}_out", activation=output_activation)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -87,20 +102,20 @@ def build_decoder(latent_dim, image_shape, architecture="dense", hidden_dims=Non
     inputs = keras.Input(shape=(latent_dim,), name=f"{name}_input")
     x = inputs
     for i, h in enumerate(reversed(tuple(hidden_dims))):
-        x = layers.Dense(h, activation="relu", name=f"{name}_dense{i}")(x)
+        x = _dense(x, h, f"{name}_dense{i}", activation="relu")
     h_img, w_img, channels = image_shape
     if architecture == "conv":
         _check_conv_shape(image_shape, conv_filters)
         factor = 2 ** len(conv_filters)
         h0, w0 = h_img // factor, w_img // factor
-        x = layers.Dense(h0 * w0 * conv_filters[-1], activation="relu", name=f"{name}_project")(x)
+        x = _dense(x, h0 * w0 * conv_filters[-1], f"{name}_project", activation="relu")
         x = layers.Reshape((h0, w0, conv_filters[-1]), name=f"{name}_reshape")(x)
         for i, f in enumerate(reversed(tuple(conv_filters))):
             x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu",
                                        name=f"{name}_deconv{i}")(x)
         outputs = Conv2D(channels, 3, padding="same", name=f"{name}_logits")(x)
     else:
-        x = layers.Dense(math.prod(image_shape), name=f"{name}_logits")(x)
+        x = _dense(x, math.prod(image_shape), f"{name}_logits")
         outputs = layers.Reshape(image_shape, name=f"{name}_reshape")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -110,8 +125,8 @@ def build_mlp(input_dim, hidden_dims, output_dim, output_activation=None, name="
     inputs = keras.Input(shape=(input_dim,), name=f"{name}_input")
     x = inputs
     for i, h in enumerate(hidden_dims):
-        x = layers.Dense(h, activation="relu", name=f"{name}_dense{i}")(x)
-    outputs = layers.Dense(output_dim, activation=output_activation, name=f"{name}_out")(x)
+        x = _dense(x, h, f"{name}_dense{i}", activation="relu")
+    outputs = _dense(x, output_dim, f"{name}_out", activation=output_activation)
     return keras.Model(inputs, outputs, name=name)
 
 

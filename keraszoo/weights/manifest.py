@@ -181,6 +181,9 @@ def list_models(pattern=None, *, path=None) -> list:
 
     Does not import TensorFlow.
     """
+    if pattern is not None and not isinstance(pattern, str):
+        raise TypeError(f"list_models(pattern) takes a shell-style pattern such as 'vae*', "
+                        f"got {type(pattern).__name__} {pattern!r}.")
     names = sorted(read_manifest(path)["models"])
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
