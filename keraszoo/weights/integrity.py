@@ -11,6 +11,16 @@ that does not match is never deserialized: :func:`verify_file` raises
 :func:`evict_cached_file` removes both the snapshot symlink and the blob it
 points to, so that the next attempt downloads a fresh copy instead of reusing
 the corrupted one.
+
+Files that no independent digest covers (``metadata.json`` of an ``hf://``
+repository, the root of its trust) are checked against their *content
+address* instead: the Hugging Face cache names every blob after the ETag the
+Hub announced for it, which is the file's sha256 for LFS files and its git
+blob id (sha1 of ``"blob <size>\\0" + content``) for regular ones
+(:func:`content_address`, :func:`verify_content_address`). So every file the
+loader reads from the cache is hashed on every load; a copy left unverified in
+the cache (a process killed between download and check, a disk that flipped a
+bit) is never trusted.
 """
 
 from __future__ import annotations
@@ -25,12 +35,17 @@ __all__ = [
     "SHA256_PATTERN",
     "sha256_file",
     "file_record",
+    "git_blob_id",
     "verify_file",
+    "content_address",
+    "verify_content_address",
     "evict_cached_file",
 ]
 
 #: A sha256 digest as written everywhere in keraszoo: 64 lowercase hex digits.
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+#: A git object id (the Hub's ETag of a regular, non-LFS file): 40 lowercase hex digits.
+GIT_SHA1_PATTERN = re.compile(r"^[0-9a-f]{40}$")
 
 _CHUNK = 1 << 20
 
@@ -47,19 +62,22 @@ class IntegrityError(ValueError, OSError):
         expected: the recorded sha256 digest.
         actual: the digest of the bytes that were found.
         expected_size, actual_size: the recorded and actual sizes in bytes (when known).
+        algorithm: ``"sha256"``, or ``"git-sha1"`` for a content address that is a git blob id.
+        removed: whether the corrupted copy was removed from the cache.
+        removal_error: why it could not be removed (e.g. a read-only cache), else None.
     """
 
     def __init__(self, filename, *, expected, actual, path=None, expected_size=None, actual_size=None,
-                 source=None, removed=False):
+                 source=None, removed=False, algorithm="sha256", removal_error=None):
         self.filename = filename
         self._details = {"expected": expected, "actual": actual, "path": None if path is None else str(path),
                          "expected_size": expected_size, "actual_size": actual_size, "source": source,
-                         "removed": removed}
+                         "removed": removed, "algorithm": algorithm, "removal_error": removal_error}
         vars(self).update(self._details)
         where = f" from {source}" if source else ""
         lines = [
             f"Integrity check failed for '{filename}'{where}: "
-            f"expected sha256 {expected}, got {actual}.",
+            f"expected {algorithm} {expected}, got {actual}.",
         ]
         if expected_size is not None and actual_size is not None and expected_size != actual_size:
             lines.append(f"Expected {expected_size} bytes, got {actual_size} bytes.")
@@ -70,6 +88,11 @@ class IntegrityError(ValueError, OSError):
                 "The corrupted copy was removed from the cache; it will be downloaded "
                 "again on the next call. If this persists, the remote file does not "
                 "match the pinned digest: do not use it."
+            )
+        elif removal_error:
+            lines.append(
+                f"The file was not loaded, but the corrupted copy could not be removed from the cache "
+                f"({removal_error}): delete it (and the blob it links to) by hand, or make the cache writable."
             )
         else:
             lines.append("The file was not loaded.")
@@ -90,6 +113,20 @@ def _rebuild_integrity_error(filename, details):
 def sha256_file(path) -> str:
     """Return the sha256 hex digest (64 lowercase hex digits) of the file at ``path``."""
     digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_blob_id(path) -> str:
+    """Return the git object id of the file at ``path``: sha1 of ``b"blob <size>\\0"`` + its content.
+
+    It is what the Hub announces as the ETag of a regular (non-LFS) file, and the
+    name of that file's blob in the Hugging Face cache.
+    """
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(b"blob %d\0" % Path(path).stat().st_size)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
@@ -137,11 +174,72 @@ def verify_file(path, expected_sha256, *, expected_size=None, filename=None, sou
     size_ok = expected_size is None or int(expected_size) == actual_size
     if actual == expected_sha256 and size_ok:
         return path
-    removed = False
-    if evict:
-        removed = evict_cached_file(path)
+    removed, removal_error = _evict(path) if evict else (False, None)
     raise IntegrityError(filename, expected=expected_sha256, actual=actual, path=path, expected_size=expected_size,
-                         actual_size=actual_size, source=source, removed=removed)
+                         actual_size=actual_size, source=source, removed=removed, removal_error=removal_error)
+
+
+def _evict(path):
+    """:func:`evict_cached_file`, reporting instead of raising when the cache cannot be written."""
+    try:
+        return evict_cached_file(path), None
+    except OSError as err:  # a read-only cache: the copy stays, the error must still be the integrity one
+        return False, f"{type(err).__name__}: {err}"
+
+
+def content_address(path):
+    """The digest a Hugging Face cache entry is named after, as ``(algorithm, hexdigest)``, or None.
+
+    ``path`` is a snapshot entry (``.../snapshots/<commit>/<file>``) that links to
+    ``.../blobs/<etag>``. The ETag is the file's sha256 (LFS files, 64 hex digits,
+    algorithm ``"sha256"``) or its git blob id (regular files, 40 hex digits,
+    ``"git-sha1"``). None when the entry is not a link into the ``blobs`` folder of
+    its repository cache (a cache without symlinks) or the name is neither form.
+    """
+    path = Path(path)
+    if not path.is_symlink():
+        return None
+    repo_cache = _repo_cache_of(path)
+    if repo_cache is None:
+        return None
+    blob = Path(os.path.realpath(path))
+    if blob.parent != Path(os.path.realpath(repo_cache / "blobs")):
+        return None
+    if SHA256_PATTERN.match(blob.name):
+        return "sha256", blob.name
+    if GIT_SHA1_PATTERN.match(blob.name):
+        return "git-sha1", blob.name
+    return None
+
+
+def verify_content_address(path, *, filename=None, source=None, evict=True):
+    """Check that a Hugging Face cache entry holds the bytes its blob is named after.
+
+    For files that no recorded digest covers (see :func:`content_address`). An
+    entry without a content address is returned unchecked.
+
+    Returns:
+        The verified path.
+
+    Raises:
+        IntegrityError: the content does not match its address (with ``evict``, the
+            snapshot entry and the blob are removed first).
+        FileNotFoundError: the file is missing.
+    """
+    path = Path(path)
+    filename = filename or path.name
+    if not path.is_file():
+        raise FileNotFoundError(f"Cannot verify '{filename}': {path} does not exist.")
+    address = content_address(path)
+    if address is None:
+        return path
+    algorithm, expected = address
+    actual = sha256_file(path) if algorithm == "sha256" else git_blob_id(path)
+    if actual == expected:
+        return path
+    removed, removal_error = _evict(path) if evict else (False, None)
+    raise IntegrityError(filename, expected=expected, actual=actual, path=path, source=source, removed=removed,
+                         algorithm=algorithm, removal_error=removal_error)
 
 
 def evict_cached_file(path) -> bool:

@@ -13,8 +13,10 @@ Loading happens in two steps. :func:`resolve` finds the files (downloading them
 through ``huggingface_hub.hf_hub_download``, so its cache, ``HF_HOME``,
 ``HF_HUB_OFFLINE`` and ``HF_ENDPOINT`` all apply) and checks every file's sha256
 against the manifest (zoo names) or the repository's own ``metadata.json``
-(``hf://`` specs and folders) *before* Keras reads it; it does not import
-TensorFlow. :func:`load` then checks that ``config.json`` only names keras /
+(``hf://`` specs and folders) *before* Keras reads it, on every load, also
+for files that come from the Hugging Face cache (an ``hf://`` repository's
+``metadata.json`` is checked against its content address, the ETag the Hub
+announced for it); it does not import TensorFlow. :func:`load` then checks that ``config.json`` only names keras /
 keraszoo objects, rebuilds the model with ``safe_mode=True``, loads the weights,
 and compiles it so that ``model.fit(...)`` fine-tunes straight away. Nothing is
 ever unpickled. Downloads (retries, offline mode) are :mod:`keraszoo.weights.hub`'s;
@@ -33,6 +35,8 @@ from keraszoo.weights.folder import MAX_METADATA_BYTES
 from keraszoo.weights.folder import files_table
 from keraszoo.weights.folder import read_json
 from keraszoo.weights.folder import verify_folder
+from keraszoo.weights.hub import check_repo_id
+from keraszoo.weights.hub import check_revision
 from keraszoo.weights.hub import commit_of
 from keraszoo.weights.hub import download_file
 from keraszoo.weights.integrity import evict_cached_file
@@ -88,7 +92,9 @@ def parse_spec(spec, revision=None):
         ``("local", Path, None)``.
 
     Raises:
-        ValueError: malformed ``hf://`` spec, conflicting revisions, or a path that does not exist.
+        ValueError: malformed ``hf://`` spec (also a repository id or revision with ``..``,
+            see :func:`keraszoo.weights.hub.check_revision`), conflicting revisions, or a path
+            that does not exist.
     """
     if isinstance(spec, os.PathLike):
         path = Path(spec).expanduser()
@@ -107,11 +113,21 @@ def parse_spec(spec, revision=None):
         repo_id = repo_id.strip("/")
         if not REPO_ID_PATTERN.match(repo_id):
             raise ValueError(f"Malformed Hub spec {spec!r}: expected 'hf://org/repo' or 'hf://org/repo@revision'.")
+        try:
+            check_repo_id(repo_id)
+        except ValueError as err:
+            raise ValueError(f"Malformed Hub spec {spec!r}: {err}") from None
         if at and not spec_revision:
             raise ValueError(f"Malformed Hub spec {spec!r}: empty revision after '@'.")
         if at and revision is not None and revision != spec_revision:
             raise ValueError(f"Conflicting revisions: {spec!r} pins {spec_revision!r} but revision={revision!r} was passed.")
-        return "hub", repo_id, (spec_revision if at else revision)
+        revision = spec_revision if at else revision
+        if revision is not None:
+            try:
+                check_revision(revision)
+            except ValueError as err:
+                raise ValueError(f"Malformed Hub spec {spec!r}: {err}") from None
+        return "hub", repo_id, revision
     path = Path(spec).expanduser()
     if path.is_dir():
         return "local", path, None
@@ -179,7 +195,10 @@ def _resolve_hub(repo_id, revision, cache_dir):
         metadata = read_json(meta_path, "metadata.json", MAX_METADATA_BYTES)
         records = files_table(metadata, description)
     except ValueError:
-        evict_cached_file(meta_path)  # do not keep a broken trust root in the cache
+        try:
+            evict_cached_file(meta_path)  # do not keep a broken trust root in the cache
+        except OSError:  # a read-only cache: the error about the file is the one to report
+            pass
         raise
     files = {"metadata.json": meta_path}
     for filename in ("config.json", "model.weights.h5"):

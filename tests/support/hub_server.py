@@ -31,9 +31,14 @@ Faults
     timeouts), ``"cut"`` (announce the full length, send part of the body,
     drop the connection), ``"short"`` (a complete response whose body is
     truncated: ``Content-Length`` matches the short body), ``"tamper"`` (same
-    length, flipped bytes).
+    length, flipped bytes; or the given ``body`` instead of the file: wrong
+    bytes that still parse), ``"drip"`` (the body in ``chunk``-byte pieces,
+    ``seconds`` apart: a slow server, to kill a client mid-download).
+    :func:`unused_endpoint` gives a URL on which nothing listens (connection
+    refused); :meth:`FakeHub.redirect_cdn` points the LFS redirects at it.
 
-Every request is logged (:attr:`FakeHub.requests`, :meth:`FakeHub.count`).
+Every request is logged (:attr:`FakeHub.requests`, :meth:`FakeHub.count`),
+with the body bytes actually sent (:attr:`RequestRecord.sent`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -52,7 +58,7 @@ from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
-__all__ = ["FakeHub", "Fault", "RequestRecord", "git_blob_id"]
+__all__ = ["FakeHub", "Fault", "RequestRecord", "git_blob_id", "unused_endpoint"]
 
 LFS_PATTERNS = ("*.h5", "*.keras", "*.png", "*.bin", "*.npz", "*.safetensors")
 
@@ -64,6 +70,18 @@ GITATTRIBUTES = b"".join(
 def git_blob_id(content: bytes) -> str:
     """The git object id of a blob (what the Hub returns as a regular file's ETag)."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def unused_endpoint() -> str:
+    """``http://127.0.0.1:<port>`` on which nothing listens: connecting is refused at once.
+
+    The port is taken from the kernel and released; nothing else on this loopback
+    binds it meanwhile in practice (ephemeral ports are handed out round-robin).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 def _is_lfs(path: str) -> bool:
@@ -93,6 +111,8 @@ class Fault:
     status: int = 500
     seconds: float = 0.0
     keep: float = 0.5  # fraction of the body sent by "cut" / "short"
+    body: bytes | None = None  # "tamper": served instead of the file
+    chunk: int = 256  # "drip": bytes per piece
     hits: int = 0
 
     def matches(self, role, method, filename):
@@ -117,6 +137,7 @@ class RequestRecord:
     status: int | None = None
     fault: str | None = None
     started: float = dataclasses.field(default_factory=time.monotonic)
+    sent: int = 0  # body bytes written to the socket
 
 
 @dataclasses.dataclass
@@ -265,12 +286,12 @@ class FakeHub:
 
     # ------------------------------------------------------------------ faults & log
     def add_fault(self, kind, *, method="GET", filename=None, role=None, times=1, status=500,
-                  seconds=0.0, keep=0.5):
+                  seconds=0.0, keep=0.5, body=None, chunk=256):
         """Inject a fault (see the module docstring); returns the :class:`Fault`."""
-        if kind not in ("status", "delay", "cut", "short", "tamper"):
+        if kind not in ("status", "delay", "cut", "short", "tamper", "drip"):
             raise ValueError(f"unknown fault kind {kind!r}")
         fault = Fault(kind, method=method, filename=filename, role=role, times=times, status=status,
-                      seconds=seconds, keep=keep)
+                      seconds=seconds, keep=keep, body=None if body is None else bytes(body), chunk=chunk)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -278,6 +299,11 @@ class FakeHub:
     def clear_faults(self):
         with self._lock:
             self.faults.clear()
+
+    def redirect_cdn(self, endpoint=None):
+        """Send the LFS redirects to ``endpoint`` (e.g. :func:`unused_endpoint`); None: back to the real CDN."""
+        with self._lock:
+            self.cdn_endpoint = endpoint or f"http://127.0.0.1:{self._servers[1].server_address[1]}"
 
     def _take_fault(self, role, method, filename):
         with self._lock:
@@ -307,6 +333,11 @@ class FakeHub:
     def clear_log(self):
         with self._lock:
             self.requests.clear()
+
+
+def record_sent(record, count):
+    if record is not None:
+        record.sent += count
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -341,6 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head and body:
             self.wfile.write(body)
+            record_sent(record, len(body))
 
     def _json(self, status, payload, *, record=None, headers=None):
         body = json.dumps(payload).encode()
@@ -391,10 +423,29 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
             headers["Content-Range"] = f"bytes {start}-{start + len(body) - 1}/{len(content)}"
         head = self.command == "HEAD"
-        if fault is not None and not head and fault.kind in ("cut", "short", "tamper"):
+        if fault is not None and not head and fault.kind in ("cut", "short", "tamper", "drip"):
             keep = int(len(body) * fault.keep)
-            if fault.kind == "tamper":
+            if fault.kind == "tamper" and fault.body is not None:
+                body = fault.body
+                headers.pop("Content-Range", None)
+                status = 200
+            elif fault.kind == "tamper":
                 body = bytes(b ^ 0xFF for b in body[:16]) + body[16:]
+            elif fault.kind == "drip":
+                record.status = status
+                self.send_response(status)
+                headers["Content-Length"] = str(len(body))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                for start in range(0, len(body), max(1, fault.chunk)):
+                    piece = body[start:start + max(1, fault.chunk)]
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                    record_sent(record, len(piece))
+                    if start + len(piece) < len(body):
+                        self.hub.sleep(fault.seconds)
+                return
             elif fault.kind == "short":
                 body = body[:keep]
                 headers.pop("Content-Range", None)
@@ -407,10 +458,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(body[:keep])
                 self.wfile.flush()
+                record_sent(record, keep)
                 self.close_connection = True
                 try:
-                    import socket
-
                     self.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
