@@ -185,9 +185,12 @@ def _storage_error(err, filename, repo_id, revision, cache):
         return None
     detail = _describe(err)
     if err.errno in _UNWRITABLE_ERRNOS:
+        # Worded from the errno class, not its text: EACCES (chmod) and EPERM (immutable, root) read the same.
+        what = "the file system is read-only" if err.errno == errno.EROFS else "permission denied"
+        at = f" for {err.filename!r}" if err.filename else ""
         return HubDownloadError(
             f"Cannot write {filename!r} of {repo_id} (revision {revision}) to the Hugging Face cache at {cache}: "
-            f"{detail}. The cache is not writable (read-only or owned by another user). Make it writable, or "
+            f"{what}{at}. The cache is not writable (read-only, or owned by another user). Make it writable, or "
             "point HF_HOME (or HF_HUB_CACHE, or cache_dir=) at a writable folder; files already cached there "
             "load without writing."
         )

@@ -84,10 +84,11 @@ class IntegrityError(ValueError, OSError):
         if self.path:
             lines.append(f"File: {self.path}")
         if removed:
+            remote = ("does not match the pinned digest" if algorithm == "sha256"
+                      else "does not match the digest (ETag) the server announced for it")
             lines.append(
                 "The corrupted copy was removed from the cache; it will be downloaded "
-                "again on the next call. If this persists, the remote file does not "
-                "match the pinned digest: do not use it."
+                f"again on the next call. If this persists, the remote file {remote}: do not use it."
             )
         elif removal_error:
             lines.append(

@@ -121,12 +121,14 @@ def parse_spec(spec, revision=None):
             raise ValueError(f"Malformed Hub spec {spec!r}: empty revision after '@'.")
         if at and revision is not None and revision != spec_revision:
             raise ValueError(f"Conflicting revisions: {spec!r} pins {spec_revision!r} but revision={revision!r} was passed.")
-        revision = spec_revision if at else revision
-        if revision is not None:
+        if at:
             try:
-                check_revision(revision)
+                check_revision(spec_revision)
             except ValueError as err:
                 raise ValueError(f"Malformed Hub spec {spec!r}: {err}") from None
+            return "hub", repo_id, spec_revision
+        if revision is not None:
+            check_revision(revision)
         return "hub", repo_id, revision
     path = Path(spec).expanduser()
     if path.is_dir():

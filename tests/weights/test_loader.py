@@ -13,6 +13,10 @@ from keraszoo.weights import UnknownModelError
 from keraszoo.weights import manifest as mf
 from keraszoo.weights import schema
 from keraszoo.weights.hub import HubDownloadError
+from keraszoo.weights.hub import check_filename
+from keraszoo.weights.hub import check_repo_id
+from keraszoo.weights.hub import check_revision
+from keraszoo.weights.hub import download_file
 from keraszoo.weights.integrity import file_record
 from keraszoo.weights.loader import check_config_safety
 from keraszoo.weights.loader import parse_spec
@@ -64,6 +68,50 @@ def test_parse_spec(tmp_path):
         parse_spec(42)
     with pytest.raises(ValueError, match="source must be one of"):
         resolve("vae_mnist", source="cdn")
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release/2024-01", "a" * 40])
+def test_valid_revisions_are_accepted(revision):
+    assert check_revision(revision) == revision
+    assert parse_spec(f"hf://org/repo@{revision}") == ("hub", "org/repo", revision)
+
+
+@pytest.mark.parametrize("revision", ["../x", "a/../b", "a..b", "/etc", "main/", "a//b", "a\\b", "a b", "v1~1",
+                                      "x^", "a:b", "what?", "a*", "[x", "x.lock", "x.", ".hidden", "a/.b", "a@{1}",
+                                      "@", "a\x00b", "", None])
+def test_revisions_that_could_escape_a_path_are_refused(revision):
+    with pytest.raises(ValueError, match="Invalid Hub revision"):
+        check_revision(revision)
+    if revision:
+        with pytest.raises(ValueError, match="Malformed Hub spec .*Invalid Hub revision"):
+            parse_spec(f"hf://org/repo@{revision}")
+        with pytest.raises(ValueError, match="^Invalid Hub revision"):
+            parse_spec("hf://org/repo", revision=revision)
+
+
+@pytest.mark.parametrize("repo_id", ["org/..", "../etc", "org/a..b", "org--x/y", "org/x--y", "org", "org/repo/x",
+                                     "/org/repo", "org/.hidden", "org/re po", 3])
+def test_repo_ids_that_could_escape_a_path_are_refused(repo_id):
+    with pytest.raises(ValueError, match="Invalid Hub repository id"):
+        check_repo_id(repo_id)
+
+
+@pytest.mark.parametrize("filename", ["../x.json", "a/../../x", "/etc/passwd", "a//b", "./x", "x/", "", "a\\b",
+                                      "a\nb", None])
+def test_file_names_that_could_escape_the_cache_are_refused_before_any_request(fake_hub, filename):
+    with pytest.raises(ValueError, match="Invalid file name"):
+        download_file("org/repo", filename)
+    assert fake_hub.requests == [], "refused before any request"
+    assert check_filename("sub/model.weights.h5") == "sub/model.weights.h5"
+
+
+def test_download_file_checks_repo_id_and_revision_before_any_request(fake_hub):
+    with pytest.raises(ValueError, match="Invalid Hub repository id"):
+        download_file("org/a..b", "config.json")
+    with pytest.raises(ValueError, match="Invalid Hub revision"):
+        download_file("org/repo", "config.json", revision="main/../../x")
+    assert fake_hub.requests == []
+    assert not fake_hub.cache_dir.exists(), "nothing written"
 
 
 # --------------------------------------------------------------------------- local folders
