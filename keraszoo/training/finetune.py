@@ -214,8 +214,8 @@ def finetune(args, argv) -> int:
 def main(argv=None) -> int:
     """Entry point: ``keraszoo finetune ...`` / ``keraszoo finetune ...``.
 
-    Returns 0 on success, 1 for a reported error (bad data, unknown model),
-    2 for a bad command line, 3 if training diverged.
+    Returns 0 on success, 1 for a reported error (bad data, unknown model,
+    the loss became NaN, a full disk), 2 for a bad command line.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -3,8 +3,21 @@
 :func:`fit_resumable` is shared by ``train.py`` and ``finetune.py``: it
 restores the latest backup (if any), runs the rest of an interrupted epoch,
 then the remaining epochs, with ``ResumableBackup``, ``CSVLogger``,
-``ModelCheckpoint``, ``TerminateOnNaN``, ``Throughput`` and, on request,
-``TensorBoard`` and ``EarlyStopping`` -- all plain Keras callbacks.
+``ModelCheckpoint``, ``Throughput``, a ``TerminateOnNaN`` that says where the
+loss diverged and, on request, ``TensorBoard`` and ``EarlyStopping`` -- all
+plain Keras callbacks.
+
+Faults end a run with one clear error, and never cost a good state:
+
+* a NaN/Inf loss stops the run with :class:`~keraszoo.training.recipe.TrainingDivergedError`
+  (where, and what to try); the last backup with finite weights is kept and
+  no model is written;
+* a failed write (full disk, file-size limit) raises
+  :class:`~keraszoo.training.recipe.CheckpointWriteError` naming the file and
+  the disk; the previous backup stays the one a rerun resumes from;
+* a kill at any point (a step, an epoch's end, the middle of a backup or of
+  :func:`save_run`) is resumed by running the same command again, with the
+  same final weights, optimizer state, log and metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import pathlib
 import sys
 import time
@@ -19,6 +33,7 @@ import time
 import keras
 
 from keraszoo.training import callbacks as cb
+from keraszoo.training.recipe import TrainingDivergedError
 from keraszoo.training.recipe import UsageError
 from keraszoo.utils import atomic_path
 from keraszoo.utils import atomic_write_text
@@ -36,7 +51,7 @@ class FitResult:
     resumed_from_step: int
     #: seconds spent in ``fit``.
     fit_time_s: float
-    #: the loss became NaN/inf (``TerminateOnNaN`` stopped the run).
+    #: always ``False``: a NaN/inf loss raises :class:`TrainingDivergedError` (kept for callers).
     diverged: bool
     #: the backup callback (call ``finish()`` once outputs are written).
     backup: cb.ResumableBackup
@@ -66,12 +81,52 @@ def hold_out(x, fraction: float):
     return x[np.sort(order[n_val:])], x[order[:n_val]]
 
 
+#: The files :func:`save_run` writes (``metadata.json``, written last, marks a complete folder).
+RUN_FILES = ("command.txt", "config.json", "model.weights.h5", "model.keras", "README.md", "metadata.json")
+
+
 def save_run(model, out, *, metrics, recipe, dataset):
-    """The run's ``save_pretrained`` folder, with ``command.txt`` beside it."""
+    """The run's ``save_pretrained`` folder, with ``command.txt`` in it.
+
+    ``metadata.json`` -- which ``keraszoo.load`` needs, and which records
+    every file's digest -- is removed first and written last: a folder whose
+    save was interrupted (a kill, a full disk) never looks complete, and
+    after a failed write the partial files are removed (the training log and
+    ``train_state`` stay, so running the same command again writes the
+    folder from the last backup without retraining).
+
+    Raises:
+        CheckpointWriteError: a file could not be written (full disk, ...).
+    """
     import keraszoo
 
-    keraszoo.save_pretrained(model, out, metrics=metrics, recipe=recipe, dataset=dataset)
-    atomic_write_text(pathlib.Path(out) / "command.txt", recipe["command"] + "\n")
+    out = pathlib.Path(out)
+    (out / "metadata.json").unlink(missing_ok=True)
+    try:
+        # At least the raw bytes of the variables: model.weights.h5 holds the
+        # model's, model.keras (an uncompressed zip) the optimizer's too.
+        inference = _nbytes(model.variables)
+        archive = inference + _nbytes(getattr(model.optimizer, "variables", []) if model.optimizer else [])
+        cb.check_room(out / "model.keras", archive, total=inference + archive)
+        atomic_write_text(out / "command.txt", recipe["command"] + "\n")
+        keraszoo.save_pretrained(model, out, metrics=metrics, recipe=recipe, dataset=dataset)
+    except OSError as err:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        for tmp in out.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        path = err.filename or out
+        raise cb.write_failure(
+            err, path, what="the trained model to", advice=(
+                f"Nothing usable was left in {out} (no metadata.json); the training backup is kept: "
+                "free some space and run the same command again to write the model without retraining."),
+        ) from None
+
+
+def _nbytes(variables) -> int:
+    import numpy as np
+
+    return sum(int(np.prod(v.shape)) * np.dtype(str(v.dtype)).itemsize for v in variables)
 
 
 def distribute_options(ds, multiworker: bool):
@@ -130,10 +185,13 @@ def fit_resumable(
         log_path.unlink(missing_ok=True)
     else:
         trim_csv_log(log_path, first_epoch)
-        print(
-            f"Resuming from the backup at epoch {first_epoch + 1}, step {first_step} (global step {g0}).",
-            file=sys.stderr,
-        )
+        if g0 >= total:
+            print(f"The backup holds the finished training (global step {g0}): writing the model.", file=sys.stderr)
+        else:
+            print(
+                f"Resuming from the backup at epoch {first_epoch + 1}, step {first_step} (global step {g0}).",
+                file=sys.stderr,
+            )
 
     def examples_in_epoch(epoch):
         if epoch == first_epoch and first_step:
@@ -143,12 +201,15 @@ def fit_resumable(
     throughput = cb.Throughput(examples_in_epoch, stream.batch_size)
     monitor = "val_loss" if val_ds is not None else "loss"
     (work_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    guard = cb.StopOnNonFinite(backup)
     callbacks = [
         stream.callback(),
         throughput,  # before CSVLogger and the progress bar: adds logs["images_per_s"]
-        keras.callbacks.TerminateOnNaN(),
-        backup,
+        # Before the backup: an epoch's row is written before the backup that
+        # marks the epoch done (a kill in between retrains and relogs it).
         keras.callbacks.CSVLogger(str(log_path), append=True),
+        backup,
+        guard,
         keras.callbacks.ModelCheckpoint(
             str(work_dir / "checkpoints" / "best.weights.h5"),
             monitor=monitor,
@@ -179,24 +240,67 @@ def fit_resumable(
     t0 = time.time()
     epoch = first_epoch
     model.stop_training = False
-    if first_step and epoch < epochs:
-        backup.begin_segment(g0)
-        ds = distribute_options(stream.partial_epoch(epoch, first_step), multiworker)
-        histories.append(model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, **fit_kwargs).history)
-        epoch += 1
-    if epoch < epochs and not model.stop_training:
-        backup.begin_segment(epoch * steps)
-        ds = distribute_options(stream.dataset(), multiworker)
-        histories.append(model.fit(ds, initial_epoch=epoch, epochs=epochs, **fit_kwargs).history)
+    try:
+        if first_step and epoch < epochs:
+            backup.begin_segment(g0)
+            ds = distribute_options(stream.partial_epoch(epoch, first_step), multiworker)
+            histories.append(model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, **fit_kwargs).history)
+            epoch += 1
+        if epoch < epochs and not model.stop_training:
+            backup.begin_segment(epoch * steps)
+            ds = distribute_options(stream.dataset(), multiworker)
+            histories.append(model.fit(ds, initial_epoch=epoch, epochs=epochs, **fit_kwargs).history)
+    except cb.CheckpointWriteError:
+        raise
+    except OSError as err:  # the training log or the best-weights checkpoint could not be written
+        path = err.filename or work_dir
+        raise cb.write_failure(err, path, what="the training files in", advice=_resume_advice(backup)) from None
     fit_time = time.time() - t0
+    if guard.diverged:
+        raise _diverged(guard, backup, model, out_dir)
 
-    last = {}
+    # Without any epoch trained here (the backup held the finished run), the
+    # last epoch's logs come from the backup.
+    last = {} if histories or not g0 else dict(backup.restored_epoch_logs or {})
     for h in histories:
         for k, v in h.items():
             if v:
                 last[k] = float(v[-1])
-    diverged = "loss" in last and not math.isfinite(last["loss"])
-    return FitResult(last, throughput, g0, fit_time, diverged, backup)
+    return FitResult(last, throughput, g0, fit_time, False, backup)
+
+
+def _resume_advice(backup) -> str:
+    step = backup._last_saved
+    if step:
+        return (f"The last backup (global step {step}) in {backup.backup_dir} is intact: free some space and "
+                "run the same command again to resume from it.")
+    return "No backup was written yet: free some space and run the command again."
+
+
+def _learning_rate(model):
+    try:
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except Exception:  # noqa: BLE001 - a schedule, or no optimizer: the message does without it
+        return None
+
+
+def _diverged(guard, backup, model, out_dir) -> TrainingDivergedError:
+    lr = _learning_rate(model)
+    lr_text = f", now {lr:g}" if lr is not None else ""
+    if backup._last_saved:
+        kept = (f"The last good backup (global step {backup._last_saved}, finite weights) is kept in "
+                f"{backup.backup_dir}")
+    else:
+        kept = "No backup was written before that step"
+    return TrainingDivergedError(
+        f"The training loss became {guard.kind} at {guard.where()}; training stopped and no model was "
+        f"written to {out_dir}. Try a lower learning rate (--lr{lr_text}) and check the data for NaN/Inf "
+        f"values. {kept}; to start over with other settings use another --out or delete "
+        f"{os.path.dirname(os.fspath(backup.backup_dir))}.",
+        epoch=(guard.first_step - 1) // backup.steps_per_epoch + 1,
+        step=(guard.first_step - 1) % backup.steps_per_epoch + 1,
+        global_step=guard.first_step, backup_step=backup._last_saved,
+    )
 
 
 def final_metrics(last_logs: dict) -> dict:
@@ -222,7 +326,15 @@ def trim_csv_log(path, first_epoch: int) -> None:
     if "epoch" not in header:
         return
     col = header.index("epoch")
-    kept = [r for r in body if r and int(float(r[col])) < first_epoch]
+
+    def epoch_of(row):
+        try:
+            return int(float(row[col]))
+        except ValueError:
+            return None
+
+    # A row cut short (a full disk while the log was written) is dropped, its epoch retrained.
+    kept = [r for r in body if len(r) == len(header) and epoch_of(r) is not None and epoch_of(r) < first_epoch]
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)

@@ -27,6 +27,36 @@ class BackupMismatchError(UsageError):
     """A backup folder holds a run of another configuration."""
 
 
+class BackupDamagedError(UsageError):
+    """The latest backup of a run cannot be read (a damaged or truncated file)."""
+
+
+class CheckpointWriteError(UsageError, OSError):
+    """A backup or the final model could not be written (a full disk, a file-size limit, no permission).
+
+    Also an ``OSError``: ``errno`` and ``filename`` are those of the failed write.
+    """
+
+    def __init__(self, message, *, errno=None, filename=None):
+        super().__init__(message)
+        self.errno = errno
+        self.filename = filename
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class TrainingDivergedError(UsageError):
+    """The training loss became NaN or infinite; the run stopped (nothing was saved as the result)."""
+
+    def __init__(self, message, *, epoch=None, step=None, global_step=None, backup_step=None):
+        super().__init__(message)
+        #: 1-based epoch, 1-based step in that epoch and global step of the first non-finite loss.
+        self.epoch, self.step, self.global_step = epoch, step, global_step
+        #: global step of the last good backup (0: none).
+        self.backup_step = backup_step
+
+
 #: Recipe fields that do not change the trained weights' values; a backup may
 #: be resumed with other values of these.
 RUNTIME_FIELDS = (
@@ -130,6 +160,9 @@ class Recipe:
     eval_split: str = "test"
     eval_batch_size: int = 500
 
+    def __post_init__(self):
+        check_recipe_values(self)
+
     # ------------------------------------------------------------ the flat form
     @classmethod
     def from_args(cls, args: dict) -> Recipe:
@@ -201,6 +234,53 @@ class Recipe:
                 raise UsageError(f"{flag_of(name)} applies to {', '.join(variants_with_option(name))} only "
                                  f"(not {cls.variant}).")
         return cls.compile_options(**self.options)
+
+
+def _is_int(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_recipe_values(recipe) -> None:
+    """Refuse optimization values that cannot train (a zero, negative or NaN learning rate, 0 epochs, ...).
+
+    Run when a :class:`Recipe` is made, so a bad value is reported before any
+    folder is created or any data is read.
+
+    Raises:
+        UsageError: naming the flag, what it must be and the value received.
+    """
+    import math
+
+    def bad(flag, expected, value):
+        raise UsageError(f"--{flag} must be {expected}; got {value!r}.")
+
+    lr = recipe.lr
+    if not _is_real(lr) or not math.isfinite(float(lr)) or float(lr) <= 0:
+        bad("lr", "a finite number > 0 (the Adam learning rate, e.g. 1e-3)", lr)
+    for flag, name in (("epochs", "epochs"), ("batch-size", "batch_size"), ("eval-batch-size", "eval_batch_size")):
+        value = getattr(recipe, name)
+        if not _is_int(value) or value < 1:
+            bad(flag, "a positive integer", value)
+    if recipe.limit is not None and (not _is_int(recipe.limit) or recipe.limit < 1):
+        bad("limit", "a positive integer (or not given)", recipe.limit)
+    for flag, name, meaning in (("backup-every", "backup_every", "0: every epoch only"),
+                                ("early-stopping", "early_stopping", "0: off")):
+        value = getattr(recipe, name)
+        if not _is_int(value) or value < 0:
+            bad(flag, f"an integer >= 0 ({meaning})", value)
+    split = recipe.val_split
+    if not _is_real(split) or not 0 <= float(split) < 1:
+        bad("val-split", "a fraction in [0, 1)", split)
+    if not _is_int(recipe.seed):
+        bad("seed", "an integer", recipe.seed)
 
 
 def _plain(value):

@@ -78,6 +78,8 @@ def _evaluate(model, recipe: Recipe, data_dir, last_logs):
 
 def _output_dirs(out, work_dir, dist):
     out = pathlib.Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it is created, with its parents, if missing).")
     if not dist.is_chief:
         out = out / "train_state" / f"worker_{dist.worker_index}"
     work = pathlib.Path(work_dir) if work_dir else out / "train_state"
@@ -106,7 +108,6 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
     key, kwargs = recipe.model_spec()
     info = data.dataset_info(recipe.dataset)
     dist = runtime.Distribution(recipe.strategy)
-    out, work = _output_dirs(out, work_dir, dist)
     try:
         x, x_val = _training_arrays(recipe, data_dir)
     except ValueError as e:
@@ -129,6 +130,7 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
             model.compile(optimizer=keras.optimizers.Adam(learning_rate=recipe.lr), steps_per_execution=spe,
                           jit_compile=jit, **recipe.compile_kwargs(type(model)))
 
+        out, work = _output_dirs(out, work_dir, dist)  # once the data and the model are ready: no folder on errors
         result = fit_resumable(
             model, stream, epochs=recipe.epochs, out_dir=out, work_dir=work, fingerprint=fingerprint,
             distribution=dist, backup_every=recipe.backup_every, val_ds=val_ds, verbose=verbose,
@@ -187,7 +189,7 @@ def main(argv=None) -> int:
     """Entry point: ``keraszoo train ...`` / ``python training/train.py ...``.
 
     Returns the exit status: 0 success, 1 a reported error (missing data, bad
-    configuration), 2 bad command line, 3 training diverged (NaN).
+    configuration, the loss became NaN, a full disk), 2 bad command line.
     """
     try:
         recipe, context, effective = resolve_args(argv)

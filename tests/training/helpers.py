@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -47,6 +48,47 @@ def weights_of(folder):
     return out
 
 
+def archive_weights_of(folder):
+    """Every array of the ``model.keras`` archive in ``folder``: the model's *and the optimizer's* variables.
+
+    ``optimizer/vars/0`` is the optimizer's step counter (``iterations``).
+    """
+    import io
+    import zipfile
+
+    out = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out[name] = obj[()]
+
+    with zipfile.ZipFile(pathlib.Path(folder) / "model.keras") as z:
+        with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
+            f.visititems(visit)
+    return out
+
+
+def assert_same_archive(a, b):
+    """The ``model.keras`` archives of folders ``a`` and ``b`` hold bitwise-equal model and optimizer states."""
+    wa, wb = archive_weights_of(a), archive_weights_of(b)
+    assert wa.keys() == wb.keys()
+    assert any(k.startswith("optimizer/") for k in wa), "the archive holds no optimizer state"
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+
+
+#: CSV-log columns that measure time (they differ between any two runs).
+TIMING_COLUMNS = ("images_per_s", "val_images_per_s")
+
+
+def log_rows(folder):
+    """The rows of ``folder/training_log.csv`` as dicts, without the timing columns."""
+    import csv
+
+    with (pathlib.Path(folder) / "training_log.csv").open(newline="") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+
+
 def assert_same_weights(a, b, atol=0.0):
     wa, wb = weights_of(a), weights_of(b)
     assert wa.keys() == wb.keys()
@@ -76,3 +118,30 @@ def run_script(argv, *, env=None, prelude=None, timeout=240):
         cmd = [sys.executable, "-c", code, *argv]
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout,
                           cwd=str(REPO_ROOT))
+
+
+#: TensorFlow's own C++ log lines (absl), which TF 2.21 writes to stderr whatever
+#: ``TF_CPP_MIN_LOG_LEVEL`` says -- e.g. ``E0000 ... node_def_util.cc:682] NodeDef
+#: mentions attribute use_unbounded_threadpool`` at a run's first ``tf.data`` epoch.
+TF_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ )")
+
+
+def keraszoo_lines(stderr):
+    """The non-empty lines of ``stderr`` that keraszoo wrote (TensorFlow's C++ log lines left out)."""
+    return [line for line in stderr.splitlines() if line.strip() and not TF_LOG_LINE.match(line)]
+
+
+def cli_error(argv, capfd):
+    """Run ``keraszoo.cli.main(argv)`` in this process; ``(exit status, keraszoo's stderr lines)``.
+
+    Unlike ``tests.bad_inputs.registry.run_cli`` this tolerates TensorFlow's
+    C++ log lines (captured at the file-descriptor level by ``capfd``), so that
+    a test about training faults checks keraszoo's own output.
+    """
+    from keraszoo.cli import main
+
+    capfd.readouterr()
+    code = main([os.fspath(a) for a in argv])
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err, captured.err
+    return code, keraszoo_lines(captured.err)

@@ -150,3 +150,19 @@ def test_float32_copy_of_a_mixed_precision_model():
     assert copy.compute_dtype == "float32" and copy.get_config()["dtype"]["config"]["name"] == "float32"
     for a, b in zip(model.get_weights(), copy.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_backup_resumes_when_a_newer_keraszoo_adds_a_flag_left_unset(tmp_path):
+    # Backups written before a new variant brought a new flag (None: not set) still resume;
+    # a flag that is set, or a changed value, is named in the refusal.
+    model = _tiny_vae()
+    model.optimizer.build(model.trainable_variables)
+    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1})
+    backup.set_model(model)
+    backup.global_step = 2
+    backup._save({"loss": 1.0})
+    newer = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1, "num_samples": None})
+    assert newer.restore(_tiny_vae()) == 2
+    for fingerprint, named in (({"lr": 1, "num_samples": 5}, "num_samples"), ({}, "lr")):
+        with pytest.raises(recipe.BackupMismatchError, match=f"differs in: {named}\\)"):
+            cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint=fingerprint).restore(_tiny_vae())
