@@ -302,6 +302,82 @@ def case_pythae(run):
                 note="keraszoo images/s over pythae's: > 1 means keraszoo is faster")
 
 
+def _fit_call_side(name, model, inputs, batch_size, images, check_data):
+    """A side that times the whole ``model.fit(inputs, epochs=1, check_data=...)`` call.
+
+    Unlike :func:`benchmarks.figures.keras_side` (the epoch alone), this counts what
+    ``fit`` does before its first epoch, where the checks of an array run.
+    """
+    is_array = isinstance(inputs, np.ndarray)
+
+    def run_epoch():
+        start = time.perf_counter()
+        model.fit(inputs, batch_size=batch_size if is_array else None, epochs=1, verbose=0, shuffle=is_array,
+                  check_data=check_data)
+        return time.perf_counter() - start
+
+    return measure.Side(name, run_epoch, images)
+
+
+def _drain_side(name, dataset, images):
+    """A side that reads every batch of ``dataset`` once, inside TensorFlow."""
+    import tensorflow as tf
+
+    def run_epoch():
+        start = time.perf_counter()
+        dataset.reduce(tf.constant(0.0), lambda total, batch: total + batch[0, 0, 0, 0]).numpy()
+        return time.perf_counter() - start
+
+    return measure.Side(name, run_epoch, images)
+
+
+def case_data_checks(run):
+    """data_checks_<array|dataset>_vs_none: fit with its training-data checks vs check_data=False, interleaved."""
+    from keraszoo import data
+    from keraszoo.models import VAE
+    from keraszoo.models import validation
+
+    x = run.training_images()
+    bs = run.settings.batch_size
+    inputs = {"array": x, "dataset": data.from_numpy(x, batch_size=bs, shuffle=True, seed=0)}
+    sides = []
+    for kind, values in inputs.items():
+        model = VAE(input_shape=(28, 28, 1), seed=0)  # one model per input: both sides run the same train function
+        model.compile()
+        sides += [_fit_call_side(f"fit_{kind}_checked", model, values, bs, len(x), True),
+                  _fit_call_side(f"fit_{kind}_unchecked", model, values, bs, len(x), False)]
+    rates = measure.interleave(sides, run.settings.rounds, log=say)
+    for side in sides:
+        run.figures[f"{side.name}_images_per_s"] = measure.summary(
+            rates[side.name], "images/s", batch_size=bs, images_per_epoch=len(x),
+            call=f"model.fit({side.name.split('_')[1]}, epochs=1, check_data={side.name.endswith('_checked')})",
+            timed="the whole fit call")
+    for kind in inputs:
+        name = f"data_checks_{kind}_vs_none"
+        run.ratios[name] = measure.ratio(f"fit_{kind}_checked_images_per_s", f"fit_{kind}_unchecked_images_per_s",
+                                         run.figures, note="checked over unchecked: 1 means the checks cost nothing")
+        say(f"  {name} = {run.ratios[name]['value']:.3f}")
+    # The pipeline alone, drained in TensorFlow (Dataset.reduce: no Python per batch), checked and not:
+    # what the per-batch check costs the input pipeline, without the training step's noise.
+    checked = validation.TrainingData((28, 28, 1), "VAE.fit").inputs(inputs["dataset"])
+    pipes = [_drain_side("pipeline_checked", checked, len(x)), _drain_side("pipeline_unchecked", inputs["dataset"], len(x))]
+    rates = measure.interleave(pipes, run.settings.rounds, log=say)
+    for side in pipes:
+        run.figures[f"{side.name}_images_per_s"] = measure.summary(
+            rates[side.name], "images/s", batch_size=bs, images_per_epoch=len(x),
+            call="dataset.reduce(...) over keraszoo.data.from_numpy(x), with and without the check map")
+    run.ratios["data_checks_pipeline_vs_none"] = measure.ratio(
+        "pipeline_checked_images_per_s", "pipeline_unchecked_images_per_s", run.figures,
+        note="the input pipeline alone, checked over unchecked")
+    say(f"  data_checks_pipeline_vs_none = {run.ratios['data_checks_pipeline_vs_none']['value']:.3f}")
+    seconds = measure.time_calls({"check": lambda: validation.check_image_array(x, (28, 28, 1), "VAE.fit(x)")},
+                                 {"check": max(3, run.settings.rounds)})["check"]
+    p50, _ = measure.percentiles_ms(seconds)
+    run.figures["fit_array_check_ms"] = {"value": p50, "unit": "ms", "images": len(x), "percentile": "p50",
+                                         "calls": len(seconds), "call": "validation.check_image_array(x, ...)"}
+    say(f"  fit_array_check_ms = {p50:.2f} ms for {len(x)} images")
+
+
 def _tape_case(key):
     def case(run):
         case_tape(run, key)
@@ -315,7 +391,8 @@ def all_cases():
     cases = {"startup": case_startup, "latency": case_latency, "keras_io": case_keras_io}
     for key in variant_cases():
         cases[f"tape_{key}"] = _tape_case(key)
-    cases.update({"batch_sweep": case_batch_sweep, "mirrored": case_mirrored, "pythae": case_pythae})
+    cases.update({"batch_sweep": case_batch_sweep, "data_checks": case_data_checks, "mirrored": case_mirrored,
+                  "pythae": case_pythae})
     return cases
 
 

@@ -15,6 +15,8 @@ the adversarial autoencoder's three) with the drivers of
 :mod:`keraszoo.models.steps`, on the TensorFlow and JAX backends.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -47,6 +49,42 @@ def _replica_scale():
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return 1.0
     return 1.0 / ctx.num_replicas_in_sync
+
+
+@contextlib.contextmanager
+def _checked_data(model, checks):
+    """Re-raises the ValueError of a data check that failed inside the input pipeline (see ``TrainingData``).
+
+    On the JAX backend, Keras' ``fit``/``evaluate`` detach the variables' values while the loop runs
+    and re-attach them after a completed step; a stream whose *first* batch fails the check would
+    leave the model without any. The values (immutable JAX arrays: references, no copies; the first
+    step donates them) are kept and put back in that case, so the model stays usable.
+    """
+    kept = None
+    if checks is not None and checks.streams and keras.backend.backend() == "jax":
+        kept = [(v, v.value) for v in _jax_loop_variables(model)]
+    try:
+        yield
+    except Exception as err:
+        if kept is not None:
+            _reattach(kept)
+        replacement = None if checks is None else checks.translate(err)
+        if replacement is None:
+            raise
+        raise replacement from None
+
+
+def _jax_loop_variables(model):
+    """The variables whose values Keras' JAX loops detach (``Trainer._purge_model_variables``)."""
+    optimizer = getattr(model, "optimizer", None)
+    return (list(model.trainable_variables) + list(model.non_trainable_variables)
+            + (list(optimizer.variables) if optimizer is not None else []) + list(model.metrics_variables))
+
+
+def _reattach(kept):
+    for variable, value in kept:
+        if getattr(variable, "_value", True) is None and not value.is_deleted():  # detached, never re-attached
+            variable.assign(value)
 
 
 class ReplicaSeedGenerator(keras.random.SeedGenerator):
@@ -118,6 +156,9 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
     encoder_outputs_per_unit = 1
     #: activation of the encoder's code layer (``None``: linear).
     code_activation = None
+    #: size of the condition a conditional variant's encoder and decoder take as a second input
+    #: (``ConditionalVAE``: the one-hot label); 0: none.
+    condition_dim = 0
 
     def __init__(self, input_shape=(28, 28, 1), latent_dim=16, architecture="dense",
                  hidden_dims=None, conv_filters=networks.DEFAULT_CONV_FILTERS,
@@ -145,17 +186,17 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         if encoder is None:
             encoder = networks.build_encoder(
                 image_shape, encoder_dim, architecture, hidden_dims, conv_filters,
-                output_activation=self.code_activation, name="encoder")
+                output_activation=self.code_activation, name="encoder", condition_dim=self.condition_dim)
             self._custom_encoder = False
         else:
-            networks.check_network(encoder, "encoder", image_shape, (encoder_dim,))
+            networks.check_network(encoder, "encoder", image_shape, (encoder_dim,), self.condition_dim)
             self._custom_encoder = True
         if decoder is None:
             decoder = networks.build_decoder(latent_dim, image_shape, architecture, hidden_dims,
-                                             conv_filters, name="decoder")
+                                             conv_filters, name="decoder", condition_dim=self.condition_dim)
             self._custom_decoder = False
         else:
-            networks.check_network(decoder, "decoder", (latent_dim,), image_shape)
+            networks.check_network(decoder, "decoder", (latent_dim,), image_shape, self.condition_dim)
             self._custom_decoder = True
         self.encoder = encoder
         self.decoder = decoder
@@ -338,6 +379,77 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         if optimizer is None:
             optimizer = keras.optimizers.Adam(learning_rate=1e-3)
         super().compile(optimizer=optimizer, **kwargs)
+
+    #: Whether ``fit`` and ``evaluate`` check their data (see :meth:`fit`); their
+    #: ``check_data`` argument overrides it for one call.
+    check_data = True
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, check_data=None):
+        """``keras.Model.fit``, with the training data checked as ``encode`` checks its input.
+
+        ``x`` (and ``validation_data``) must hold float images in [0, 1],
+        finite, of shape ``(batch,) + input_shape``: a NumPy array or tensor
+        (checked in full before training, min/max slice by slice), a
+        ``tf.data.Dataset`` (shape and dtype from its ``element_spec``
+        before training; every batch's values as the pipeline produces it),
+        a Python generator or a ``keras.utils.PyDataset`` (every batch, as it
+        is produced). Data that breaks the contract -- pixels in 0..255, NaN,
+        a wrong size -- raises a ``ValueError`` naming what was expected,
+        before the first weight update. Labels are passed on unchecked
+        (``fit(x, y)``, datasets of ``(x, y)`` pairs): the unconditional
+        variants train on ``x`` alone and ignore them. A generator may yield
+        ``x`` alone. ``batch_size``, ``epochs``, ``steps_per_epoch`` ... must be
+        positive integers (Keras accepts 0 silently).
+
+        Args:
+            check_data: ``False`` skips the data checks (the argument checks
+                stay); ``None`` (default) follows ``model.check_data``
+                (``True`` unless set). The checks cost under 1 % of a
+                training epoch (``benchmarks/run.py --only data_checks``).
+
+        The other arguments are those of ``keras.Model.fit``.
+        """
+        owner = f"{type(self).__name__}.fit"
+        validation.check_fit_arguments(
+            owner, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+        checks = self._data_checks(owner, check_data)
+        if checks is not None:
+            x = checks.inputs(x, "x")
+            validation_data = checks.validation(validation_data)
+        with _checked_data(self, checks):
+            return super().fit(
+                x=x, y=y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+                class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, check_data=None, **kwargs):
+        """``keras.Model.evaluate``, with ``x`` checked as :meth:`fit` checks it (``check_data`` likewise)."""
+        if kwargs.get("_use_cached_eval_dataset"):  # fit's validation pass: its data was checked by fit
+            checks = None
+        else:
+            owner = f"{type(self).__name__}.evaluate"
+            validation.check_optional_positive_int(owner, "batch_size", batch_size)
+            validation.check_optional_positive_int(owner, "steps", steps)
+            checks = self._data_checks(owner, check_data)
+            if checks is not None:
+                x = checks.inputs(x, "x")
+        with _checked_data(self, checks):
+            return super().evaluate(x=x, y=y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                    steps=steps, callbacks=callbacks, return_dict=return_dict, **kwargs)
+
+    def _data_checks(self, owner, check_data):
+        enabled = self.check_data if check_data is None else check_data
+        if not isinstance(enabled, (bool, np.bool_)):
+            raise ValueError(f"{owner}: `check_data` must be True, False or None; received {check_data!r}.")
+        return validation.TrainingData(self.image_shape, owner) if enabled else None
 
     def training_phases(self):
         """The :class:`~keraszoo.models.steps.Phase` s of one training step.

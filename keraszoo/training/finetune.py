@@ -131,7 +131,6 @@ def finetune(args, argv) -> int:
     t_start = time.time()
     out = pathlib.Path(args.out)
     work = out / "train_state"
-    out.mkdir(parents=True, exist_ok=True)
     dist = runtime.Distribution("default")
     deterministic, jit, spe = runtime.resolve_runtime(args.jit_compile, args.steps_per_execution,
                                                       args.deterministic, dist)
@@ -164,6 +163,7 @@ def finetune(args, argv) -> int:
             "resize": args.resize, "color_mode": args.color_mode, "binarize": args.binarize,
             "val_split": args.val_split, "seed": args.seed, "num_examples": stream.num_examples,
         }
+        out.mkdir(parents=True, exist_ok=True)  # once the model and the data are ready: no folder on errors
         result = fit_resumable(
             model, stream, epochs=args.epochs, out_dir=out, work_dir=work, fingerprint=fingerprint,
             distribution=dist, backup_every=args.backup_every, val_ds=val_ds, verbose=args.verbose,
