@@ -56,6 +56,10 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
 
 def quiet_tensorflow():
     """Silence TensorFlow's logs for this process (before TensorFlow is imported)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3: not even C++ ERROR lines, such as TF 2.21's "NodeDef mentions attribute
+    # use_unbounded_threadpool" at the first epoch of a tf.data pipeline, which
+    # is harmless; real failures still reach Python as exceptions, and --debug
+    # (or TF_CPP_MIN_LOG_LEVEL set by the user) shows everything.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowImport())
