@@ -3,7 +3,7 @@
 >>> from keraszoo.models import VAE
 >>> model = VAE(input_shape=(28, 28, 1), latent_dim=16)
 >>> sorted(list_variants())
-['aae', 'ae', 'cae', 'dae', 'hvae', 'sae', 'vae', 'wae']
+['aae', 'ae', 'cae', 'dae', 'hvae', 'iwae', 'sae', 'vae', 'wae']
 """
 
 from keraszoo.models.adversarial import AdversarialAutoEncoder
@@ -12,6 +12,7 @@ from keraszoo.models.base import BaseAutoEncoder
 from keraszoo.models.contractive import ContractiveAutoEncoder
 from keraszoo.models.denoising import DenoisingAutoEncoder
 from keraszoo.models.hierarchical_vae import HierarchicalVAE
+from keraszoo.models.iwae import IWAE
 from keraszoo.models.registry import get_variant
 from keraszoo.models.registry import list_presets
 from keraszoo.models.registry import list_variants
