@@ -10,37 +10,40 @@ against the fake Hub's store. Most tests then lift the fault and show that the
 next attempt succeeds. (The ``hub_repo`` fixture runs the check once more at
 teardown, so no test can skip it.)
 
-Faults covered (22 kinds, 36 tests, 3 of them ``slow``):
+Faults covered: 34 faults injected, in 35 tests (1 of them ``slow``: 8 processes);
+plus offline mode (3 tests) and a check of the fake Hub's Range support.
 
-* network, Hub side: HTTP 500/503 on the download (once, and persistently), 503
-  on the metadata request, 502 on every metadata request with a cold cache,
-  connection refused on a closed port (cold cache, and warm cache: loads from
-  the cache), a server slower than the timeout (once, persistently, on the
-  metadata request), a body stalling mid-way (resumed with a Range request);
-* network, CDN side: connection refused (the LFS redirect points at a closed
-  port), a dropped connection, a body cut short (once, persistently);
-* wrong bytes of the right size, for every file kind: ``model.weights.h5``,
-  ``config.json``, ``metadata.json`` (garbage, and valid JSON with another
-  files table), through ``hf://`` (checked against metadata.json / the content
-  address) and through a zoo name (checked against the manifest);
-* the cache itself: a blob changed on disk after it was verified (each file
-  kind: refused offline, fetched again online), a read-only cache (cold:
-  clear error, nothing written; warm: loads; with a corrupted file: the
-  integrity error, not a PermissionError), a full disk (ENOSPC injected at
-  the write; EFBIG from RLIMIT_FSIZE in a subprocess);
-* processes: 2 and 8 processes loading the same model into one cold cache at
-  once (8: slow), a process SIGKILLed mid-download (slow body), then
-  restarted, a process SIGKILLed between download and verification of a
-  tampered file, then restarted (slow), offline mode in a fresh process.
+* network, Hub side (10): HTTP 500 and 503 on the download (once each), 500
+  on every try, 503 on the metadata request, 502 on every metadata request
+  with a cold cache, connection refused on a closed port (cold cache: clear
+  error; warm cache: loads from the cache), a server slower than the timeout
+  (once, on every try, on the metadata request);
+* network, CDN side (5): connection refused (the LFS redirect points at a
+  closed port), a dropped connection, a body cut short (once, on every try),
+  a body stalling mid-way past the read timeout;
+* wrong bytes of the right size (7), for every file kind: through ``hf://``
+  ``model.weights.h5``, ``config.json`` (checked against metadata.json) and
+  ``metadata.json`` (garbage, and valid JSON with another files table:
+  checked against its content address); through a zoo name all three
+  (checked against the manifest);
+* the local disk (8): a cached file changed on disk after it was verified
+  (each of the 3 kinds: refused offline, fetched again online), a read-only
+  cache (cold: clear error, nothing written; warm: loads; holding a corrupted
+  file: the integrity error, not a PermissionError), a full disk (ENOSPC
+  injected at the write; EFBIG from RLIMIT_FSIZE in a subprocess);
+* processes (4): 2 and 8 processes loading the same model into one cold cache
+  at once, a process SIGKILLed mid-download (slow body) then restarted, a
+  process SIGKILLed between the download and the verification of a tampered
+  file then restarted.
 
-Files lost or corrupted: in none of these does the cache keep a complete file
-that a later load could read with the wrong bytes, except right after the kill
-between download and verification, where the tampered blob is still there by
-construction: the test shows the next load hashes it, refuses it, removes it
-and downloads a good copy (keraszoo rehashes every file on every load, so the
-Hugging Face cache is never trusted blindly). Files lost: none beyond the
-faulty one (verified files stay cached), and a killed download's partial file
-is removed by the next successful download of that blob.
+Files lost or corrupted: 0 at the end of every test. A corrupted file exists
+in the cache once, by construction: right after the kill between download and
+verification (the tampered blob and its snapshot link). The test shows that no
+load trusts it. keraszoo rehashes every file on every load, so the next load
+refuses that copy, removes it and downloads a good one. Files lost: only the
+faulty file itself (the verified files stay cached). A killed download leaves
+1 partial file (``*.incomplete``, never read), which the next successful
+download of that blob removes.
 """
 
 import errno
