@@ -233,17 +233,17 @@ def resolve(spec, *, revision=None, source="auto", cache_dir=None) -> ResolvedWe
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {list(SOURCES)}, got {source!r}.")
-    kind, value, revision = parse_spec(spec, revision)
+    kind, value, spec_revision = parse_spec(spec, revision)
     if kind == "name":
-        return _resolve_name(value, revision, source, cache_dir)
+        return _resolve_name(value, spec_revision, source, cache_dir)
     if kind == "hub":
         if source == "bundled":
             raise ValueError(f"source='bundled' only applies to zoo names (see keraszoo.list_models()), not {spec!r}.")
-        return _resolve_hub(value, revision, cache_dir)
+        return _resolve_hub(value, spec_revision, cache_dir)
     if source != "auto":
         raise ValueError(f"source={source!r} does not apply to a local directory ({value}); leave source='auto'.")
-    if revision is not None:
-        raise ValueError("revision= does not apply to a local directory.")
+    if revision is not None:  # the caller's argument: parse_spec gives no revision for a folder
+        raise ValueError(f"revision={revision!r} does not apply to a local directory ({value}); revisions name Hub versions.")
     return _resolve_local(value)
 
 
