@@ -20,7 +20,13 @@
   (0.5 = the code distribution is indistinguishable from the prior);
 * generative variants: ``sample_fd``, the Fréchet distance between samples and
   the test images in the feature space of keraszoo's own small classifier
-  (``keraszoo.feature_classifier``; not comparable with Inception FIDs).
+  (``keraszoo.feature_classifier``; not comparable with Inception FIDs);
+* conditional variants (``requires_labels``: ``ConditionalVAE``) take the class
+  labels in every call: the images are encoded and reconstructed with their
+  true labels (the k-NN and probe codes too, so they measure what the code holds
+  beyond the label), the likelihoods are ``log p(x|y)``, and the samples of
+  ``sample_fd`` are drawn with labels spread evenly over the classes;
+  ``conditional_accuracy`` comes from the variant's own hook.
 
 All image metrics are measured on float images in [0, 1] (binarized first when
 ``binarize="static"``, the convention for likelihoods on MNIST).
@@ -52,13 +58,38 @@ DEFAULT_BATCH_SIZE = 256
 
 
 # --------------------------------------------------------------------------- metrics
-def reconstruction_metrics(model, x, batch_size=DEFAULT_BATCH_SIZE):
-    """``mse_per_pixel``, ``bce_nats_per_image`` and ``psnr_db`` of ``model.reconstruct``."""
+def _labelled(model, labels, method="evaluate"):
+    """``labels`` for a conditional model (``requires_labels``; refused when missing), ``None`` for the others."""
+    if not getattr(model, "requires_labels", False):
+        return None
+    if labels is None:
+        raise ValueError(f"{type(model).__name__} is conditional: {method} needs the class labels of the images, "
+                         "e.g. evaluate(model, (x, y)).")
+    return np.asarray(labels)
+
+
+def _map_given(fn, x, labels, batch_size):
+    """``fn(xb)`` batch by batch, ``fn(xb, yb)`` when ``labels`` is not ``None``; NumPy."""
+    if labels is None:
+        return _map(fn, x, batch_size)
+    return np.concatenate([_np(fn(x[i:i + batch_size], labels[i:i + batch_size]))
+                           for i in range(0, len(x), batch_size)], axis=0)
+
+
+def _sample_labels(model, n):
+    """A conditional model's sample labels: ``0, 1, .., K-1, 0, ..`` (every class equally often); else ``None``."""
+    return np.arange(n) % model.num_classes if getattr(model, "requires_labels", False) else None
+
+
+def reconstruction_metrics(model, x, batch_size=DEFAULT_BATCH_SIZE, labels=None):
+    """``mse_per_pixel``, ``bce_nats_per_image`` and ``psnr_db`` of ``model.reconstruct`` (given ``labels``: conditional models)."""
     from keraszoo.models import losses
 
+    labels = _labelled(model, labels, "reconstruction_metrics")
     mse_img, bce_img = [], []
-    for xb in _batches(np.asarray(x, dtype="float32"), batch_size):
-        logits = model.decode_logits(model.encode(xb))
+    for i, xb in enumerate(_batches(np.asarray(x, dtype="float32"), batch_size)):
+        given = () if labels is None else (labels[i * batch_size:(i + 1) * batch_size],)
+        logits = model.decode_logits(model.encode(xb, *given), *given)
         rec = 1.0 / (1.0 + np.exp(-_np(logits).astype("float64")))
         mse_img.append(((xb - rec) ** 2).reshape(len(xb), -1).mean(1))
         bce_img.append(_np(losses.bernoulli_nll(xb, logits)))
@@ -127,12 +158,14 @@ def active_units(codes, threshold=0.01):
     return int(np.sum(np.var(np.asarray(codes, "float64"), axis=0) > threshold))
 
 
-def iwae_nll(model, x, num_samples, batch_size=16, chunk_size=None, verbose=False):
-    """``-mean log p(x)`` estimated with ``num_samples`` importance samples (nats)."""
+def iwae_nll(model, x, num_samples, batch_size=16, chunk_size=None, verbose=False, labels=None):
+    """``-mean log p(x)`` (``log p(x|y)`` given ``labels``: conditional models) with ``num_samples`` importance samples (nats)."""
+    labels = _labelled(model, labels, "iwae_nll")
     values = []
     start_time = time.time()
     for i, xb in enumerate(_batches(x, batch_size)):
-        values.append(_np(model.log_likelihood(xb, num_samples=num_samples, chunk_size=chunk_size)))
+        given = () if labels is None else (labels[i * batch_size:(i + 1) * batch_size],)
+        values.append(_np(model.log_likelihood(xb, *given, num_samples=num_samples, chunk_size=chunk_size)))
         if verbose and (i % 50 == 0):
             done = sum(len(v) for v in values)
             print(f"  iwae k={num_samples}: {done}/{len(x)} images, {time.time() - start_time:.0f}s", flush=True)
@@ -208,8 +241,9 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
     if verbose:
         print(f"evaluating {type(model).__name__} on {dataset_name}/{split}: {len(x)} images", flush=True)
 
-    results.update(reconstruction_metrics(model, x, batch_size))
-    codes = _map(model.encode, x, batch_size)
+    labels = _labelled(model, y)  # the labels a conditional model's calls take, else None
+    results.update(reconstruction_metrics(model, x, batch_size, labels=labels))
+    codes = _map_given(model.encode, x, labels, batch_size)
 
     if (knn or probe) and y is not None:
         if train_data is None and isinstance(data, str):
@@ -218,17 +252,17 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
             x_tr, y_tr = train_data
             x_tr = np.asarray(x_tr, "float32")[:max_train_examples]
             y_tr = np.asarray(y_tr)[:max_train_examples]
-            train_codes = _map(model.encode, x_tr, batch_size)
+            train_codes = _map_given(model.encode, x_tr, None if labels is None else y_tr, batch_size)
             if knn:
                 results["knn_accuracy"] = knn_accuracy(train_codes, y_tr, codes, y, k=5)
             if probe:
                 results["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, y_tr, codes, y)
 
     if hasattr(model, "log_likelihood"):
-        results["negative_elbo_nats"] = float(-np.mean(_map(model.elbo, x, batch_size)))
+        results["negative_elbo_nats"] = float(-np.mean(_map_given(model.elbo, x, labels, batch_size)))
         results["active_units"] = active_units(codes)
         if iwae_samples:
-            results["iwae_nll_nats"] = iwae_nll(model, x, iwae_samples, verbose=verbose)
+            results["iwae_nll_nats"] = iwae_nll(model, x, iwae_samples, verbose=verbose, labels=labels)
             results["iwae_samples"] = int(iwae_samples)
     results.update(model.evaluation_metrics(x, codes, batch_size=batch_size, seed=seed))
     if fid and getattr(model, "is_generative", False) and isinstance(data, str):
@@ -259,6 +293,11 @@ def sample_frechet_distance(model, x_reference, dataset="mnist", num_samples=Non
 
     extractor, _ = fc.load_feature_extractor(dataset)
     n = int(num_samples or len(x_reference))
-    samples = np.concatenate([_np(model.sample(min(batch_size, n - i), seed=seed + i))
-                              for i in range(0, n, batch_size)], axis=0)
+    labels = _sample_labels(model, n)  # a conditional model samples every class equally often
+    samples = []
+    for i in range(0, n, batch_size):
+        m = min(batch_size, n - i)
+        given = {} if labels is None else {"labels": labels[i:i + m]}
+        samples.append(_np(model.sample(m, seed=seed + i, **given)))
+    samples = np.concatenate(samples, axis=0)
     return fc.frechet_distance(fc.features(extractor, samples), fc.features(extractor, x_reference))

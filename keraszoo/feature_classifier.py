@@ -43,10 +43,8 @@ def build_classifier(image_shape, num_classes=10):
     return keras.Model(inputs, outputs, name="feature_classifier")
 
 
-def load_feature_extractor(dataset="mnist"):
-    """Returns ``(extractor, info)``: a model mapping images in [0, 1] to 128 features."""
-    import keras
-
+def load_classifier(dataset="mnist"):
+    """Returns ``(classifier, info)``: the bundled classifier of ``dataset``, images in [0, 1] -> class logits."""
     directory = asset_dir(dataset)
     info_path = directory / "metadata.json"
     if not info_path.exists():
@@ -56,6 +54,14 @@ def load_feature_extractor(dataset="mnist"):
     info = json.loads(info_path.read_text())
     classifier = build_classifier(tuple(info["image_shape"]))
     classifier.load_weights(directory / "model.weights.h5")
+    return classifier, info
+
+
+def load_feature_extractor(dataset="mnist"):
+    """Returns ``(extractor, info)``: a model mapping images in [0, 1] to 128 features."""
+    import keras
+
+    classifier, info = load_classifier(dataset)
     extractor = keras.Model(classifier.input, classifier.get_layer(FEATURE_LAYER).output)
     return extractor, info
 

@@ -56,6 +56,7 @@ EXPECTED_KEYS = {
     "vae": {"negative_elbo_nats", "iwae_nll_nats", "active_units"},
     "hvae": {"negative_elbo_nats", "iwae_nll_nats", "active_units"},
     "aae": {"discriminator_accuracy"},
+    "cvae": {"negative_elbo_nats", "iwae_nll_nats", "active_units", "conditional_accuracy"},
 }
 
 

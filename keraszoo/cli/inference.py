@@ -38,8 +38,47 @@ def _model_command(subparsers, common_parent, name, func, help, *example_lines, 
     add_model_options(parser)
     if images:
         add_image_options(parser)
+    parser.add_argument("--labels", type=_label_list, default=None,
+                        help="conditional models (cvae) only: the class of the images, one integer for all "
+                             "or a comma list, one per image")
     parser.set_defaults(func=func)
     return parser
+
+
+def _label_list(text):
+    """``3`` or ``0,1,2``: integer class labels."""
+    import argparse
+
+    try:
+        values = tuple(int(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from None
+    return values
+
+
+def _given(args, model, count):
+    """``{"labels": array}`` for a conditional model (from ``--labels``), ``{}`` for the others."""
+    if not getattr(model, "requires_labels", False):
+        if args.labels is not None:
+            raise CommandError(f"--labels is for conditional models; {args.name} ({type(model).__name__}) takes no labels.")
+        return {}
+    if args.labels is None:
+        raise CommandError(f"{args.name} ({type(model).__name__}) is a conditional model: give the class with --labels "
+                           f"(one integer in [0, {model.num_classes}) for all, or a comma list of {count}).")
+    labels = np().asarray(args.labels)
+    if len(labels) == 1:
+        labels = np().full(count, labels[0])
+    if len(labels) != count:
+        raise CommandError(f"--labels gives {len(labels)} labels for {plural(count, 'image')}; give one for all or one per image.")
+    return {"labels": labels}
+
+
+def _map_given(args, fn, x, given, label):
+    """``map_batches`` of ``fn``; with ``given`` labels, every batch with its own."""
+    if not given:
+        return map_batches(args, fn, x, label)
+    labels = given["labels"]
+    return map_batches(args, lambda index: fn(x[index], labels[index]), np().arange(len(x)), label)
 
 
 def _add_reconstruct(subparsers, common_parent):
@@ -59,7 +98,7 @@ def cmd_reconstruct(args):
     check_inputs_exist(args.images, "image")
     model = load_model(args)
     x, _ = read_images(args, model, args.images)
-    recon = map_batches(args, model.reconstruct, x, "Reconstructing")
+    recon = _map_given(args, model.reconstruct, x, _given(args, model, len(x)), "Reconstructing")
     if args.output.suffix.lower() == ".npy":
         write_images(recon, args.output)
     else:
@@ -87,7 +126,7 @@ def cmd_encode(args):
     check_inputs_exist([args.input])
     model = load_model(args)
     x, files = read_image_input(args, model, args.input)
-    codes = map_batches(args, model.encode, x, "Encoding").astype("float32")
+    codes = _map_given(args, model.encode, x, _given(args, model, len(x)), "Encoding").astype("float32")
     if args.output.suffix.lower() == ".npz":
         extra = {"files": np().asarray(files)} if files is not None else {}
         save_arrays(args.output, codes=codes, **extra)
@@ -126,7 +165,7 @@ def cmd_decode(args):
         )
     if not np().all(np().isfinite(codes)):
         raise CommandError(f"{args.codes} contains NaN or infinite codes.")
-    images = map_batches(args, model.decode, codes, "Decoding")
+    images = _map_given(args, model.decode, codes, _given(args, model, len(codes)), "Decoding")
     write_images(images, args.output, min(len(images), args.cols))
     say(args, f"Wrote {plural(len(images), 'decoded image')} to {args.output}")
     return 0
@@ -147,6 +186,7 @@ def _require_generative(model, name, what):
 def _add_sample(subparsers, common_parent):
     p = _model_command(subparsers, common_parent, "sample", cmd_sample, "draw images from a generative model's prior",
                        "keraszoo sample vae_mnist -n 64 -o samples.png --seed 0",
+                       "keraszoo sample cvae_mnist -n 16 --labels 3 -o threes.png   # a conditional model: the class",
                        "keraszoo sample hf://org/my-vae -n 1000 -o samples.npy")
     p.add_argument("-n", "--num", type=positive_int, default=64, help="number of samples (default: 64)")
     p.add_argument("-o", "--output", type=output(".png", ".npy"), required=True, help="grid .png or .npy array")
@@ -175,7 +215,7 @@ def cmd_sample(args):
     model = load_model(args)
     _require_generative(model, args.name, "sample")
     _check_memory(args.num, model.image_shape, "-n")
-    images = to_numpy(model.sample(args.num, seed=args.seed))
+    images = to_numpy(model.sample(args.num, seed=args.seed, **_given(args, model, args.num)))
     write_images(images, args.output, args.cols)
     say(args, f"Wrote {plural(len(images), 'sample')} to {args.output}"
               + (f" (seed {args.seed})" if args.seed is not None else ""))
@@ -196,7 +236,9 @@ def cmd_interpolate(args):
     check_inputs_exist([args.start, args.end], "image")
     model = load_model(args)
     x, _ = read_images(args, model, [args.start, args.end])
-    images = to_numpy(model.interpolate(x[0], x[1], steps=args.steps))
+    given = _given(args, model, 2)  # a conditional model: the labels of A and B
+    ends = {"labels": int(given["labels"][0]), "end_labels": int(given["labels"][1])} if given else {}
+    images = to_numpy(model.interpolate(x[0], x[1], steps=args.steps, **ends))
     if args.output.suffix.lower() == ".npy":
         write_images(images, args.output)
     else:

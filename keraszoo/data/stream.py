@@ -32,8 +32,9 @@ class EpochStream:
     :meth:`callback` in the callbacks (it tells the pipeline which epoch
     starts); :meth:`partial_epoch` gives the rest of an interrupted epoch.
 
-    Elements are image batches alone (``float32`` in ``[0, 1]``); labels are
-    not needed by the models.
+    Elements are image batches alone (``float32`` in ``[0, 1]``), or
+    ``(images, labels)`` batches when ``labels`` are given (the conditional
+    variants, ``requires_labels``, train on them; the others do not need them).
 
     Args:
         x: training images, ``uint8`` 0..255 or ``float32`` in ``[0, 1]``,
@@ -42,9 +43,10 @@ class EpochStream:
         seed: integer seed of the order and of dynamic binarization.
         binarize: ``None``, ``"dynamic"``, ``"static"`` or ``"threshold"``.
         drop_remainder: drop each epoch's last, smaller batch.
+        labels: optional integer labels ``(N,)``, batched with the images.
     """
 
-    def __init__(self, x, *, batch_size: int, seed: int = 0, binarize=None, drop_remainder=False):
+    def __init__(self, x, *, batch_size: int, seed: int = 0, binarize=None, drop_remainder=False, labels=None):
         import tensorflow as tf
 
         self.batch_size = check_batch_size(batch_size)
@@ -52,6 +54,8 @@ class EpochStream:
         self.binarize = check_binarize(binarize)
         self.drop_remainder = bool(drop_remainder)
         x, is_uint8 = as_image_array(x)
+        if labels is not None and len(labels) != len(x):
+            raise ValueError(f"EpochStream: {len(x)} images but {len(labels)} labels; expected one label per image.")
         x = binarize_array(x, is_uint8, self.binarize, "from_numpy")  # the draws of from_numpy()
         self._is_uint8 = is_uint8
         self.num_examples = len(x)
@@ -69,6 +73,7 @@ class EpochStream:
         # that the input pipeline reads when an epoch's iterator starts.
         with tf.init_scope(), tf.device("/cpu:0"):
             self._x = tf.constant(x)
+            self._y = None if labels is None else tf.constant(labels)
             self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="stream_epoch")
         self._perm_key = derive_key(self.seed, "permutation")
         self._bin_key = derive_key(self.seed, "binarize")
@@ -108,14 +113,14 @@ class EpochStream:
         batches = batches.enumerate().skip(start_step)
         epoch = tf.cast(epoch, tf.int64)
         steps = tf.constant(self.steps_per_epoch, tf.int64)
-        x_t, is_uint8, binarize, bkey = self._x, self._is_uint8, self.binarize, self._bin_key
+        x_t, y_t, is_uint8, binarize, bkey = self._x, self._y, self._is_uint8, self.binarize, self._bin_key
 
         def fetch(i, idx):
             xb = scale(tf.gather(x_t, idx), is_uint8)
             if binarize == "dynamic":
                 key = tf.stack([tf.constant(bkey, tf.int64), epoch * steps + i])
                 xb = bernoulli(xb, key)
-            return xb
+            return xb if y_t is None else (xb, tf.gather(y_t, idx))
 
         return batches.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

@@ -3,13 +3,14 @@
 >>> from keraszoo.models import VAE
 >>> model = VAE(input_shape=(28, 28, 1), latent_dim=16)
 >>> sorted(list_variants())
-['aae', 'ae', 'cae', 'dae', 'hvae', 'iwae', 'sae', 'vae', 'wae']
+['aae', 'ae', 'cae', 'cvae', 'dae', 'hvae', 'iwae', 'sae', 'vae', 'wae']
 """
 
 from keraszoo.models.adversarial import AdversarialAutoEncoder
 from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.base import BaseAutoEncoder
 from keraszoo.models.contractive import ContractiveAutoEncoder
+from keraszoo.models.cvae import ConditionalVAE
 from keraszoo.models.denoising import DenoisingAutoEncoder
 from keraszoo.models.hierarchical_vae import HierarchicalVAE
 from keraszoo.models.iwae import IWAE

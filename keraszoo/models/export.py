@@ -83,6 +83,10 @@ def _check_model(model):
     if not isinstance(model, keras.Model) or missing:
         raise TypeError(f"export_model expects a keraszoo autoencoder (a BaseAutoEncoder); received "
                         f"{type(model).__name__}" + (f", which has no {', '.join(missing)}." if missing else "."))
+    if getattr(model, "requires_labels", False):
+        raise NotImplementedError(f"{type(model).__name__} is conditional (every call takes class labels), and the served "
+                                  "endpoints take images or codes alone: it cannot be exported yet. Serve it from "
+                                  "Python (keraszoo.load).")
 
 
 def _as_float32(tensor):

@@ -74,12 +74,22 @@ def _check_conv_shape(image_shape, conv_filters):
         )
 
 
+def _with_condition(inputs, x, condition_dim, name):
+    """``(inputs, x)`` with a second input of ``condition_dim`` numbers concatenated to ``x`` (none for 0)."""
+    if not condition_dim:
+        return inputs, x
+    condition = keras.Input(shape=(condition_dim,), name=f"{name}_condition")
+    return [inputs, condition], layers.Concatenate(name=f"{name}_concat")([x, condition])
+
+
 def build_encoder(image_shape, output_dim, architecture="dense", hidden_dims=None,
-                  conv_filters=DEFAULT_CONV_FILTERS, output_activation=None, name="encoder"):
+                  conv_filters=DEFAULT_CONV_FILTERS, output_activation=None, name="encoder", condition_dim=0):
     """x -> features -> Dense(output_dim, output_activation).
 
     dense: Flatten, Dense(h, relu) for h in hidden_dims.
     conv: Conv2D(f, 3, strides=2, relu) for f in conv_filters, Flatten, Dense(h, relu).
+    ``condition_dim > 0``: the network takes ``[x, c]``, a condition ``c`` of that size
+    (a conditional variant's one-hot label) concatenated to the flattened features.
     """
     hidden_dims = DEFAULT_HIDDEN_DIMS[architecture] if hidden_dims is None else hidden_dims
     inputs = keras.Input(shape=image_shape, name=f"{name}_input")
@@ -89,6 +99,7 @@ def build_encoder(image_shape, output_dim, architecture="dense", hidden_dims=Non
         for i, f in enumerate(conv_filters):
             x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"{name}_conv{i}")(x)
     x = layers.Flatten(name=f"{name}_flatten")(x)
+    inputs, x = _with_condition(inputs, x, condition_dim, name)
     for i, h in enumerate(hidden_dims):
         x = _dense(x, h, f"{name}_dense{i}", activation="relu")
     outputs = _dense(x, output_dim, f"{name}_out", activation=output_activation)
@@ -96,11 +107,11 @@ def build_encoder(image_shape, output_dim, architecture="dense", hidden_dims=Non
 
 
 def build_decoder(latent_dim, image_shape, architecture="dense", hidden_dims=None,
-                  conv_filters=DEFAULT_CONV_FILTERS, name="decoder"):
-    """z -> logits of shape ``image_shape`` (mirror of ``build_encoder``)."""
+                  conv_filters=DEFAULT_CONV_FILTERS, name="decoder", condition_dim=0):
+    """z -> logits of shape ``image_shape`` (mirror of ``build_encoder``; ``[z, c]`` with a condition, concatenated)."""
     hidden_dims = DEFAULT_HIDDEN_DIMS[architecture] if hidden_dims is None else hidden_dims
     inputs = keras.Input(shape=(latent_dim,), name=f"{name}_input")
-    x = inputs
+    inputs, x = _with_condition(inputs, inputs, condition_dim, name)
     for i, h in enumerate(reversed(tuple(hidden_dims))):
         x = _dense(x, h, f"{name}_dense{i}", activation="relu")
     h_img, w_img, channels = image_shape
@@ -130,15 +141,19 @@ def build_mlp(input_dim, hidden_dims, output_dim, output_activation=None, name="
     return keras.Model(inputs, outputs, name=name)
 
 
-def check_network(network, role, input_shape, output_shape):
-    """Checks a user-supplied sub-network by running it on a symbolic input."""
+def check_network(network, role, input_shape, output_shape, condition_dim=0):
+    """Checks a user-supplied sub-network by running it on a symbolic input (``[input, condition]`` with a condition)."""
     if not isinstance(network, keras.layers.Layer):
         raise ValueError(f"`{role}` must be a keras Layer/Model; received {type(network).__name__}.")
+    spec = keras.KerasTensor((2,) + tuple(input_shape))
+    if condition_dim:
+        spec = [spec, keras.KerasTensor((2, condition_dim))]
     try:
-        out = network.compute_output_spec(keras.KerasTensor((2,) + tuple(input_shape)))
+        out = network.compute_output_spec(spec)
     except Exception as exc:  # noqa: BLE001 - re-raised with context
+        also = f" and conditions of shape (batch, {condition_dim}) as a second input" if condition_dim else ""
         raise ValueError(
-            f"The `{role}` network must accept inputs of shape (batch, {', '.join(map(str, input_shape))}); "
+            f"The `{role}` network must accept inputs of shape (batch, {', '.join(map(str, input_shape))}){also}; "
             f"calling it failed: {exc}"
         ) from exc
     got = tuple(out.shape[1:])
@@ -147,5 +162,6 @@ def check_network(network, role, input_shape, output_shape):
             f"The `{role}` network must return shape (batch, {', '.join(map(str, output_shape))}); it returns {tuple(out.shape)}."
         )
     if not network.built:
-        network.build((None,) + tuple(input_shape))
+        shape = (None,) + tuple(input_shape)
+        network.build([shape, (None, condition_dim)] if condition_dim else shape)
     return network

@@ -17,7 +17,7 @@ Drivers:
   the development CPU, see ``benchmarks/``).
 * **JAX**: single-phase models keep Keras' own stateless step (XLA removes the
   unused forward pass, and the step carries Keras' distribution support);
-  multi-phase models use :func:`jax_train_step`, a stateless step in the style
+  multi-phase models, and models that ``requires_labels``, use :func:`jax_train_step`, a stateless step in the style
   of Keras' "custom train step in JAX" guide: each phase's loss is
   differentiated with ``jax.value_and_grad`` inside a ``StatelessScope`` and
   applied with the phase optimizer's ``stateless_apply``. The JAX training
@@ -36,7 +36,7 @@ import keras
 class Phase(NamedTuple):
     """One gradient step of a training step.
 
-    ``objective(x)`` returns ``(loss, terms)``: the scalar to minimise
+    ``objective(x)`` (``objective(x, y)`` for a model that ``requires_labels``) returns ``(loss, terms)``: the scalar to minimise
     (unscaled: the drivers apply the replica and loss scaling) and a dict of
     the loss terms it computed, reported as metrics. A ``"loss"`` entry, when
     present, is what Keras' own ``loss`` metric shows (default: ``total_loss``).
@@ -48,9 +48,11 @@ class Phase(NamedTuple):
     optimizer: object
 
 
-def _inputs(data):
-    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return x
+def _objective_inputs(model, data):
+    """``(x, extra)``: the checked images and the objective's other arguments, ``(y,)`` for a model that
+    ``requires_labels`` (a conditional variant's objective takes the labels), else none."""
+    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return model._check_inputs(x), ((y,) if getattr(model, "requires_labels", False) else ())
 
 
 def _record(model, terms, x):
@@ -68,12 +70,12 @@ def tensorflow_train_step(model, data):
 
     from keraszoo.models.base import _replica_scale
 
-    x = model._check_inputs(_inputs(data))
+    x, extra = _objective_inputs(model, data)
     scale = _replica_scale()
     terms = {}
     for phase in model.training_phases():
         with tf.GradientTape() as tape:
-            loss, phase_terms = phase.objective(x)
+            loss, phase_terms = phase.objective(x, *extra)
             scaled = phase.optimizer.scale_loss(loss * scale)
         grads = tape.gradient(scaled, phase.variables)
         phase.optimizer.apply(grads, phase.variables)
@@ -95,7 +97,7 @@ def jax_train_step(model, state, data):
     import jax
 
     trainable, non_trainable, optimizer_values, metrics_values = (list(s) for s in state)
-    x = model._check_inputs(_inputs(data))
+    x, extra = _objective_inputs(model, data)
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     offsets = model._optimizer_offsets()
     terms = {}
@@ -111,7 +113,7 @@ def jax_train_step(model, state, data):
                        + list(zip(model.non_trainable_variables, non_trainable))
                        + list(zip(phase.optimizer.variables, optimizer_values[lo:hi])))
             with keras.StatelessScope(state_mapping=mapping) as scope:
-                loss, phase_terms = phase.objective(x)
+                loss, phase_terms = phase.objective(x, *extra)
                 scaled = phase.optimizer.scale_loss(loss)
             return scaled, (phase_terms, _current_values(scope, model.non_trainable_variables, non_trainable))
 
@@ -150,8 +152,8 @@ class PhasedTrainingMixin:
         backend = keras.backend.backend()
         if backend == "tensorflow":
             return tensorflow_train_step(self, *args)
-        if len(self.training_phases()) == 1:
-            return super().train_step(*args)
+        if len(self.training_phases()) == 1 and not getattr(self, "requires_labels", False):
+            return super().train_step(*args)  # Keras' own step: it calls the model on x alone (no labels)
         if backend == "jax":
             return jax_train_step(self, *args)
         raise NotImplementedError(

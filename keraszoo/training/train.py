@@ -59,6 +59,20 @@ def _training_arrays(recipe: Recipe, data_dir):
     return x_train, x_val
 
 
+def _training_labels(recipe: Recipe, data_dir):
+    """``(y, y_val)``: the labels of :func:`_training_arrays`' images (a conditional variant trains on them)."""
+    from keraszoo import data
+    from keraszoo.training.fitting import hold_out
+
+    _, y = data.load_arrays(recipe.dataset, "train", source=recipe.data_source, data_dir=data_dir, dtype="uint8")
+    return hold_out(y[: recipe.limit] if recipe.limit else y, recipe.val_split)  # hold_out's fixed permutation
+
+
+def _labels_if_needed(model_class, labels):
+    """``labels`` for a conditional variant (``requires_labels``: it trains and evaluates on them), else ``None``."""
+    return labels if getattr(model_class, "requires_labels", False) else None
+
+
 def _eval_binarize(binarize):
     return {"none": None, "dynamic": "static"}.get(binarize, binarize)
 
@@ -69,9 +83,10 @@ def _evaluate(model, recipe: Recipe, data_dir, last_logs):
 
     metrics = {}
     if recipe.eval:
-        xt, _ = data.load_arrays(recipe.dataset, recipe.eval_split, source=recipe.data_source,
-                                 data_dir=data_dir, binarize=_eval_binarize(recipe.binarize), dtype="uint8")
-        test_ds = data.from_numpy(xt, batch_size=recipe.eval_batch_size, shuffle=False)
+        xt, yt = data.load_arrays(recipe.dataset, recipe.eval_split, source=recipe.data_source,
+                                  data_dir=data_dir, binarize=_eval_binarize(recipe.binarize), dtype="uint8")
+        test_ds = data.from_numpy(xt, _labels_if_needed(type(model), yt), batch_size=recipe.eval_batch_size,
+                                  shuffle=False)
         results = model.evaluate(test_ds, return_dict=True, verbose=0)
         split_name = recipe.eval_split.split("[")[0]
         metrics = {f"{split_name}_{k}": float(v) for k, v in results.items() if k != "loss"}
@@ -103,6 +118,7 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
     import keras
 
     from keraszoo import data
+    from keraszoo.models import get_variant
     from keraszoo.training.arguments import recipe_to_argv
     from keraszoo.training.fitting import fit_resumable
     from keraszoo.training.fitting import save_run
@@ -114,6 +130,8 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
     dist = runtime.Distribution(recipe.strategy)
     try:
         x, x_val = _training_arrays(recipe, data_dir)
+        variant = get_variant(key)
+        y, y_val = _training_labels(recipe, data_dir) if getattr(variant, "requires_labels", False) else (None, None)
     except ValueError as e:
         raise UsageError(str(e)) from e
     deterministic, jit, spe = runtime.resolve_runtime(recipe.jit_compile, recipe.steps_per_execution,
@@ -122,10 +140,10 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
     with runtime.determinism(recipe.seed, deterministic), runtime.dtype_policy(recipe.mixed_precision) as policy:
         stream = data.EpochStream(x, batch_size=recipe.batch_size, seed=recipe.seed,
                                   binarize="dynamic" if recipe.binarize == "dynamic" else None,
-                                  drop_remainder=recipe.drop_remainder)
+                                  drop_remainder=recipe.drop_remainder, labels=y)
         val_ds = None
         if x_val is not None:
-            val_ds = data.from_numpy(x_val, batch_size=recipe.eval_batch_size, shuffle=False,
+            val_ds = data.from_numpy(x_val, y_val, batch_size=recipe.eval_batch_size, shuffle=False,
                                      binarize=_eval_binarize(recipe.binarize))
         fingerprint = dict(recipe.semantic_args(), num_examples=stream.num_examples,
                            steps_per_epoch=stream.steps_per_epoch)

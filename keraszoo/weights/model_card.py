@@ -24,6 +24,7 @@ IMAGE_FILES = {
     "samples.png": "Samples from the prior",
     "interpolations.png": "Latent-space interpolations",
     "latent_manifold.png": "The 2-D latent space: decoder outputs on a grid of prior quantiles",
+    "class_samples.png": "Samples by class (row c: samples asked for class c)",
 }
 
 # License identifiers the Hub understands (subset); anything else becomes "other".

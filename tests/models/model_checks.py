@@ -17,6 +17,19 @@ def to_numpy(t):
     return np.asarray(ops.convert_to_numpy(t))
 
 
+def labels_for(model, n):
+    """Class labels ``0, 1, .., K-1, 0, ..`` for ``n`` examples of a conditional model (``requires_labels``); else ``None``."""
+    return np.arange(n) % model.num_classes if getattr(model, "requires_labels", False) else None
+
+
+def given(model, labels):
+    """The label argument of a conditional model's API, ``{"labels": labels}``; ``{}`` for the others.
+
+    ``model.encode(x, **given(model, y))`` runs the same contract over conditional and unconditional variants.
+    """
+    return {"labels": labels} if getattr(model, "requires_labels", False) else {}
+
+
 def check_config_roundtrip(model):
     config = model.get_config()
     json.dumps(config)  # must be JSON-serializable as is
@@ -36,32 +49,40 @@ def check_keras_roundtrip(model, x, path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded) is type(model)
-    np.testing.assert_allclose(to_numpy(loaded.reconstruct(x)), to_numpy(model.reconstruct(x)), atol=1e-6)
-    np.testing.assert_allclose(to_numpy(loaded.encode(x)), to_numpy(model.encode(x)), atol=1e-6)
+    kw = given(model, labels_for(model, len(x)))
+    np.testing.assert_allclose(to_numpy(loaded.reconstruct(x, **kw)), to_numpy(model.reconstruct(x, **kw)), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(loaded.encode(x, **kw)), to_numpy(model.encode(x, **kw)), atol=1e-6)
     return loaded
 
 
 def check_api_shapes(model, x):
     n = x.shape[0]
     shape = tuple(model.image_shape)
-    z = to_numpy(model.encode(x))
+    y = labels_for(model, n)
+    kw = given(model, y)
+    z = to_numpy(model.encode(x, **kw))
     assert z.shape == (n, model.latent_dim)
-    rec = to_numpy(model.reconstruct(x))
+    rec = to_numpy(model.reconstruct(x, **kw))
     assert rec.shape == (n,) + shape and rec.min() >= 0 and rec.max() <= 1
-    np.testing.assert_allclose(to_numpy(model(x)), rec, atol=1e-6)
-    np.testing.assert_allclose(to_numpy(model.encode(x)), z, atol=1e-6, err_msg="encode must be deterministic")
-    dec = to_numpy(model.decode(z))
+    np.testing.assert_allclose(to_numpy(model(x if y is None else (x, y))), rec, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(model.encode(x, **kw)), z, atol=1e-6, err_msg="encode must be deterministic")
+    dec = to_numpy(model.decode(z, **kw))
     assert dec.shape == (n,) + shape
-    strip = to_numpy(model.interpolate(x[0], x[1], steps=5))
+
+    def ends(a, b):  # a conditional model's labels of the interpolated images
+        return {} if y is None else {"labels": y[a], "end_labels": y[b]}
+
+    strip = to_numpy(model.interpolate(x[0], x[1], steps=5, **ends(0, 1)))
     assert strip.shape == (5,) + shape
     np.testing.assert_allclose(strip[0], dec[0], atol=1e-5, err_msg="interpolation must start at x1's code")
     np.testing.assert_allclose(strip[-1], dec[1], atol=1e-5, err_msg="interpolation must end at x2's code")
-    batch_strip = to_numpy(model.interpolate(x[:2], x[2:4], steps=3))
+    batch_strip = to_numpy(model.interpolate(x[:2], x[2:4], steps=3, **ends(slice(0, 2), slice(2, 4))))
     assert batch_strip.shape == (2, 3) + shape
     if model.is_generative:
-        samples = to_numpy(model.sample(6))
+        samples = to_numpy(model.sample(6, **given(model, labels_for(model, 6))))
         assert samples.shape == (6,) + shape and samples.min() >= 0 and samples.max() <= 1
-        np.testing.assert_allclose(to_numpy(model.sample(3, seed=7)), to_numpy(model.sample(3, seed=7)),
+        kw = given(model, 1)
+        np.testing.assert_allclose(to_numpy(model.sample(3, seed=7, **kw)), to_numpy(model.sample(3, seed=7, **kw)),
                                    err_msg="sample(seed=int) must be reproducible")
     else:
         try:
@@ -79,7 +100,7 @@ def check_fit_step(model, x):
     path is exercised by every variant's learning test.
     """
     model.compile(run_eagerly=True)
-    history = model.fit(x, epochs=1, batch_size=len(x) // 2 + 1, verbose=0)  # a short last batch
+    history = model.fit(x, labels_for(model, len(x)), epochs=1, batch_size=len(x) // 2 + 1, verbose=0)  # a short last batch
     logs = {k: v[-1] for k, v in history.history.items()}
     for name in ("loss", "total_loss", "reconstruction_loss", *model.regularizer_names):
         assert name in logs and np.isfinite(logs[name]), f"missing or non-finite metric {name}: {logs}"

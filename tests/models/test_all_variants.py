@@ -91,7 +91,7 @@ def test_command_line_hyperparameters_are_constructor_arguments(name):
 def test_evaluation_hook_returns_exactly_the_reported_metrics(name):
     model = make(name)
     x = batch((28, 28, 1), 16)
-    codes = np.asarray(model.encode(x))
+    codes = np.asarray(model.encode(x, **model_checks.given(model, model_checks.labels_for(model, len(x)))))
     values = model.evaluation_metrics(x, codes, batch_size=8, seed=0)
     reported = {m.name for m in type(model).reported_metrics}
     references = {m.reference for m in type(model).reported_metrics if m.reference}
@@ -105,7 +105,7 @@ def test_evaluation_hook_returns_exactly_the_reported_metrics(name):
 def test_sample_works_exactly_for_generative_variants(name):
     model = make(name)
     if model.is_generative:
-        assert tuple(model.sample(2, seed=0).shape) == (2, 28, 28, 1)
+        assert tuple(model.sample(2, seed=0, **model_checks.given(model, 0)).shape) == (2, 28, 28, 1)
     else:
         with pytest.raises(NotImplementedError, match="not a generative model"):
             model.sample(2)
@@ -146,13 +146,15 @@ def test_weights_file_roundtrip_after_training(name, tmp_path):
     model = make(name)
     x = batch((28, 28, 1), 16)
     model.compile(run_eagerly=True)  # the compiled path is covered by the learning test
-    model.fit(x, epochs=2, batch_size=8, verbose=0)
+    labels = model_checks.labels_for(model, len(x))
+    model.fit(x, labels, epochs=2, batch_size=8, verbose=0)
     path = str(tmp_path / "model.weights.h5")
     model.save_weights(path)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model), safe_mode=True)
     clone.load_weights(path)
-    np.testing.assert_allclose(model_checks.to_numpy(clone.reconstruct(x)),
-                               model_checks.to_numpy(model.reconstruct(x)), atol=1e-6)
+    kw = model_checks.given(model, labels)
+    np.testing.assert_allclose(model_checks.to_numpy(clone.reconstruct(x, **kw)),
+                               model_checks.to_numpy(model.reconstruct(x, **kw)), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -164,6 +166,8 @@ def test_user_supplied_networks(name, tmp_path):
                                 keras.layers.Dense(enc_dim, activation=probe.code_activation)], name="my_encoder")
     decoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))],
                                name="my_decoder")
+    if probe.condition_dim:  # a conditional variant's networks take [input, condition]
+        encoder, decoder = (_conditioned(net, probe.condition_dim) for net in (encoder, decoder))
     model = cls(input_shape=(28, 28, 1), latent_dim=4, encoder=encoder, decoder=decoder)
     assert model.encoder is encoder
     model.compile()
@@ -171,6 +175,16 @@ def test_user_supplied_networks(name, tmp_path):
     model_checks.check_keras_roundtrip(model, x, str(tmp_path / "custom.keras"))
     with pytest.raises(ValueError, match="network must"):
         cls(input_shape=(28, 28, 1), latent_dim=5, encoder=encoder, decoder=decoder)
+
+
+def _conditioned(network, condition_dim):
+    """``[input, condition] -> network(input)``'s layers with the condition concatenated after the first one."""
+    first, *rest = network.layers
+    inputs, condition = keras.Input(network.input_shape[1:]), keras.Input((condition_dim,))
+    h = keras.layers.Concatenate()([keras.layers.Flatten()(inputs), condition])
+    for layer in rest if isinstance(first, keras.layers.Flatten) else [first, *rest]:
+        h = type(layer).from_config(layer.get_config())(h)
+    return keras.Model([inputs, condition], h, name=network.name)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -224,6 +238,7 @@ def test_nonsensical_hyperparameters(name, kwargs, match):
     ("cae", {"contractive_method": "closed_form"}, "single sigmoid Dense"),
     ("aae", {"prior": "uniform"}, "prior"),
     ("hvae", {"upper_latent_dims": ()}, "upper_latent_dims"),
+    ("cvae", {"num_classes": 0}, "num_classes"),
 ])
 def test_nonsensical_variant_hyperparameters(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -235,10 +250,11 @@ def test_each_variant_learns_on_real_mnist_digits(name, mnist_sample):
     """On 256 real MNIST test digits, 40 compiled (graph-mode) steps cut the loss clearly."""
     x = mnist_sample[0][:256]
     model = list_variants()[name](input_shape=(28, 28, 1), latent_dim=8, seed=3)
+    y = mnist_sample[1][:256] if getattr(model, "requires_labels", False) else None  # a conditional model's labels
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    before = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)
-    history = model.fit(x, epochs=5, batch_size=32, verbose=0, shuffle=True)  # 8 steps an epoch
-    after = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)
+    before = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)
+    history = model.fit(x, y, epochs=5, batch_size=32, verbose=0, shuffle=True)  # 8 steps an epoch
+    after = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)
     assert len(history.history["loss"]) == 5
     # Untrained decoders sit near 543 nats (28*28*log 2); a learning model is far below.
     assert after["reconstruction_loss"] < 0.6 * before["reconstruction_loss"], (before, after)

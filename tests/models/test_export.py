@@ -22,7 +22,9 @@ from keraszoo.models import export as exporting
 from keraszoo.models import list_variants
 from tests.models.model_checks import to_numpy
 
-VARIANTS = sorted(list_variants())
+#: the exported variants; conditional ones (requires_labels) are refused, see test_conditional_models_are_refused_clearly.
+VARIANTS = sorted(key for key, cls in list_variants().items() if not getattr(cls, "requires_labels", False))
+CONDITIONAL = sorted(set(list_variants()) - set(VARIANTS))
 #: configurations whose endpoints take other code paths than the dense default.
 EXTRA_CASES = {
     "vae-conv": ("vae", {"architecture": "conv"}),
@@ -156,6 +158,15 @@ def check_case(served, case):
 @pytest.mark.parametrize("name", VARIANTS)
 def test_saved_model_endpoints_equal_the_keras_model(served, name):
     check_case(served, name)
+
+
+@pytest.mark.parametrize("name", CONDITIONAL)
+@pytest.mark.parametrize("format", ["tf_saved_model", "litert", "onnx"])
+def test_conditional_models_are_refused_clearly(name, format, tmp_path):
+    target = tmp_path / {"tf_saved_model": "export", "litert": "m.tflite", "onnx": "m.onnx"}[format]
+    with pytest.raises(NotImplementedError, match="is conditional .* cannot be exported yet"):
+        make(name).export(target, format=format, verbose=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("case", sorted(EXTRA_CASES))
