@@ -56,6 +56,8 @@ EXPECTED_KEYS = {
     "vae": {"negative_elbo_nats", "iwae_nll_nats", "active_units"},
     "hvae": {"negative_elbo_nats", "iwae_nll_nats", "active_units"},
     "aae": {"discriminator_accuracy"},
+    "iwae": {"negative_elbo_nats", "iwae_nll_nats", "active_units"},
+    "wae": {"code_mmd"},
     "cvae": {"negative_elbo_nats", "iwae_nll_nats", "active_units", "conditional_accuracy"},
 }
 
@@ -71,7 +73,7 @@ def test_evaluate_reports_the_variant_metrics(name, mnist_sample):
     for key in expected:
         assert np.isfinite(results[key]), (key, results[key])
     assert results["num_examples"] == 100
-    if name in ("vae", "hvae"):
+    if name in ("vae", "hvae", "iwae"):
         assert results["iwae_nll_nats"] <= results["negative_elbo_nats"] + 1.0
     assert "knn_accuracy" in evaluation.format_table(results)
 
