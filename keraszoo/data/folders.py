@@ -14,6 +14,7 @@ from keraszoo.data import images
 from keraszoo.data.pipelines import binarize_batches
 from keraszoo.data.pipelines import check_batch_size
 from keraszoo.data.pipelines import scale
+from keraszoo.data.pipelines import values_checked
 from keraszoo.data.sources import STATIC_BINARIZATION_SEED
 from keraszoo.data.sources import check_binarize
 
@@ -203,4 +204,4 @@ def from_directory(
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if binarize == "dynamic":
         ds = binarize_batches(ds, seed)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return values_checked(ds.prefetch(tf.data.AUTOTUNE))  # decoded 8-bit pixels / 255

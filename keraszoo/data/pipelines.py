@@ -17,6 +17,20 @@ from keraszoo.utils import check_positive_int
 
 __all__ = ["from_numpy", "load"]
 
+#: The attribute that marks a pipeline whose values keraszoo checked when it built it (its arrays in
+#: full, image files by decoding them): ``model.fit`` then checks its ``element_spec`` only, and adds
+#: no per-batch check (keraszoo.models.validation, which reads the same name).
+VALUES_CHECKED = "_keraszoo_values_checked"
+
+
+def values_checked(ds):
+    """``ds``, marked as a pipeline of float images in [0, 1] (see :data:`VALUES_CHECKED`)."""
+    try:
+        setattr(ds, VALUES_CHECKED, True)
+    except AttributeError:  # pragma: no cover - a dataset class that takes no attributes
+        pass
+    return ds
+
 
 def derive_key(seed, purpose: str) -> int:
     """A stateless-RNG key (31-bit int) derived from a user seed and a purpose."""
@@ -80,7 +94,7 @@ def _array_pipeline(x, y, *, is_uint8, batch_size, shuffle, seed, dynamic, drop_
     ds = idx.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if dynamic:
         ds = binarize_batches(ds, seed)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return values_checked(ds.prefetch(tf.data.AUTOTUNE))  # x was checked in full by conform()
 
 
 def load(

@@ -12,6 +12,7 @@ from keraszoo.data.pipelines import bernoulli
 from keraszoo.data.pipelines import check_batch_size
 from keraszoo.data.pipelines import derive_key
 from keraszoo.data.pipelines import scale
+from keraszoo.data.pipelines import values_checked
 from keraszoo.data.sources import binarize_array
 from keraszoo.data.sources import check_binarize
 
@@ -139,7 +140,7 @@ class EpochStream:
 
         ds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).flat_map(one_epoch)
         ds = ds.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return values_checked(ds.prefetch(tf.data.AUTOTUNE))  # x was checked in full by as_image_array()
 
     def partial_epoch(self, epoch: int, start_step: int):
         """Batches ``start_step ..`` of epoch ``epoch`` (the rest of an interrupted epoch)."""
@@ -151,7 +152,7 @@ class EpochStream:
             )
         ds = self._epoch_batches(tf.constant(int(epoch), tf.int64), int(start_step))
         ds = ds.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch - start_step))
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return values_checked(ds.prefetch(tf.data.AUTOTUNE))  # x was checked in full by as_image_array()
 
     def callback(self):
         """A Keras callback that calls :meth:`set_epoch` at each epoch's start."""

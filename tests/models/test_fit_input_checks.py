@@ -187,16 +187,28 @@ def test_generators_may_yield_images_alone_and_pydatasets_are_checked():
         model.fit(Batches(bad), epochs=1, verbose=0)
 
 
-def test_keraszoo_pipelines_pass_and_are_checked_once_per_dataset():
+def test_keraszoo_pipelines_get_their_spec_checked_and_other_datasets_a_check_map_once():
+    from keraszoo.data.pipelines import VALUES_CHECKED
+
+    assert VALUES_CHECKED == validation._VALUES_CHECKED
     x = images()
-    model = make_model()
-    ds = data.from_numpy(x, batch_size=4, seed=0)
-    model.fit(ds, epochs=1, verbose=0)
-    model.fit(ds, epochs=1, verbose=0, validation_data=data.from_numpy(x, batch_size=4, shuffle=False))
-    assert set(ds._keraszoo_checked) == {"AutoEncoder.fit(x)"}  # one checked pipeline, reused by the second fit
+    checks = validation.TrainingData(SHAPE, "AutoEncoder.fit")
     stream = data.EpochStream((x * 255).astype(np.uint8), batch_size=4, seed=0)
+    built = [data.from_numpy(x, batch_size=4), data.from_numpy(x, np.arange(8), batch_size=4), stream.dataset(),
+             stream.partial_epoch(0, 1), stream.dataset().with_options(tf.data.Options())]
+    for ds in built:  # their arrays were checked when they were built: passed on as they are
+        assert checks.inputs(ds) is ds
+    with pytest.raises(ValueError, match=r"received shape \(None, 8, 8, 3\) \(the dataset's element_spec\)"):
+        checks.inputs(data.from_numpy(np.repeat(x, 3, axis=-1), batch_size=4))  # their spec still is
+    plain = tf.data.Dataset.from_tensor_slices(x).batch(4)
+    mapped = data.from_numpy(x, batch_size=4).map(lambda b: b * 255)  # a keraszoo pipeline, changed: checked again
+    assert checks.inputs(plain) is not plain and checks.inputs(mapped) is not mapped
+    assert checks.inputs(plain) is checks.inputs(plain)  # one check map per dataset: fit(ds) again traces nothing new
+    model = make_model()
     model.fit(stream.dataset(), epochs=2, verbose=0, callbacks=[stream.callback()])
-    model.evaluate(ds, verbose=0)
+    model.fit(built[0], epochs=1, verbose=0, validation_data=plain)
+    with pytest.raises(ValueError, match=r"a batch of the dataset holds values in \[[\d.e-]+, 2[\d.]+\]"):
+        model.evaluate(mapped, verbose=0)
 
 
 def test_evaluate_is_checked_and_fit_does_not_check_its_validation_data_every_epoch(monkeypatch):
@@ -251,7 +263,7 @@ def test_checks_neither_retrace_the_train_step_nor_change_what_is_trained_on():
             return step(*args)
 
         model.train_step = counting_step
-        ds = data.from_numpy(x, batch_size=4, shuffle=True, seed=3)
+        ds = tf.data.Dataset.from_tensor_slices(x).shuffle(16, seed=3, reshuffle_each_iteration=True).batch(4)
         for _ in range(3):
             model.fit(ds, epochs=2, verbose=0, check_data=checked)
         model.fit(x, epochs=1, batch_size=4, shuffle=False, verbose=0, check_data=checked)
