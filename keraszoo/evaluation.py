@@ -7,7 +7,8 @@
   images of ``10 log10(1 / MSE_image)``), and the quality of the codes as class
   features: ``knn_accuracy`` (k = 5 nearest train codes, Euclidean) and
   ``linear_probe_accuracy`` (softmax regression fit on the train codes, scored
-  on the test codes);
+  on the test codes; a model with ``code_features`` -- the VQ-VAE, whose codes are
+  a grid of indices -- is measured on those flat features of its codes instead);
 * VAE family: ``negative_elbo_nats`` (one posterior sample), ``iwae_nll_nats``
   (importance-weighted bound with ``iwae_samples`` samples; published numbers
   use 5000) and ``active_units`` (units whose posterior mean varies across the
@@ -252,11 +253,15 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
             x_tr, y_tr = train_data
             x_tr = np.asarray(x_tr, "float32")[:max_train_examples]
             y_tr = np.asarray(y_tr)[:max_train_examples]
-            train_codes = _map_given(model.encode, x_tr, None if labels is None else y_tr, batch_size)
+            # Codes that are not flat vectors (a VQ-VAE's grid of code indices) are compared through the
+            # model's own flat features of them (``code_features``: the VQ-VAE's flattened code vectors).
+            features = getattr(model, "code_features", None)
+            train_codes = _map_given(features or model.encode, x_tr, None if labels is None else y_tr, batch_size)
+            test_codes = codes if features is None else _map_given(features, x, labels, batch_size)
             if knn:
-                results["knn_accuracy"] = knn_accuracy(train_codes, y_tr, codes, y, k=5)
+                results["knn_accuracy"] = knn_accuracy(train_codes, y_tr, test_codes, y, k=5)
             if probe:
-                results["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, y_tr, codes, y)
+                results["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, y_tr, test_codes, y)
 
     if hasattr(model, "log_likelihood"):
         results["negative_elbo_nats"] = float(-np.mean(_map_given(model.elbo, x, labels, batch_size)))

@@ -58,6 +58,7 @@ EXPECTED_KEYS = {
     "aae": {"discriminator_accuracy"},
     "iwae": {"negative_elbo_nats", "iwae_nll_nats", "active_units"},
     "wae": {"code_mmd"},
+    "vqvae": {"codebook_perplexity", "codebook_usage"},
     "cvae": {"negative_elbo_nats", "iwae_nll_nats", "active_units", "conditional_accuracy"},
 }
 

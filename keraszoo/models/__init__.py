@@ -3,7 +3,7 @@
 >>> from keraszoo.models import VAE
 >>> model = VAE(input_shape=(28, 28, 1), latent_dim=16)
 >>> sorted(list_variants())
-['aae', 'ae', 'cae', 'cvae', 'dae', 'hvae', 'iwae', 'sae', 'vae', 'wae']
+['aae', 'ae', 'cae', 'cvae', 'dae', 'hvae', 'iwae', 'sae', 'vae', 'vqvae', 'wae']
 """
 
 from keraszoo.models.adversarial import AdversarialAutoEncoder
@@ -20,6 +20,7 @@ from keraszoo.models.registry import list_variants
 from keraszoo.models.registry import resolve_preset
 from keraszoo.models.sparse import SparseAutoEncoder
 from keraszoo.models.vae import VAE
+from keraszoo.models.vqvae import VQVAE
 from keraszoo.models.wae import WassersteinAutoEncoder
 
 # One import line per variant above; the public names follow from the registry.

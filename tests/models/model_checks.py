@@ -30,6 +30,11 @@ def given(model, labels):
     return {"labels": labels} if getattr(model, "requires_labels", False) else {}
 
 
+def code_shape(model):
+    """One example's ``encode(x)`` shape: ``model.code_shape`` (a VQ-VAE's ``(h, w)`` grid of indices), else ``(latent_dim,)``."""
+    return tuple(getattr(model, "code_shape", (model.latent_dim,)))
+
+
 def check_config_roundtrip(model):
     config = model.get_config()
     json.dumps(config)  # must be JSON-serializable as is
@@ -61,7 +66,7 @@ def check_api_shapes(model, x):
     y = labels_for(model, n)
     kw = given(model, y)
     z = to_numpy(model.encode(x, **kw))
-    assert z.shape == (n, model.latent_dim)
+    assert z.shape == (n,) + code_shape(model)
     rec = to_numpy(model.reconstruct(x, **kw))
     assert rec.shape == (n,) + shape and rec.min() >= 0 and rec.max() <= 1
     np.testing.assert_allclose(to_numpy(model(x if y is None else (x, y))), rec, atol=1e-6)

@@ -1,5 +1,7 @@
 """Contract tests parametrized over the variant registry: a new variant is tested automatically."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -14,7 +16,16 @@ VARIANTS = sorted(list_variants())
 SHAPES = {"mnist": (28, 28, 1), "cifar": (32, 32, 3)}
 
 
-def make(name, shape=(28, 28, 1), architecture="dense", **kwargs):
+def architectures(name):
+    """The architectures a variant builds: its class's ``architectures`` (the VQ-VAE's grid of codes: conv only), else both."""
+    return tuple(getattr(list_variants()[name], "architectures", ("dense", "conv")))
+
+
+def make(name, shape=(28, 28, 1), architecture=None, **kwargs):
+    """A small model; ``architecture=None``: the variant's first (``"dense"`` unless it has none); skips one it lacks."""
+    architecture = architectures(name)[0] if architecture is None else architecture
+    if architecture not in architectures(name):
+        pytest.skip(f"{name} has no {architecture!r} architecture (it builds {', '.join(architectures(name))})")
     small = {"hidden_dims": (32,), "conv_filters": (8, 16)}
     small.update(kwargs)
     return list_variants()[name](input_shape=shape, latent_dim=4, architecture=architecture, seed=1, **small)
@@ -162,10 +173,12 @@ def test_user_supplied_networks(name, tmp_path):
     cls = list_variants()[name]
     probe = make(name)
     enc_dim = probe._encoder_output_dim()
+    grid = getattr(probe, "quantized_shape", None)  # a VQ-VAE's networks map to and from a grid of code vectors
     encoder = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                                keras.layers.Dense(enc_dim, activation=probe.code_activation)], name="my_encoder")
-    decoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))],
-                               name="my_decoder")
+                                keras.layers.Dense(int(np.prod(grid)) if grid else enc_dim, activation=probe.code_activation)]
+                               + ([keras.layers.Reshape(grid)] if grid else []), name="my_encoder")
+    decoder = keras.Sequential([keras.Input(grid or (4,))] + ([keras.layers.Flatten()] if grid else [])
+                               + [keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))], name="my_decoder")
     if probe.condition_dim:  # a conditional variant's networks take [input, condition]
         encoder, decoder = (_conditioned(net, probe.condition_dim) for net in (encoder, decoder))
     model = cls(input_shape=(28, 28, 1), latent_dim=4, encoder=encoder, decoder=decoder)
@@ -205,7 +218,8 @@ def test_bad_inputs_raise_clear_value_errors(name):
         model.reconstruct(bad)
     with pytest.raises(ValueError, match="divide uint8-range pixels by 255"):
         model.encode(good * 255)
-    with pytest.raises(ValueError, match=r"latent codes of shape \(batch, 4\)"):
+    codes = ", ".join(map(str, model_checks.code_shape(model)))
+    with pytest.raises(ValueError, match=re.escape(f"latent codes of shape (batch, {codes})")):
         model.decode(np.zeros((2, 3), "float32"))
 
 
