@@ -118,7 +118,8 @@ def _add_encode(subparsers, common_parent):
     p.add_argument("input", metavar="INPUT", help="image folder, image file, .npy or .npz of images "
                                                   "(uint8 0..255 or floats in [0, 1])")
     p.add_argument("-o", "--output", type=output(".npy", ".npz"), required=True,
-                   help="codes (N, latent_dim) as .npy, or .npz with 'codes' (and 'files' for images)")
+                   help="codes (N, latent_dim) as .npy (a VQ-VAE: int32 code indices (N, h, w)), or .npz with "
+                        "'codes' (and 'files' for images)")
     p.add_argument("--key", help="array to read from an .npz INPUT (default: x_train, x, images or its only array)")
 
 
@@ -126,7 +127,8 @@ def cmd_encode(args):
     check_inputs_exist([args.input])
     model = load_model(args)
     x, files = read_image_input(args, model, args.input)
-    codes = _map_given(args, model.encode, x, _given(args, model, len(x)), "Encoding").astype("float32")
+    codes = _map_given(args, model.encode, x, _given(args, model, len(x)), "Encoding")
+    codes = codes if codes.dtype.kind in "iu" else codes.astype("float32")  # a VQ-VAE's code indices stay int32
     if args.output.suffix.lower() == ".npz":
         extra = {"files": np().asarray(files)} if files is not None else {}
         save_arrays(args.output, codes=codes, **extra)
@@ -141,7 +143,8 @@ def _add_decode(subparsers, common_parent):
     p = _model_command(subparsers, common_parent, "decode", cmd_decode, "decode latent codes to images",
                        "keraszoo decode vae_mnist codes.npy -o decoded.png",
                        "keraszoo decode vae_mnist codes.npz -o decoded.npy")
-    p.add_argument("codes", metavar="CODES", help=".npy of shape (N, latent_dim) or .npz with 'codes'")
+    p.add_argument("codes", metavar="CODES", help=".npy of shape (N, latent_dim) (a VQ-VAE: code indices (N, h, w) "
+                                                  "or vectors (N, h, w, latent_dim)) or .npz with 'codes'")
     p.add_argument("-o", "--output", type=output(".png", ".npy"), required=True, help="grid .png or .npy array")
     p.add_argument("--key", help="array to read from an .npz (default: codes, z or its only array)")
     p.add_argument("--cols", type=positive_int, default=10, help="images per row (default: 10)")
@@ -154,14 +157,18 @@ def cmd_decode(args):
     codes = read_array(args.codes, args.key, ("codes", "z"), "codes")
     if codes.dtype.kind not in "iuf":
         raise CommandError(f"{args.codes} holds {codes.dtype} values; expected float latent codes.")
-    codes = np().asarray(codes, dtype="float32")
-    if codes.ndim == 1:
-        codes = codes[None]
+    if codes.dtype.kind == "f":
+        codes = np().asarray(codes, dtype="float32")
     model = load_model(args)
-    if codes.ndim != 2 or codes.shape[1] != model.latent_dim:
+    # One example's codes: (latent_dim,), or a VQ-VAE's (h, w) grid of indices / (h, w, latent_dim) vectors.
+    shapes = [tuple(getattr(model, "code_shape", (model.latent_dim,)))]
+    shapes += [tuple(model.quantized_shape)] if hasattr(model, "quantized_shape") else []
+    if codes.ndim in (len(s) for s in shapes) and tuple(codes.shape) in shapes:
+        codes = codes[None]
+    if tuple(codes.shape[1:]) not in shapes:
         raise CommandError(
             f"{args.codes} holds an array of shape {codes.shape}; {args.name} decodes codes of shape "
-            f"(N, {model.latent_dim})."
+            + " or ".join(f"(N, {', '.join(map(str, s))})" for s in shapes) + "."
         )
     if not np().all(np().isfinite(codes)):
         raise CommandError(f"{args.codes} contains NaN or infinite codes.")

@@ -6,7 +6,9 @@ construction and is usually never called before it is exported (a model from
 ``keraszoo.load`` never is), so Keras refused with "The model provided has never
 called". Here the signatures come from the model's own contract instead: images
 ``(None,) + model.image_shape`` and codes ``(None, model.latent_dim)``, float32,
-any batch size.
+any batch size (a model that declares ``code_shape`` and ``code_dtype`` -- the
+VQ-VAE, whose codes are an int32 grid of codebook indices -- gets
+``(None,) + code_shape`` of that dtype for ``encode``'s output and ``decode``'s input).
 
 Endpoints of the ``tf_saved_model`` format (each is also a TF Serving
 signature of the same name; ``serving_default`` is ``serve``)::
@@ -93,6 +95,12 @@ def _as_float32(tensor):
     return ops.cast(tensor, "float32")
 
 
+def _codes(model):
+    """``(shape, dtype)`` of one example's codes: ``model.code_shape``/``code_dtype`` where declared (the VQ-VAE's
+    int32 grid of indices), else ``((latent_dim,), "float32")``."""
+    return tuple(getattr(model, "code_shape", (model.latent_dim,))), getattr(model, "code_dtype", "float32")
+
+
 def endpoints(model):
     """``{name: (function, input_signature)}`` of the SavedModel, ``serve`` first (it becomes ``serving_default``).
 
@@ -103,13 +111,14 @@ def endpoints(model):
     import tensorflow as tf
 
     images = tf.TensorSpec((None,) + tuple(model.image_shape), tf.float32, name="x")
-    codes = tf.TensorSpec((None, model.latent_dim), tf.float32, name="z")
+    code_shape, code_dtype = _codes(model)
+    codes = tf.TensorSpec((None,) + code_shape, code_dtype, name="z")
 
     def reconstruct(x):
         return _as_float32(model.reconstruct(x))
 
     def encode(x):
-        return _as_float32(model.encode(x))
+        return ops.cast(model.encode(x), code_dtype)
 
     def decode(z):
         return _as_float32(model.decode(z))
@@ -136,7 +145,8 @@ def endpoints(model):
 def describe_endpoints(model, format="tf_saved_model"):
     """One line per endpoint of an export in ``format``: its name, inputs and output (for messages, the CLI)."""
     image = "float32[batch, " + ", ".join(str(d) for d in model.image_shape) + "]"
-    code = f"float32[batch, {model.latent_dim}]"
+    code_shape, code_dtype = _codes(model)
+    code = f"{code_dtype}[batch, {', '.join(map(str, code_shape))}]"
     if format == "litert":
         return [f"serving_default(x: {image}) -> output_0: {image}   reconstructions"]
     if format == "onnx":

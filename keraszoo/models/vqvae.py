@@ -114,7 +114,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
     # === Metadata ===
     title = "vector-quantized variational autoencoder (VQ-VAE) with a gated PixelCNN prior"
     #: the loss in one line (the README's table of variants).
-    loss_summary = ("`-log p(x\\|z_q) + ‖sg[z_e] − e‖² + β·‖z_e − sg[e]‖²`, nearest-neighbour codebook "
+    loss_summary = ("`-log p(x|z_q) + ‖sg[z_e] − e‖² + β·‖z_e − sg[e]‖²`, nearest-neighbour codebook "
                     "(straight-through) or EMA codes; gated PixelCNN prior trained second")
     papers = (
         Paper("Neural Discrete Representation Learning (van den Oord, Vinyals & Kavukcuoglu, 2017)",

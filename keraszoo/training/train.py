@@ -162,7 +162,15 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
             print("error: the loss became NaN/inf; nothing was saved. Lower --lr or check the data. "
                   f"The last good backup is in {result.backup.backup_dir}.", file=sys.stderr)
             return 3
-        metrics = _evaluate(model, recipe, data_dir, result.last_logs)
+        # A variant's own stage after fit, on the same training images (the VQ-VAE's prior: --prior-epochs).
+        second_stage = getattr(model, "fit_second_stage", None)
+        stage_metrics = {}
+        if second_stage is not None:
+            with dist.scope():
+                stage_metrics = second_stage(data.from_numpy(x, batch_size=recipe.eval_batch_size, shuffle=False,
+                                                             binarize=_eval_binarize(recipe.binarize)),
+                                             batch_size=recipe.batch_size, verbose=verbose)
+        metrics = {**_evaluate(model, recipe, data_dir, result.last_logs), **stage_metrics}
 
         hw = runtime.hardware_info()
         record = {
