@@ -20,7 +20,6 @@ import pytest
 import tensorflow as tf
 
 from keraszoo import data
-from keraszoo.models import VAE
 from keraszoo.models import AutoEncoder
 from keraszoo.models import validation
 
@@ -75,7 +74,10 @@ def _bad(kind):
 
 @pytest.fixture(scope="module")
 def shared_model():
-    """One model for the failing fits: none of them may train it (and each new model traces its step again)."""
+    """One model for the module (each new model traces its train step again: seconds each on 2 cores).
+
+    Tests that need untouched weights compare them with a snapshot taken when they start.
+    """
     return make_model()
 
 
@@ -112,13 +114,13 @@ def test_bad_values_stop_fit_before_the_first_step(shared_model, kind, match, so
     assert_untrained(model, before)
 
 
-def test_a_bad_batch_later_in_a_stream_stops_training_where_it_appears():
+def test_a_bad_batch_later_in_a_stream_stops_training_where_it_appears(shared_model):
     x = images(12)
     x[7, 0, 0, 0] = np.nan  # batch 3 of 4 (images 6..8)
     for stream in (tf.data.Dataset.from_tensor_slices(x).batch(3), (x[i:i + 3] for i in range(0, 12, 3))):
         steps = Steps()
         with pytest.raises(ValueError, match="NaN"):
-            make_model().fit(stream, epochs=1, verbose=0, callbacks=[steps])
+            shared_model.fit(stream, epochs=1, verbose=0, callbacks=[steps])
         assert steps.count == 2  # the two good batches, not the bad one nor the fourth
 
 
@@ -146,10 +148,10 @@ def test_tensorflow_min_and_max_propagate_nan_as_the_dataset_check_assumes():
 # --------------------------------------------------------------------------- what is accepted
 
 
-def test_labels_are_ignored_and_lists_of_images_accepted():
+def test_labels_are_ignored_and_lists_of_images_accepted(shared_model):
     x = images()
     labels = np.arange(8)
-    model, steps = make_model(), Steps()
+    model, steps = shared_model, Steps()
     model.fit(x, labels, epochs=1, batch_size=4, verbose=0, callbacks=[steps])
     model.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(4), epochs=1, verbose=0, callbacks=[steps])
     model.fit(list(x), epochs=1, batch_size=4, verbose=0, callbacks=[steps])
@@ -157,7 +159,7 @@ def test_labels_are_ignored_and_lists_of_images_accepted():
     assert steps.count == 8
 
 
-def test_generators_may_yield_images_alone_and_pydatasets_are_checked():
+def test_generators_may_yield_images_alone_and_pydatasets_are_checked(shared_model):
     x = images()
 
     class Batches(keras.utils.PyDataset):
@@ -175,7 +177,7 @@ def test_generators_may_yield_images_alone_and_pydatasets_are_checked():
         def on_epoch_end(self):
             self.epochs_ended += 1
 
-    model, steps = make_model(), Steps()
+    model, steps = shared_model, Steps()
     model.fit((x[i:i + 4] for i in (0, 4)), epochs=1, verbose=0, callbacks=[steps])  # Keras alone refuses bare arrays
     batches, unchecked = Batches(x), Batches(x)
     model.fit(batches, epochs=2, verbose=0, callbacks=[steps])
@@ -187,7 +189,7 @@ def test_generators_may_yield_images_alone_and_pydatasets_are_checked():
         model.fit(Batches(bad), epochs=1, verbose=0)
 
 
-def test_keraszoo_pipelines_get_their_spec_checked_and_other_datasets_a_check_map_once():
+def test_keraszoo_pipelines_get_their_spec_checked_and_other_datasets_a_check_map_once(shared_model):
     from keraszoo.data.pipelines import VALUES_CHECKED
 
     assert VALUES_CHECKED == validation._VALUES_CHECKED
@@ -204,23 +206,23 @@ def test_keraszoo_pipelines_get_their_spec_checked_and_other_datasets_a_check_ma
     mapped = data.from_numpy(x, batch_size=4).map(lambda b: b * 255)  # a keraszoo pipeline, changed: checked again
     assert checks.inputs(plain) is not plain and checks.inputs(mapped) is not mapped
     assert checks.inputs(plain) is checks.inputs(plain)  # one check map per dataset: fit(ds) again traces nothing new
-    model = make_model()
+    model = shared_model
     model.fit(stream.dataset(), epochs=2, verbose=0, callbacks=[stream.callback()])
     model.fit(built[0], epochs=1, verbose=0, validation_data=plain)
     with pytest.raises(ValueError, match=r"a batch of the dataset holds values in \[[\d.e-]+, 2[\d.]+\]"):
         model.evaluate(mapped, verbose=0)
 
 
-def test_evaluate_is_checked_and_fit_does_not_check_its_validation_data_every_epoch(monkeypatch):
+def test_evaluate_is_checked_and_fit_does_not_check_its_validation_data_every_epoch(shared_model, monkeypatch):
     calls = []
     original = validation.check_image_array
     monkeypatch.setattr(validation, "check_image_array", lambda *a, **k: (calls.append(k.get("name")), original(*a, **k)))
-    model = make_model()
+    model = shared_model
     x = images()
-    model.fit(x, epochs=3, batch_size=4, verbose=0, validation_data=(x,))
+    model.fit(x, epochs=2, batch_size=8, verbose=0, validation_data=(x,))
     assert calls == ["x", "x_val"]
-    with pytest.raises(ValueError, match=r"VAE\.evaluate\(x\) expects images of shape \(batch, 8, 8, 1\)"):
-        make_model(VAE).evaluate(np.zeros((2, 8, 8, 3), np.float32), verbose=0)
+    with pytest.raises(ValueError, match=r"AutoEncoder\.evaluate\(x\) expects images of shape \(batch, 8, 8, 1\)"):
+        model.evaluate(np.zeros((2, 8, 8, 3), np.float32), verbose=0)
     with pytest.raises(ValueError, match=r"`steps` must be a positive integer or None; received 0"):
         model.evaluate(x, steps=0, verbose=0)
 
@@ -228,15 +230,18 @@ def test_evaluate_is_checked_and_fit_does_not_check_its_validation_data_every_ep
 # --------------------------------------------------------------------------- the switch
 
 
-def test_check_data_false_and_the_model_attribute_switch_the_checks_off():
+def test_check_data_false_and_the_model_attribute_switch_the_checks_off(shared_model):
     x = images() * 255
-    model, steps = make_model(), Steps()
+    model, steps = shared_model, Steps()
     model.fit(x, epochs=1, batch_size=4, verbose=0, check_data=False, callbacks=[steps])  # trains, as Keras would
     model.check_data = False
-    model.fit(x, epochs=1, batch_size=4, verbose=0, callbacks=[steps])
-    model.evaluate(tf.data.Dataset.from_tensor_slices(x).batch(4), verbose=0)
-    with pytest.raises(ValueError, match="pixel values"):
-        model.fit(x, epochs=1, batch_size=4, verbose=0, check_data=True)
+    try:
+        model.fit(x, epochs=1, batch_size=4, verbose=0, callbacks=[steps])
+        model.evaluate(tf.data.Dataset.from_tensor_slices(x).batch(4), verbose=0)
+        with pytest.raises(ValueError, match="pixel values"):
+            model.fit(x, epochs=1, batch_size=4, verbose=0, check_data=True)
+    finally:
+        del model.check_data  # back to the class's True
     with pytest.raises(ValueError, match="`batch_size` must be a positive integer"):  # argument checks stay on
         model.fit(images(), epochs=1, batch_size=0, verbose=0, check_data=False)
     assert steps.count == 4
