@@ -10,6 +10,18 @@ from keraszoo.models.metadata import Paper
 from keraszoo.models.registry import keraszoo_export
 from keraszoo.models.vae import VAE
 
+# The stochastic bottom-up hierarchy (IWAE's, and HierarchicalVAE(inference="bottom_up")) learns the variances of
+# q(z_{l+1}|z_l) and p(z_l|z_{l+1}) from samples of the layer below: an early step that widens q(z_1|x) feeds the
+# prior networks far-out codes, and an unbounded log-variance there overflows exp(-log_var) to inf, then NaN.
+# Their log-variances are clipped to [-LOG_VAR_BOUND, LOG_VAR_BOUND] (variances e^-20..e^20), an identity on every
+# value a trained model produces.
+LOG_VAR_BOUND = 20.0
+
+
+def _bounded_gaussian(params):
+    mean, log_var = ops.split(params, 2, axis=-1)
+    return mean, ops.clip(log_var, -LOG_VAR_BOUND, LOG_VAR_BOUND)
+
 
 @keraszoo_export("hvae")
 class HierarchicalVAE(VAE):
@@ -123,7 +135,7 @@ class HierarchicalVAE(VAE):
         """Deterministic part of inference: ladder estimates of every layer, or ``q(z_1 | x)``."""
         h = self.encoder(x, training=training)
         if self.inference == "bottom_up":
-            return [ops.split(self.posterior_heads[0](h, training=training), 2, axis=-1)]
+            return [_bounded_gaussian(self.posterior_heads[0](h, training=training))]
         params = []
         for i, head in enumerate(self.posterior_heads):
             if i > 0:
@@ -157,7 +169,7 @@ class HierarchicalVAE(VAE):
         zs, posteriors = [], []
         for i in range(len(self.latent_dims)):
             if i > 0:
-                mean, log_var = ops.split(self.bottom_up[i - 1](zs[-1], training=training), 2, axis=-1)
+                mean, log_var = _bounded_gaussian(self.bottom_up[i - 1](zs[-1], training=training))
             zs.append(losses.reparameterize(mean, log_var, self.seed_generator) if sample else mean)
             posteriors.append((mean, log_var))
         mean, log_var = posteriors[-1]
@@ -165,7 +177,7 @@ class HierarchicalVAE(VAE):
         log_q = losses.gaussian_log_prob(zs[-1], mean, log_var)
         log_p = losses.standard_normal_log_prob(zs[-1])
         for i in reversed(range(len(zs) - 1)):
-            mean_p, log_var_p = ops.split(self.top_down_priors[i](zs[i + 1], training=training), 2, axis=-1)
+            mean_p, log_var_p = _bounded_gaussian(self.top_down_priors[i](zs[i + 1], training=training))
             mean, log_var = posteriors[i]
             log_p_i = losses.gaussian_log_prob(zs[i], mean_p, log_var_p)
             kls.insert(0, -losses.gaussian_entropy(log_var) - log_p_i)
@@ -216,7 +228,8 @@ class HierarchicalVAE(VAE):
         seed = self._sampling_seed(seed)
         z = keras.random.normal((n, self.latent_dims[-1]), seed=seed)
         for i in reversed(range(len(self.top_down_priors))):
-            mean_p, log_var_p = ops.split(self.top_down_priors[i](z), 2, axis=-1)
+            out = self.top_down_priors[i](z)
+            mean_p, log_var_p = _bounded_gaussian(out) if self.inference == "bottom_up" else ops.split(out, 2, axis=-1)
             z = losses.reparameterize(mean_p, log_var_p, seed)
         return z
 
