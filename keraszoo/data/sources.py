@@ -85,6 +85,9 @@ def read_array(path, key=None, *, candidates=IMAGE_KEYS, what="images") -> np.nd
                 return archive[chosen]
     except (ValueError, EOFError, zipfile.BadZipFile) as err:  # pickled object arrays, corrupt files
         raise ValueError(f"Cannot read {path}: {err}") from err
+    except IsADirectoryError:
+        raise ValueError(f"Cannot read {path}: it is a folder, not a .npy file or .npz archive "
+                         "(to read a folder of images, use keraszoo.data.from_folder).") from None
     if key is not None:
         raise ValueError(f"{path} has no array {key!r}; it holds {names}.")
     raise ValueError(
@@ -122,7 +125,16 @@ def _read_npz(info: DatasetInfo, base: str, data_dir):
     path = find_npz(info.name, data_dir)
     if path is None:
         raise DatasetUnavailableError(_unavailable_message(info, data_dir))
-    with np.load(path, allow_pickle=False) as archive:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"Cannot read {path}: it is not a NumPy .npz archive of arrays x_train, y_train, x_test, y_test "
+            f"(numpy says: {err}). Replace it, or move it away to use another source.") from err
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"Cannot read {path}: it holds a single array, not an .npz archive with keys "
+                         "x_train, y_train, x_test, y_test.")
+    with archive:
         kx, ky = f"x_{base}", f"y_{base}"
         missing = [k for k in (kx, ky) if k not in archive.files]
         if missing:
@@ -280,7 +292,11 @@ def load_arrays(
             "use keraszoo.data.load(..., binarize='dynamic'); load_arrays accepts "
             "None, 'static' or 'threshold'."
         )
-    if np.dtype(dtype) not in (np.dtype("float32"), np.dtype("uint8")):
+    try:
+        known = np.dtype(dtype) in (np.dtype("float32"), np.dtype("uint8"))
+    except TypeError:  # np.dtype("int7"): "data type 'int7' not understood"
+        known = False
+    if not known:
         raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}.")
     base, bounds = parse_split(split, info)
     if source == "auto":

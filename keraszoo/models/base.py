@@ -16,6 +16,7 @@ the adversarial autoencoder's three) with the drivers of
 """
 
 import contextlib
+import numbers
 
 import keras
 import numpy as np
@@ -274,7 +275,11 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
 
     def _check_codes(self, z):
         if not hasattr(z, "shape"):
-            z = np.asarray(z, dtype="float32")
+            z = np.asarray(z)
+        if isinstance(z, np.ndarray) and z.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{type(self).__name__} expects latent codes of shape (batch, {self.latent_dim}) as numbers; "
+                f"received an array of dtype {z.dtype}.")
         if isinstance(z, np.ndarray) and z.dtype != np.float32:
             z = z.astype("float32")
         shape = tuple(z.shape)
@@ -351,6 +356,7 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         steps = validation.check_positive_int("steps", steps)
         if steps < 2:
             raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
+        x1, x2 = (x if hasattr(x, "shape") else np.asarray(x) for x in (x1, x2))  # lists of pixels too
         single = len(np.shape(x1)) == len(self.image_shape)
         if single:
             x1, x2 = x1[None], x2[None]
@@ -528,8 +534,8 @@ class GenerativeMixin:
         """The model's own generator, or a fresh one for a reproducible integer ``seed``."""
         if seed is None:
             return self.seed_generator
-        if isinstance(seed, int):
-            return keras.random.SeedGenerator(seed)
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):  # np.int64 too
+            return keras.random.SeedGenerator(int(seed))
         return seed
 
     def sample_prior(self, n, seed=None):

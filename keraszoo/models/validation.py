@@ -18,6 +18,9 @@ from keraszoo.utils import check_positive_int
 
 def check_image_shape(input_shape):
     try:
+        if isinstance(input_shape, (str, bytes)) or any(
+                isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in input_shape):
+            raise TypeError
         shape = tuple(int(d) for d in input_shape)
     except (TypeError, ValueError):
         raise ValueError(
@@ -46,12 +49,22 @@ def check_int_tuple(name, values, allow_empty=True):
     return tuple(int(v) for v in values)
 
 
+# The models compute in float32: a weight or target beyond its range would overflow to inf (beta=1e300)
+# or underflow to 0 (sparsity_target=1e-300) inside the loss, so such values are refused here.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
+
 def check_non_negative(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise ValueError(f"`{name}` must be a non-negative number; received {value!r}.")
     value = float(value)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"`{name}` must be a finite number >= 0; received {value!r}.")
+    if value > FLOAT32_MAX or 0 < value < FLOAT32_TINY:
+        raise ValueError(
+            f"`{name}` must be 0 or lie in float32's range [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}] "
+            f"(the models compute in float32); received {value!r}.")
     return value
 
 
@@ -139,7 +152,10 @@ def check_images(x, image_shape, owner):
     problem = _shape_problem(tuple(x.shape), image_shape, owner, strict=True)
     if problem:
         raise ValueError(problem)
-    dtype = keras.backend.standardize_dtype(x.dtype)
+    try:
+        dtype = keras.backend.standardize_dtype(x.dtype)
+    except ValueError:  # object, string, ... arrays: dtypes Keras has no name for
+        dtype = str(x.dtype)
     if "float" not in dtype:
         raise ValueError(
             f"{owner} expects floating point images in [0, 1] (for uint8 pixels use "
