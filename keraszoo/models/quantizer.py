@@ -23,15 +23,24 @@ class VectorQuantizer(layers.Layer):
     are non-trainable weights (saved and loaded with the model), started as one
     pseudo-observation of each initial code (``N_k = 1``, ``m_k = e_k``), so an
     unused code stays where it is instead of being divided by ``eps``.
+
+    ``restart_threshold > 0`` (EMA only) adds random restarts (Dhariwal et al.,
+    2020, "Jukebox"): after the step, every code with ``N_k < restart_threshold``
+    is moved to an encoder vector of the batch drawn at random (``m_k`` = that
+    vector, ``N_k = 1``), so that codes the encoder has left behind come back
+    into use. Off by default (the paper has no restarts).
     """
 
-    def __init__(self, num_embeddings, embedding_dim, codebook_update="loss", decay=0.99, epsilon=1e-5, **kwargs):
+    def __init__(self, num_embeddings, embedding_dim, codebook_update="loss", decay=0.99, epsilon=1e-5,
+                 restart_threshold=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.num_embeddings = int(num_embeddings)
         self.embedding_dim = int(embedding_dim)
         self.codebook_update = codebook_update
         self.decay = float(decay)
         self.epsilon = float(epsilon)
+        self.restart_threshold = float(restart_threshold)
+        self.seed = seed
         ema = codebook_update == "ema"
         limit = 1.0 / self.num_embeddings
         # "mean" aggregation: under tf.distribute every replica's EMA step is averaged.
@@ -46,6 +55,8 @@ class VectorQuantizer(layers.Layer):
                                                      name="ema_embedding_sum", initializer="zeros",
                                                      trainable=False, aggregation=aggregation)
             self.ema_embedding_sum.assign(ops.copy(self.codebook.value))  # a copy: JAX must not share the buffer
+            if self.restart_threshold > 0:
+                self.restart_seed = keras.random.SeedGenerator(seed, name="restart_seed")
         self.built = True
 
     def nearest(self, z):
@@ -75,9 +86,17 @@ class VectorQuantizer(layers.Layer):
         flat = ops.stop_gradient(ops.cast(ops.reshape(z, (-1, self.embedding_dim)), "float32"))
         onehot = ops.one_hot(ops.reshape(indices, (-1,)), self.num_embeddings, dtype="float32")
         d = self.decay
-        self.ema_cluster_size.assign(d * self.ema_cluster_size.value + (1.0 - d) * ops.sum(onehot, axis=0))
-        self.ema_embedding_sum.assign(d * self.ema_embedding_sum.value
-                                      + (1.0 - d) * ops.matmul(ops.transpose(onehot), flat))
+        size = d * self.ema_cluster_size.value + (1.0 - d) * ops.sum(onehot, axis=0)
+        total = d * self.ema_embedding_sum.value + (1.0 - d) * ops.matmul(ops.transpose(onehot), flat)
+        if self.restart_threshold > 0:
+            count = ops.cast(ops.shape(flat)[0], "float32")
+            picks = ops.cast(keras.random.uniform((self.num_embeddings,), seed=self.restart_seed) * count, "int32")
+            fresh = ops.take(flat, ops.minimum(picks, ops.cast(count, "int32") - 1), axis=0)
+            dead = size < self.restart_threshold
+            total = ops.where(dead[:, None], fresh, total)
+            size = ops.where(dead, ops.ones_like(size), size)
+        self.ema_cluster_size.assign(size)
+        self.ema_embedding_sum.assign(total)
         # Read back: under tf.distribute these are the replicas' averages.
         size, total = self.ema_cluster_size.value, self.ema_embedding_sum.value
         n = ops.sum(size)
@@ -87,5 +106,6 @@ class VectorQuantizer(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
-                       "codebook_update": self.codebook_update, "decay": self.decay, "epsilon": self.epsilon})
+                       "codebook_update": self.codebook_update, "decay": self.decay, "epsilon": self.epsilon,
+                       "restart_threshold": self.restart_threshold, "seed": self.seed})
         return config

@@ -105,6 +105,9 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         commitment_weight: ``beta``, the weight of ``commitment_loss``.
         codebook_update: ``"loss"`` (the codebook loss) or ``"ema"``.
         ema_decay, ema_epsilon: the moving averages' decay and Laplace smoothing.
+        dead_code_threshold: with EMA, random restarts of the codes whose
+            moving-average count ``N_k`` falls below it (0: none; see
+            :class:`VectorQuantizer`).
         prior_channels, prior_layers, prior_kernel_size: the PixelCNN's size.
         encoder, decoder: optional networks ``x -> (h, w, latent_dim)`` and
             ``(h, w, latent_dim) -> logits``; the grid follows the encoder.
@@ -127,7 +130,9 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         "codebook_update": Hyperparameter("VQ-VAE codebook learning: loss (codebook loss) or ema (moving averages)",
                                           str, CODEBOOK_UPDATES),
         "ema_decay": Hyperparameter("VQ-VAE EMA decay (model default 0.99)"),
-        "prior_channels": Hyperparameter("VQ-VAE PixelCNN prior channels (model default 64)", argtypes.positive_int),
+        "dead_code_threshold": Hyperparameter("VQ-VAE (ema): restart codes whose moving-average count falls below "
+                                              "this at a random encoder vector (model default 0: off)"),
+        "prior_channels": Hyperparameter("VQ-VAE PixelCNN prior channels (model default 32)", argtypes.positive_int),
         "prior_layers": Hyperparameter("VQ-VAE PixelCNN prior gated layers (model default 6)", argtypes.positive_int),
     }
     reported_metrics = (
@@ -142,7 +147,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
     def __init__(self, input_shape=(28, 28, 1), latent_dim=64, architecture="conv", hidden_dims=None,
                  conv_filters=(32, 64), reconstruction_loss="bce", encoder=None, decoder=None, seed=None,
                  num_embeddings=512, commitment_weight=0.25, codebook_update="loss", ema_decay=0.99,
-                 ema_epsilon=1e-5, prior_channels=64, prior_layers=6, prior_kernel_size=5, **kwargs):
+                 ema_epsilon=1e-5, dead_code_threshold=0.0, prior_channels=32, prior_layers=6, prior_kernel_size=5, **kwargs):
         # === Config === (BaseAutoEncoder's checks; its __init__ would build flat-code networks)
         image_shape = validation.check_image_shape(input_shape)
         latent_dim = validation.check_positive_int("latent_dim", latent_dim)
@@ -162,6 +167,10 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         self.codebook_update = validation.check_choice("codebook_update", codebook_update, CODEBOOK_UPDATES)
         self.ema_decay = validation.check_fraction("ema_decay", ema_decay)
         self.ema_epsilon = validation.check_non_negative("ema_epsilon", ema_epsilon)
+        self.dead_code_threshold = validation.check_non_negative("dead_code_threshold", dead_code_threshold)
+        if self.dead_code_threshold and codebook_update != "ema":
+            raise ValueError("`dead_code_threshold` (random restarts of unused codes) needs codebook_update='ema'; "
+                             f"received codebook_update={codebook_update!r}.")
         self.prior_channels = validation.check_positive_int("prior_channels", prior_channels)
         self.prior_layers = validation.check_positive_int("prior_layers", prior_layers)
         self.prior_kernel_size = validation.check_positive_int("prior_kernel_size", prior_kernel_size)
@@ -191,7 +200,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         self.encoder, self.decoder = encoder, decoder
         self.code_shape = grid
         self.quantizer = VectorQuantizer(self.num_embeddings, latent_dim, codebook_update, self.ema_decay,
-                                         self.ema_epsilon, name="quantizer")
+                                         self.ema_epsilon, self.dead_code_threshold, seed, name="quantizer")
         self._build_prior(self.prior_channels, self.prior_layers, self.prior_kernel_size)
         self.seed_generator = ReplicaSeedGenerator(seed, name="seed_generator")
         self._inference_functions = CompiledFunctions(self)
@@ -354,6 +363,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         config.update({
             "num_embeddings": self.num_embeddings, "commitment_weight": self.commitment_weight,
             "codebook_update": self.codebook_update, "ema_decay": self.ema_decay, "ema_epsilon": self.ema_epsilon,
+            "dead_code_threshold": self.dead_code_threshold,
             "prior_channels": self.prior_channels, "prior_layers": self.prior_layers,
             "prior_kernel_size": self.prior_kernel_size,
         })

@@ -159,6 +159,27 @@ def test_ema_step_matches_numpy(mnist_sample):
     assert np.all(np.abs(expected[-1] - 50.0) < 0.1)
 
 
+def test_dead_codes_restart_at_encoder_vectors_of_the_batch(mnist_sample):
+    x = mnist_sample[0][:12]
+    model = make(codebook_update="ema", ema_decay=0.9, dead_code_threshold=0.95)
+    codebook = spread_codebook(model, x).astype("float64")
+    codebook[-1] = 50.0  # unused: its count falls from 1 to 0.9 < 0.95 and it restarts
+    model.quantizer.codebook.assign(codebook.astype("float32"))
+    model.quantizer.ema_embedding_sum.assign(codebook.astype("float32"))
+    model.loss_terms(x, training=True)
+    z = np_forward(model.encoder, x).reshape(-1, D)
+    onehot = np.eye(K)[np_nearest(z, codebook)]
+    size, total = to_numpy(model.quantizer.ema_cluster_size), to_numpy(model.quantizer.ema_embedding_sum)
+    live = onehot.sum(0) > 0
+    assert not live[-1] and live[:-1].all()
+    np.testing.assert_allclose(size[live], 0.9 + 0.1 * onehot.sum(0)[live], rtol=1e-5)  # the plain EMA step
+    np.testing.assert_allclose(total[live], (0.9 * codebook + 0.1 * onehot.T @ z)[live], rtol=1e-5, atol=1e-6)
+    assert size[-1] == 1.0 and np.abs(z - total[-1]).sum(1).min() < 1e-5  # moved onto one of the batch's vectors
+    n = size.sum()
+    np.testing.assert_allclose(to_numpy(model.quantizer.codebook)[-1], total[-1] / ((1 + 1e-5) / (n + K * 1e-5) * n),
+                               rtol=1e-5)
+
+
 def test_ema_codebook_moves_during_fit_and_not_by_gradients(mnist_sample):
     x = mnist_sample[0][:64]
     model = make(codebook_update="ema")
@@ -220,6 +241,7 @@ def test_interpolation_quantizes_the_line_between_encoder_outputs(mnist_sample):
     ({"commitment_weight": -1.0}, "commitment_weight"),
     ({"ema_decay": 1.0}, "ema_decay"),
     ({"prior_kernel_size": 4}, "odd"),
+    ({"dead_code_threshold": 1.0}, "needs codebook_update='ema'"),
     ({"input_shape": (30, 30, 1)}, "divisible by 4"),
 ])
 def test_nonsensical_hyperparameters(kwargs, match):
@@ -334,9 +356,10 @@ from keraszoo.samples import load_mnist_sample
 keras.utils.set_random_seed(0)
 x, _ = load_mnist_sample(96)
 out = {}
-for update in ("loss", "ema"):
-    m = VQVAE(latent_dim=4, num_embeddings=16, conv_filters=(8, 16), hidden_dims=(8,), codebook_update=update,
-              prior_layers=2, prior_channels=8, seed=0)
+for update in ("loss", "ema", "restarts"):
+    m = VQVAE(latent_dim=4, num_embeddings=16, conv_filters=(8, 16), hidden_dims=(8,), prior_layers=2, prior_channels=8,
+              codebook_update="loss" if update == "loss" else "ema", dead_code_threshold=1.0 if update == "restarts" else 0.0,
+              seed=0)
     before_codes = np.asarray(m.quantizer.codebook).copy()
     m.compile(optimizer=keras.optimizers.Adam(3e-3))
     first = m.evaluate(x, verbose=0, return_dict=True)["reconstruction_loss"]
@@ -346,8 +369,9 @@ for update in ("loss", "ema"):
     sample = np.asarray(m.sample(2, seed=1))
     out[update] = {"first": first, "last": last, "moved": float(np.abs(np.asarray(m.quantizer.codebook) - before_codes).max()),
                    "keys": sorted(logs), "sample": list(sample.shape), "same": bool(np.allclose(sample, np.asarray(m.sample(2, seed=1))))}
-    if update == "ema":
+    if update != "loss":
         out[update]["size_sum"] = float(np.asarray(m.quantizer.ema_cluster_size).sum())
+        out[update]["restarted"] = int(np.sum(np.asarray(m.quantizer.ema_cluster_size) == 1.0))  # reset at the last step
 print("RESULT" + json.dumps(out))
 """
 
@@ -364,6 +388,7 @@ def test_trains_and_samples_on_the_jax_backend():
         assert r["moved"] > 1e-4, (update, r)  # the codebook learns: by gradients, or by the EMA step on JAX too
         assert r["sample"] == [2, 28, 28, 1] and r["same"], (update, r)
     assert "codebook_loss" in result["loss"]["keys"] and "codebook_loss" not in result["ema"]["keys"]
+    assert result["restarts"]["restarted"] > 0 and result["ema"]["restarted"] == 0, result  # random restarts on JAX
     # 18 EMA steps of 16 x 49 code positions each from 16 pseudo-counts: the JAX step kept the EMA updates
     np.testing.assert_allclose(result["ema"]["size_sum"], 16 * 0.99 ** 18 + 16 * 49 * (1 - 0.99 ** 18), rtol=1e-4)
 
