@@ -167,7 +167,7 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         # === Config ===
         image_shape = validation.check_image_shape(input_shape)
         latent_dim = validation.check_positive_int("latent_dim", latent_dim)
-        validation.check_choice("architecture", architecture, networks.ARCHITECTURES)
+        self._check_architecture(architecture)
         hidden_dims = validation.check_int_tuple("hidden_dims", hidden_dims)
         conv_filters = validation.check_int_tuple("conv_filters", conv_filters, allow_empty=False)
         validation.check_choice("reconstruction_loss", reconstruction_loss, self._reconstruction_losses())
@@ -183,6 +183,29 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         self.seed = seed
 
         # === Layers ===
+        self._build_networks(encoder, decoder)
+        self._build_extra_layers()
+        self.seed_generator = ReplicaSeedGenerator(seed, name="seed_generator")
+        self._inference_functions = CompiledFunctions(self)
+
+        # === Metrics ===
+        names = ("total_loss", "reconstruction_loss") + tuple(self.regularizer_names) + tuple(
+            self.extra_metric_names)
+        self.loss_trackers = [keras.metrics.Mean(name=n) for n in names]
+        self.built = True
+
+    @classmethod
+    def _check_architecture(cls, architecture):
+        """Refuses an architecture the variant cannot build (a hook: the VQ-VAE has only ``"conv"``)."""
+        validation.check_choice("architecture", architecture, networks.ARCHITECTURES)
+
+    def _build_networks(self, encoder, decoder):
+        """Sets ``self.encoder`` / ``self.decoder``: the given networks, checked, or the built-in ones.
+
+        A hook for variants whose codes are not a flat ``(latent_dim,)`` vector (the VQ-VAE's grid).
+        """
+        image_shape, latent_dim, architecture = self.image_shape, self.latent_dim, self.architecture
+        hidden_dims, conv_filters = self.hidden_dims, self.conv_filters
         encoder_dim = self._encoder_output_dim()
         if encoder is None:
             encoder = networks.build_encoder(
@@ -201,15 +224,6 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
             self._custom_decoder = True
         self.encoder = encoder
         self.decoder = decoder
-        self._build_extra_layers()
-        self.seed_generator = ReplicaSeedGenerator(seed, name="seed_generator")
-        self._inference_functions = CompiledFunctions(self)
-
-        # === Metrics ===
-        names = ("total_loss", "reconstruction_loss") + tuple(self.regularizer_names) + tuple(
-            self.extra_metric_names)
-        self.loss_trackers = [keras.metrics.Mean(name=n) for n in names]
-        self.built = True
 
     # ------------------------------------------------------------- metadata
     @classmethod

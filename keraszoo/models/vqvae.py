@@ -12,8 +12,6 @@ from keraszoo.models import pixelcnn
 from keraszoo.models import validation
 from keraszoo.models.base import BaseAutoEncoder
 from keraszoo.models.base import GenerativeMixin
-from keraszoo.models.base import ReplicaSeedGenerator
-from keraszoo.models.compiled import CompiledFunctions
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
@@ -148,18 +146,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
                  conv_filters=(32, 64), reconstruction_loss="bce", encoder=None, decoder=None, seed=None,
                  num_embeddings=512, commitment_weight=0.25, codebook_update="loss", ema_decay=0.99,
                  ema_epsilon=1e-5, dead_code_threshold=0.0, prior_channels=32, prior_layers=6, prior_kernel_size=5, **kwargs):
-        # === Config === (BaseAutoEncoder's checks; its __init__ would build flat-code networks)
-        image_shape = validation.check_image_shape(input_shape)
-        latent_dim = validation.check_positive_int("latent_dim", latent_dim)
-        if architecture != "conv":
-            raise ValueError(
-                f"VQVAE quantizes a spatial grid of code vectors, so it has only the 'conv' architecture; received "
-                f"architecture={architecture!r}. Use architecture='conv', or pass your own encoder/decoder.")
-        hidden_dims = validation.check_int_tuple("hidden_dims", (32, 32) if hidden_dims is None else hidden_dims)
-        conv_filters = validation.check_int_tuple("conv_filters", conv_filters, allow_empty=False)
-        validation.check_choice("reconstruction_loss", reconstruction_loss, self._reconstruction_losses())
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"`seed` must be an integer or None; received {seed!r}.")
+        # === Config === (the VQ-VAE's own; BaseAutoEncoder checks the shared arguments)
         self.num_embeddings = validation.check_positive_int("num_embeddings", num_embeddings)
         if self.num_embeddings < 2:
             raise ValueError(f"`num_embeddings` (the codebook size) must be at least 2; received {num_embeddings}.")
@@ -178,16 +165,20 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
             raise ValueError(f"`prior_kernel_size` must be odd; received {prior_kernel_size}.")
         self.regularizer_names = ("codebook_loss", "commitment_loss") if codebook_update == "loss" else (
             "commitment_loss",)
-        super(BaseAutoEncoder, self).__init__(**kwargs)
-        self.image_shape = image_shape
-        self.latent_dim = latent_dim
-        self.architecture = architecture
-        self.hidden_dims = hidden_dims
-        self.conv_filters = conv_filters
-        self.reconstruction_loss = reconstruction_loss
-        self.seed = seed
+        super().__init__(input_shape, latent_dim, architecture, (32, 32) if hidden_dims is None else hidden_dims,
+                         conv_filters, reconstruction_loss, encoder, decoder, seed, **kwargs)
 
-        # === Layers ===
+    @classmethod
+    def _check_architecture(cls, architecture):
+        if architecture != "conv":
+            raise ValueError(
+                f"VQVAE quantizes a spatial grid of code vectors, so it has only the 'conv' architecture; received "
+                f"architecture={architecture!r}. Use architecture='conv', or pass your own encoder/decoder.")
+
+    def _build_networks(self, encoder, decoder):
+        """A conv encoder to an ``(h, w)`` grid of ``latent_dim``-wide vectors and its decoder (or the user's)."""
+        image_shape, latent_dim, conv_filters, hidden_dims = (
+            self.image_shape, self.latent_dim, self.conv_filters, self.hidden_dims)
         self._custom_encoder, self._custom_decoder = encoder is not None, decoder is not None
         if encoder is None:
             networks._check_conv_shape(image_shape, conv_filters)
@@ -199,16 +190,11 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
             networks.check_network(decoder, "decoder", grid + (latent_dim,), image_shape)
         self.encoder, self.decoder = encoder, decoder
         self.code_shape = grid
-        self.quantizer = VectorQuantizer(self.num_embeddings, latent_dim, codebook_update, self.ema_decay,
-                                         self.ema_epsilon, self.dead_code_threshold, seed, name="quantizer")
-        self._build_prior(self.prior_channels, self.prior_layers, self.prior_kernel_size)
-        self.seed_generator = ReplicaSeedGenerator(seed, name="seed_generator")
-        self._inference_functions = CompiledFunctions(self)
 
-        # === Metrics ===
-        names = ("total_loss", "reconstruction_loss") + self.regularizer_names + self.extra_metric_names
-        self.loss_trackers = [keras.metrics.Mean(name=n) for n in names]
-        self.built = True
+    def _build_extra_layers(self):
+        self.quantizer = VectorQuantizer(self.num_embeddings, self.latent_dim, self.codebook_update, self.ema_decay,
+                                         self.ema_epsilon, self.dead_code_threshold, self.seed, name="quantizer")
+        self._build_prior(self.prior_channels, self.prior_layers, self.prior_kernel_size)
 
     def _grid_of(self, encoder):
         """``(h, w)`` of the encoder's output ``(batch, h, w, latent_dim)``; refuses any other shape."""
