@@ -14,6 +14,11 @@ images as ``uint8`` 0..255 or floats in ``[0, 1]``. Images must match the
 model's input shape; ``--resize`` / ``--color-mode`` convert them instead of
 refusing them.
 
+A conditional model (``requires_labels``: ``cvae_mnist``) fine-tunes on
+labelled images: a folder with one sub-folder per class, named by the class
+index the model knows (``0/`` .. ``9/`` for MNIST digits), or a ``.npz``
+archive with the labels next to the images (``y_train``/``y``/``labels``).
+
 ``--freeze-encoder`` makes ``model.encoder`` non-trainable (only the decoder,
 and the adversarial autoencoder's discriminator, learn) and re-compiles.
 
@@ -37,6 +42,7 @@ from keraszoo.training.arguments import add_device_flags
 from keraszoo.training.recipe import UsageError
 
 PROG = "keraszoo finetune"
+LABEL_KEYS = ("y_train", "y", "labels")
 
 
 
@@ -108,6 +114,47 @@ def load_images(path, image_shape, *, resize=False, color_mode=None):
     return data.prepare_images(x, image_shape, resize=resize, color_mode=color_mode)
 
 
+def load_labels(path, num_classes):
+    """One integer class label per image of ``path``, in :func:`load_images`' order (conditional models).
+
+    A folder: every image in a sub-folder named by its class index (``0`` .. ``num_classes - 1``),
+    since the pretrained model's classes are fixed (a sorted-name mapping would silently give digit
+    ``3``'s folder another label). A ``.npz``: its ``y_train``, ``y`` or ``labels`` array.
+    """
+    import numpy as np
+
+    from keraszoo.data import images
+    from keraszoo.data.sources import read_array
+
+    path = pathlib.Path(path).expanduser()
+    expected = (f"a conditional model with {num_classes} classes fine-tunes on labelled images: a folder with one "
+                f"sub-folder per class named by its index (0/ .. {num_classes - 1}/), or a .npz archive with "
+                f"{'/'.join(LABEL_KEYS)} next to the images")
+    if path.is_dir():
+        parts = [f.relative_to(path).parts for f in images.list_images(path)]
+        flat = [str(pathlib.Path(*p)) for p in parts if len(p) < 2]
+        if flat:
+            raise UsageError(f"--data {str(path)!r}: {len(flat)} image(s) outside a class sub-folder "
+                             f"(e.g. {flat[0]!r}); {expected}.")
+        names = sorted({p[0] for p in parts})
+        bad = [n for n in names if not (n.isdigit() and int(n) < num_classes)]
+        if bad:
+            raise UsageError(f"--data {str(path)!r}: sub-folder(s) {bad} are not class indices "
+                             f"0..{num_classes - 1}; {expected}.")
+        return np.array([int(p[0]) for p in parts], dtype=np.int64)
+    if path.suffix != ".npz":
+        raise UsageError(f"--data {str(path)!r} holds images without labels; {expected}.")
+    try:
+        y = read_array(path, candidates=LABEL_KEYS, what="labels")
+    except ValueError as e:
+        raise UsageError(f"--data {str(path)!r}: {e} ({expected}).") from e
+    y = np.asarray(y).reshape(-1)
+    if y.dtype.kind not in "iu" or len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise UsageError(f"--data {str(path)!r}: labels must be integers in [0, {num_classes}); received dtype "
+                         f"{y.dtype}" + (f", values {y.min()}..{y.max()}" if len(y) else "") + ".")
+    return y.astype(np.int64)
+
+
 def freeze_encoder(model):
     """Make ``model.encoder`` non-trainable (the caller re-compiles)."""
     encoder = getattr(model, "encoder", None)
@@ -142,6 +189,13 @@ def finetune(args, argv) -> int:
             x = load_images(args.data, model.image_shape, resize=args.resize, color_mode=args.color_mode)
         except ValueError as e:
             raise UsageError(f"--data {args.data}: {e}") from e
+        y = y_val = None
+        if getattr(model, "requires_labels", False):
+            y = load_labels(args.data, model.num_classes)
+            if len(y) != len(x):
+                raise UsageError(f"--data {args.data}: {len(x)} images but {len(y)} labels; expected one label "
+                                 "per image.")
+            y, y_val = hold_out(y, args.val_split)  # the same fixed permutation as the images'
         x, x_val = hold_out(x, args.val_split)
         if len(x) == 0:
             raise UsageError("No training images left after --val-split.")
@@ -152,10 +206,10 @@ def finetune(args, argv) -> int:
                       steps_per_execution=spe, jit_compile=jit)
 
         stream = data.EpochStream(x, batch_size=args.batch_size, seed=args.seed,
-                                  binarize=None if args.binarize == "none" else args.binarize)
+                                  binarize=None if args.binarize == "none" else args.binarize, labels=y)
         val_ds = None
         if x_val is not None:
-            val_ds = data.from_numpy(x_val, batch_size=500, shuffle=False,
+            val_ds = data.from_numpy(x_val, y_val, batch_size=500, shuffle=False,
                                      binarize={"none": None, "dynamic": "static"}.get(args.binarize, args.binarize))
         fingerprint = {
             "model": args.model, "revision": args.revision, "data": str(pathlib.Path(args.data).resolve()),

@@ -77,3 +77,54 @@ def test_finetune_reports_bad_inputs(pretrained_dir, tmp_path, capsys):
     assert finetune.main(["no_such_model", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "no_such_model" in capsys.readouterr().err
     assert finetune.main([str(pretrained_dir)]) == 2  # --data and --out missing
+
+
+@pytest.fixture(scope="module")
+def cvae_dir(tmp_path_factory):
+    """A save_pretrained folder of a small (untrained) conditional VAE of MNIST's 10 classes."""
+    from keraszoo.models import ConditionalVAE
+
+    model = ConditionalVAE(input_shape=(28, 28, 1), latent_dim=2, hidden_dims=(16,), num_classes=10, seed=0)
+    return keraszoo.save_pretrained(model, tmp_path_factory.mktemp("pretrained") / "cvae")
+
+
+def test_a_conditional_model_fine_tunes_on_class_folders_and_labelled_archives(cvae_dir, mnist_sample, tmp_path):
+    x, y = mnist_sample
+    pixels = np.round(np.asarray(x[:30, ..., 0]) * 255).astype(np.uint8)
+    folders = tmp_path / "digits"
+    for i, (img, label) in enumerate(zip(pixels, y[:30])):
+        (folders / str(int(label))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folders / str(int(label)) / f"{i:02d}.png")
+    np.testing.assert_array_equal(  # the label is the folder's name, not its rank among the folders present
+        np.sort(finetune.load_labels(folders, 10)), np.sort(np.asarray(y[:30])))
+    archive = tmp_path / "digits.npz"
+    np.savez(archive, x_train=pixels, y_train=np.asarray(y[:30]))
+    for source in (folders, archive):
+        out = tmp_path / f"ft_{source.stem}"
+        argv = [str(cvae_dir), "--data", str(source), "--epochs", "1", "--batch-size", "10", "--val-split", "0.2",
+                "--out", str(out), "--verbose", "0", "--steps-per-execution", "1"]
+        assert finetune.main(argv) == 0, source
+        meta = json.loads((out / "metadata.json").read_text())
+        assert meta["recipe"]["num_train_examples"] == 24
+        assert np.isfinite(meta["metrics"]["val_total_loss"])
+        tuned = keraszoo.load(str(out))
+        assert tuned.sample(2, labels=[3, 7], seed=0).shape == (2, 28, 28, 1)
+
+
+def test_a_conditional_model_refuses_images_without_usable_labels(cvae_dir, png_dir, mnist_sample, tmp_path, capsys):
+    flat = [str(cvae_dir), "--data", str(png_dir), "--out", str(tmp_path / "a"), "--verbose", "0"]
+    assert finetune.main(flat) == 1
+    assert "outside a class sub-folder" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    named = tmp_path / "named"
+    (named / "cat").mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(named / "cat" / "a.png")
+    assert finetune.main([str(cvae_dir), "--data", str(named), "--out", str(tmp_path / "b"), "--verbose", "0"]) == 1
+    assert "are not class indices 0..9" in capsys.readouterr().err
+    images_only = tmp_path / "x.npy"
+    np.save(images_only, np.zeros((4, 28, 28), np.uint8))
+    assert finetune.main([str(cvae_dir), "--data", str(images_only), "--out", str(tmp_path / "c"), "--verbose", "0"]) == 1
+    assert "holds images without labels" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, x_train=np.zeros((4, 28, 28), np.uint8), y_train=np.array([0, 1, 2, 12]))
+    assert finetune.main([str(cvae_dir), "--data", str(wrong), "--out", str(tmp_path / "d"), "--verbose", "0"]) == 1
+    assert "labels must be integers in [0, 10)" in capsys.readouterr().err
