@@ -32,8 +32,10 @@ class Side:
         self.images_per_epoch = images_per_epoch
 
 
-def keras_side(name, model, x, batch_size):
-    """A side that runs ``model.fit(x, batch_size=..., epochs=1)``, the way a user trains.
+def keras_side(name, model, x, batch_size, y=None):
+    """A side that runs ``model.fit(x, y, batch_size=..., epochs=1)``, the way a user trains.
+
+    ``y``: the labels a conditional variant trains on (``None`` for the others).
 
     The time is that of the epoch alone (``on_epoch_begin`` to ``on_epoch_end``, as
     Keras' progress bar counts it): the per-call set-up of ``fit`` (data adapter,
@@ -54,7 +56,7 @@ def keras_side(name, model, x, batch_size):
     timer = EpochTimer()
 
     def run_epoch():
-        model.fit(x, batch_size=batch_size, epochs=1, verbose=0, shuffle=True, callbacks=[timer])
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True, callbacks=[timer])
         return EpochTimer.seconds
 
     return Side(name, run_epoch, len(x))

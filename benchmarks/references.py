@@ -136,9 +136,11 @@ class TapeTrainer(keras.Model):
 
     def train_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
+        # A conditional variant's step is given the labels (fit(x, y)), as its own train_step is.
+        labels = {"labels": data[1]} if getattr(self.inner, "requires_labels", False) else {}
         variables = self.inner.trainable_variables
         with tf.GradientTape() as tape:
-            terms = self.inner.loss_terms(x, training=True)
+            terms = self.inner.loss_terms(x, training=True, **labels)
         grads = tape.gradient(terms["total_loss"], variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         return self._track(terms)

@@ -81,13 +81,20 @@ class Run:
         self.errors = {}
         self.case_wall_s = {}
         self._x = None
+        self._y = None
         self.data_source = None
 
     def training_images(self):
         """The first ``train_images`` MNIST training digits, float32 in [0, 1], ``(N, 28, 28, 1)``."""
         if self._x is None:
             self._x, self.data_source = load_digits(self.settings.train_images, self.data_dir)
+            self._y = load_digits.labels
         return self._x
+
+    def training_labels(self):
+        """The digits of :meth:`training_images` (``(N,)`` int64): what a conditional variant trains on."""
+        self.training_images()
+        return self._y
 
     def compare(self, ratio_name, sides, rounds=None, **extra):
         """Interleaves ``sides`` (numerator first), records both figures and their ratio."""
@@ -118,9 +125,11 @@ def load_digits(n, data_dir=None):
         path = find_npz("mnist", folder)
         if path is not None:
             with np.load(path, allow_pickle=False) as archive:
-                x = archive["x_train"][:n]
+                x, y = archive["x_train"][:n], archive["y_train"][:n]
+            load_digits.labels = y.astype("int64")
             return x.reshape(len(x), 28, 28, 1).astype("float32") / 255.0, f"{path} (x_train[:{len(x)}])"
-    sample, _ = load_mnist_sample()
+    sample, labels = load_mnist_sample()
+    load_digits.labels = np.resize(np.asarray(labels, "int64"), (n,))
     say(f"note: no mnist.npz in {', '.join(map(str, folders)) or 'any configured folder'} "
         f"(set {DATA_DIR_ENV} or pass --data-dir); training on the {len(sample)} bundled sample digits, "
         f"repeated to {n} images.")
@@ -168,12 +177,13 @@ def case_tape(run, key):
 
     cls, kwargs = variant_cases()[key]
     x = run.training_images()
+    y = run.training_labels() if getattr(cls, "requires_labels", False) else None  # a conditional variant's digits
     ours = cls(input_shape=(28, 28, 1), seed=0, **kwargs)
     ours.compile()
     reference = references.tape_trainer(cls(input_shape=(28, 28, 1), seed=0, **kwargs))
     bs = run.settings.batch_size
-    run.compare(f"train_{key}_vs_tape", [measure.keras_side(f"train_{key}_keraszoo", ours, x, bs),
-                                         measure.keras_side(f"train_{key}_tape", reference, x, bs)],
+    run.compare(f"train_{key}_vs_tape", [measure.keras_side(f"train_{key}_keraszoo", ours, x, bs, y=y),
+                                         measure.keras_side(f"train_{key}_tape", reference, x, bs, y=y)],
                 model=f"{cls.__name__}(input_shape=(28, 28, 1), {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
 
 
