@@ -132,6 +132,10 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
         gen = ops.mean(losses.sigmoid_cross_entropy(1.0, d_fake))
         return disc, gen
 
+    def loss_weights(self):
+        """The encoder/decoder objective: ``generator_loss`` by ``adversarial_weight``; the discriminator's is apart."""
+        return {"generator_loss": float(self.adversarial_weight)}
+
     def loss_terms(self, x, training=False):
         x = self._check_inputs(x)
         z = self.encoder(x, training=training)

@@ -271,6 +271,20 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         # Every sub-network is a functional model built at construction.
         self.built = True
 
+    def loss_weights(self):
+        """``{term: weight}`` with ``total_loss = reconstruction_loss + sum(weight * term)`` over the logged terms.
+
+        The default: each regularizer ``NAME_loss`` of ``regularizer_names`` weighted by the model's
+        ``NAME_weight`` attribute (``sparsity_weight``, ``contractive_weight``, ``mmd_weight``,
+        ``commitment_weight``), 1 when it has none. A variant whose total combines its terms otherwise
+        overrides this; logged metrics outside the total (``mean_activation``) are not listed.
+        """
+        weights = {}
+        for name in self.regularizer_names:
+            stem = name[: -len("_loss")] if name.endswith("_loss") else name
+            weights[name] = float(getattr(self, f"{stem}_weight", 1.0))
+        return weights
+
     def loss_terms(self, x, training=False):
         """Returns ``{"total_loss", "reconstruction_loss", <regularizers>...}`` (batch means)."""
         raise NotImplementedError

@@ -151,6 +151,10 @@ class IWAE(HierarchicalVAE):
         log_px, log_p, log_q = self._importance_samples(x, k)
         return log_px + log_p - log_q
 
+    def loss_weights(self):
+        """The bound is ``reconstruction_loss + kl_loss + iwae_gap`` (``iwae_bound``, equal to the total, is not a part)."""
+        return {"kl_loss": 1.0, "iwae_gap": 1.0}
+
     def loss_terms(self, x, training=False):
         x = self._check_inputs(x)
         log_px, log_p, log_q = self._importance_samples(x, self.num_samples, training)

@@ -91,6 +91,10 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         return losses.reparameterize(mean, log_var, self.seed_generator)
 
     # ---------------------------------------------------------------- losses
+    def loss_weights(self):
+        """``kl_loss`` weighted by ``beta`` (HierarchicalVAE, ConditionalVAE: the same; ``kl_loss_l`` are its parts)."""
+        return {"kl_loss": float(self.beta)}
+
     def loss_terms(self, x, training=False):
         x = self._check_inputs(x)
         mean, log_var = self.posterior(x, training=training)

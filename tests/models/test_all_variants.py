@@ -275,3 +275,25 @@ def test_each_variant_learns_on_real_mnist_digits(name, mnist_sample):
     assert after["total_loss"] < before["total_loss"], (before, after)
     for key, value in after.items():
         assert np.isfinite(value), (key, value)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_loss_weights_add_up_to_total_loss(name, mnist_sample):
+    """``total_loss == reconstruction_loss + sum(w * term)`` with ``loss_weights()``, at default and at changed weights."""
+    x, y = mnist_sample[0][:32], mnist_sample[1][:32].astype("int64")
+    cls = list_variants()[name]
+    weight_args = [arg for arg in cls.all_hyperparameters() if arg.endswith("_weight") or arg == "beta"]
+    for changed in ({}, {arg: 0.37 for arg in weight_args}):
+        try:
+            model = make(name, **changed)
+        except ValueError:  # IWAE's bound needs beta = 1: the changed weights keep what the class accepts
+            model = make(name, **{k: v for k, v in changed.items() if k != "beta"})
+        weights = model.loss_weights()
+        kw = {"labels": y} if getattr(model, "requires_labels", False) else {}
+        terms = {k: float(v) for k, v in model.loss_terms(x, **kw).items()}
+        assert set(weights) <= set(terms), (weights, sorted(terms))
+        for arg, value in changed.items():
+            if getattr(model, arg, None) == value:
+                assert value in weights.values(), f"{name}: {arg}={value} is not among loss_weights() {weights}"
+        total = terms["reconstruction_loss"] + sum(w * terms[k] for k, w in weights.items())
+        np.testing.assert_allclose(total, terms["total_loss"], rtol=1e-5, err_msg=f"{name} {changed}: {terms} {weights}")
