@@ -12,6 +12,15 @@ from keras import ops
 
 import keraszoo.models  # noqa: F401  (registers the classes)
 
+# The NumPy reference lives in the package (the experiment report's consistency check runs it from a wheel);
+# the model tests import it from here.
+from keraszoo.experiments.reference import np_bce  # noqa: F401
+from keraszoo.experiments.reference import np_forward  # noqa: F401
+from keraszoo.experiments.reference import np_kl_std_normal  # noqa: F401
+from keraszoo.experiments.reference import np_log_normal  # noqa: F401
+from keraszoo.experiments.reference import np_sigmoid  # noqa: F401
+from keraszoo.experiments.reference import np_softplus  # noqa: F401
+
 
 def to_numpy(t):
     return np.asarray(ops.convert_to_numpy(t))
@@ -116,52 +125,6 @@ def check_fit_step(model, x):
     ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(len(x))
     model.fit(ds, epochs=1, verbose=0)
     return logs
-
-
-def np_sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
-def np_softplus(v):
-    return np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0)
-
-
-_ACTIVATIONS = {
-    "linear": lambda v: v,
-    "relu": lambda v: np.maximum(v, 0),
-    "sigmoid": np_sigmoid,
-}
-
-
-def np_forward(network, x):
-    """Runs a dense functional network (Flatten/Dense/Reshape) in float64 NumPy."""
-    h = np.asarray(x, dtype="float64")
-    for layer in network.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if isinstance(layer, keras.layers.Flatten):
-            h = h.reshape(h.shape[0], -1)
-        elif isinstance(layer, keras.layers.Reshape):
-            h = h.reshape((h.shape[0],) + tuple(layer.target_shape))
-        elif isinstance(layer, keras.layers.Dense):
-            w, b = (np.asarray(v, dtype="float64") for v in layer.get_weights())
-            h = _ACTIVATIONS[layer.activation.__name__](h @ w + b)
-        else:
-            raise TypeError(f"np_forward does not handle {type(layer).__name__}")
-    return h
-
-
-def np_bce(x, logits):
-    """Bernoulli NLL summed over pixels, per example."""
-    return (np_softplus(logits) - x * logits).reshape(len(x), -1).sum(1)
-
-
-def np_kl_std_normal(mu, lv):
-    return 0.5 * (np.exp(lv) + mu ** 2 - 1 - lv).sum(-1)
-
-
-def np_log_normal(z, mu, lv):
-    return (-0.5 * (np.log(2 * np.pi) + lv) - (z - mu) ** 2 / (2 * np.exp(lv))).sum(-1)
 
 
 def terms_numpy(model, x, training=False):
