@@ -14,6 +14,7 @@ Commands::
     keraszoo evaluate NAME [--data mnist]       the zoo's metrics (keraszoo.evaluate)
     keraszoo train ...                          keraszoo.training.train
     keraszoo finetune NAME --data DIR --out DIR keraszoo.training.finetune
+    keraszoo experiment STUDY --out DIR         a sweep of runs, one results.jsonl line each (keraszoo.experiments)
     keraszoo push DIR ORG/REPO                  upload a save_pretrained folder to the Hub
     keraszoo manifest list|info|check|add|metrics   the weights manifest (maintainers)
 
@@ -39,6 +40,7 @@ import sys
 from keraszoo.cli import catalog
 from keraszoo.cli import demo
 from keraszoo.cli import evaluate
+from keraszoo.cli import experiment
 from keraszoo.cli import export
 from keraszoo.cli import hub
 from keraszoo.cli import inference
@@ -54,7 +56,7 @@ from keraszoo.cli._shared import examples
 __all__ = ["main", "build_parser", "CommandError", "UsageError"]
 
 #: The command groups, in the order ``keraszoo --help`` lists their commands.
-GROUPS = (catalog, demo, inference, export, evaluate, training, hub, manifest)
+GROUPS = (catalog, demo, inference, export, evaluate, training, experiment, hub, manifest)
 
 _GLOBAL_FLAGS = ("--debug", "-q", "--quiet")
 

@@ -1,0 +1,59 @@
+"""Experiments: declarative sweeps over any constructor or training argument, one results line per run.
+
+``keraszoo experiment STUDY --out DIR`` from Python::
+
+    from keraszoo.experiments import run_study, read_results
+    run_study("beta", dataset="mnist", budget="smoke", out="runs/beta")
+    for record in read_results("runs/beta"):
+        print(record["params"]["beta"], record["test"]["total_loss"])
+
+* :mod:`~keraszoo.experiments.study`: :class:`Study` (a dataclass, JSON-loadable) and the budgets;
+* :mod:`~keraszoo.experiments.studies`: the built-in studies (:data:`STUDIES`) and :func:`get_study`;
+* :mod:`~keraszoo.experiments.runner`: planning, one run (:func:`execute_run`), ``results.jsonl``, the sweep;
+* :mod:`~keraszoo.experiments.probes`: what a study measures beyond ``keraszoo.evaluate`` (:data:`PROBES`).
+
+See :mod:`keraszoo.experiments.runner` for the folder layout, the record's fields and how to run a sweep
+on Ray or KerasTuner's distributed mode.
+"""
+
+from keraszoo.experiments.probes import PROBES
+from keraszoo.experiments.runner import ResultsFile
+from keraszoo.experiments.runner import RunFailed
+from keraszoo.experiments.runner import RunSkipped
+from keraszoo.experiments.runner import RunSpec
+from keraszoo.experiments.runner import SweepResult
+from keraszoo.experiments.runner import TornLineWarning
+from keraszoo.experiments.runner import execute_run
+from keraszoo.experiments.runner import plan_runs
+from keraszoo.experiments.runner import read_results
+from keraszoo.experiments.runner import run_study
+from keraszoo.experiments.studies import STUDIES
+from keraszoo.experiments.studies import get_study
+from keraszoo.experiments.studies import list_studies
+from keraszoo.experiments.study import BUDGETS
+from keraszoo.experiments.study import Budget
+from keraszoo.experiments.study import Study
+from keraszoo.experiments.study import StudyError
+from keraszoo.experiments.study import expand_grid
+
+__all__ = [
+    "BUDGETS",
+    "Budget",
+    "PROBES",
+    "ResultsFile",
+    "RunFailed",
+    "RunSkipped",
+    "RunSpec",
+    "STUDIES",
+    "Study",
+    "StudyError",
+    "SweepResult",
+    "TornLineWarning",
+    "execute_run",
+    "expand_grid",
+    "get_study",
+    "list_studies",
+    "plan_runs",
+    "read_results",
+    "run_study",
+]

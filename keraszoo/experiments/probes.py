@@ -1,0 +1,215 @@
+"""Probes: what a study measures on a trained model beyond ``keraszoo.evaluate``'s metrics.
+
+Every probe is registered in :data:`PROBES` under its name with the models it
+applies to; a study lists the probes it wants (``"probes": ["code_shift"]``, or
+``{"denoising_psnr": {"levels": {"gaussian": [0.1, 0.5]}}}`` with options).
+A probe that does not apply to a run's model (active units of a plain
+autoencoder) is left out of that run's results. Each returns a flat
+``{name: number}`` measured on the evaluated test images ``x`` (float32 in
+[0, 1]) and their labels ``y``:
+
+``active_units`` (VAE family)
+    ``active_units``: code units whose posterior mean varies across the test
+    images with variance > 0.01 (Burda et al., 2016), and
+    ``active_units_fraction`` = that / ``latent_dim``.
+``jacobian_frobenius`` (flat-code models)
+    ``jacobian_frobenius``: mean over images of ``||J_f(x)||_F``, ``J_f`` the
+    Jacobian of the deterministic code w.r.t. the input (exact, by autodiff: the
+    contractive autoencoder's own computation, applied to any encoder).
+``code_shift`` (flat-code models)
+    ``code_shift``: mean ``||f(x~) - f(x)||_2`` for ``x~ = clip(x + sigma*eps, 0, 1)``
+    (``sigma`` 0.1 by default); ``code_shift_relative``: that over the codes'
+    spread, mean ``||f(x) - mean f||_2`` (codes of different scales compare).
+``denoising_psnr`` (every model)
+    ``noisy_psnr_<noise>_<level>_db`` and ``denoised_psnr_<noise>_<level>_db``:
+    PSNR of corrupted test images and of their reconstructions, for each test-time
+    noise type and level (the denoising AE's corruptions; every model sees the
+    very same corrupted images).
+``mean_code_activation`` (flat-code models)
+    ``mean_code_activation``, ``mean_abs_code_activation`` and
+    ``near_zero_code_fraction`` (``|h| < 0.01``) of the test codes.
+
+Adding a probe is a function and one :data:`PROBES` entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["PROBES", "Probe", "check_probes", "compute_probes"]
+
+BATCH_SIZE = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """A registered probe: ``fn(model, x, y, *, seed, **options) -> {name: number}``.
+
+    ``applies(model) -> bool`` says whether the probe means something for the model.
+    """
+
+    fn: Callable
+    applies: Callable
+    options: tuple = ()
+    doc: str = ""
+
+
+# --------------------------------------------------------------------------- helpers
+def _labels_of(model, y):
+    return (y,) if getattr(model, "requires_labels", False) else ()
+
+
+def _codes(model, x, y):
+    """Deterministic codes of ``x`` (conditional models get their labels), NumPy ``(N, latent_dim)``."""
+    from keraszoo.models.numeric import to_numpy
+
+    given = _labels_of(model, y)
+    return np.concatenate([to_numpy(model.encode(x[i:i + BATCH_SIZE], *(g[i:i + BATCH_SIZE] for g in given)))
+                           for i in range(0, len(x), BATCH_SIZE)], axis=0).astype("float64")
+
+
+def _reconstruct(model, x, y):
+    from keraszoo.models.numeric import to_numpy
+
+    given = _labels_of(model, y)
+    return np.concatenate([to_numpy(model.reconstruct(x[i:i + BATCH_SIZE], *(g[i:i + BATCH_SIZE] for g in given)))
+                           for i in range(0, len(x), BATCH_SIZE)], axis=0)
+
+
+def _flat_codes(model) -> bool:
+    """Codes are a float vector of ``latent_dim`` per image (not the VQ-VAE's grid of indices)."""
+    shape = tuple(getattr(model, "code_shape", (model.latent_dim,)))
+    return shape == (model.latent_dim,) and getattr(model, "code_dtype", "float32") == "float32"
+
+
+def _unconditional_flat(model) -> bool:
+    return _flat_codes(model) and not getattr(model, "requires_labels", False)
+
+
+def _vae_family(model) -> bool:
+    return hasattr(model, "log_likelihood") and _flat_codes(model)
+
+
+def corrupt(x, noise, level, rng):
+    """``x~ ~ q(x~|x)``, the denoising autoencoder's corruptions, drawn with NumPy.
+
+    ``gaussian``: ``clip(x + level*eps, 0, 1)``; ``masking``: each pixel 0 with
+    probability ``level``; ``salt_and_pepper``: each pixel 0 or 1 (equally likely)
+    with probability ``level`` (``keraszoo.models.DenoisingAutoEncoder.corrupt``).
+    """
+    x = np.asarray(x, "float32")
+    if noise == "gaussian":
+        return np.clip(x + level * rng.standard_normal(x.shape).astype("float32"), 0.0, 1.0)
+    u = rng.random(x.shape)
+    if noise == "masking":
+        return np.where(u < level, 0.0, x).astype("float32")
+    if noise == "salt_and_pepper":
+        return np.where(u < level / 2, 0.0, np.where(u < level, 1.0, x)).astype("float32")
+    raise ValueError(f"noise must be one of {', '.join(NOISE_TYPES)}; got {noise!r}.")
+
+
+NOISE_TYPES = ("gaussian", "masking", "salt_and_pepper")
+
+
+# --------------------------------------------------------------------------- the probes
+def active_units(model, x, y, *, seed, threshold=0.01):
+    from keraszoo.evaluation import active_units as count
+
+    del seed
+    units = count(_codes(model, x, y), threshold=threshold)
+    return {"active_units": int(units), "active_units_fraction": units / model.latent_dim}
+
+
+def jacobian_frobenius(model, x, y, *, seed, max_examples=500):
+    # The one implementation of the exact per-example ||J||_F^2 (the contractive AE's penalty).
+    from keraszoo.models.contractive import _jacobian_frobenius_sq_autodiff
+    from keraszoo.models.numeric import to_numpy
+
+    del y, seed
+    x = x[:max_examples]
+    fn = lambda inputs: model._deterministic_code(inputs, training=False)  # noqa: E731 (a closure)
+    sq = np.concatenate([to_numpy(_jacobian_frobenius_sq_autodiff(fn, model._check_inputs(x[i:i + 64])))
+                         for i in range(0, len(x), 64)])
+    return {"jacobian_frobenius": float(np.mean(np.sqrt(np.maximum(sq, 0.0))))}
+
+
+def code_shift(model, x, y, *, seed, sigma=0.1):
+    rng = np.random.default_rng(seed)
+    codes = _codes(model, x, y)
+    shifted = _codes(model, corrupt(x, "gaussian", sigma, rng), y)
+    shift = float(np.mean(np.linalg.norm(shifted - codes, axis=1)))
+    spread = float(np.mean(np.linalg.norm(codes - codes.mean(0), axis=1)))
+    return {"code_shift": shift, "code_shift_relative": shift / spread if spread > 0 else float("nan")}
+
+
+DEFAULT_TEST_NOISE = {"gaussian": (0.1, 0.3, 0.5), "masking": (0.25, 0.5), "salt_and_pepper": (0.1, 0.2)}
+
+
+def denoising_psnr(model, x, y, *, seed, levels=None):
+    from keraszoo.models.numeric import psnr
+
+    levels = DEFAULT_TEST_NOISE if levels is None else levels
+    out = {}
+    for n, (noise, values) in enumerate(sorted(levels.items())):
+        for m, level in enumerate(values):
+            noisy = corrupt(x, noise, float(level), np.random.default_rng([seed, n, m]))
+            out[f"noisy_psnr_{noise}_{float(level):g}_db"] = psnr(x, noisy)
+            out[f"denoised_psnr_{noise}_{float(level):g}_db"] = psnr(x, _reconstruct(model, noisy, y))
+    return out
+
+
+def mean_code_activation(model, x, y, *, seed):
+    del seed
+    codes = _codes(model, x, y)
+    return {"mean_code_activation": float(codes.mean()), "mean_abs_code_activation": float(np.abs(codes).mean()),
+            "near_zero_code_fraction": float(np.mean(np.abs(codes) < 0.01))}
+
+
+#: name -> :class:`Probe`.
+PROBES = {
+    "active_units": Probe(active_units, _vae_family, ("threshold",), "units with posterior-mean variance > 0.01"),
+    "jacobian_frobenius": Probe(jacobian_frobenius, _unconditional_flat, ("max_examples",),
+                                "mean ||J_f(x)||_F of the code"),
+    "code_shift": Probe(code_shift, _flat_codes, ("sigma",), "how far codes move under small input noise"),
+    "denoising_psnr": Probe(denoising_psnr, lambda model: True, ("levels",),
+                            "PSNR of denoised test images at several test-time noise levels"),
+    "mean_code_activation": Probe(mean_code_activation, _flat_codes, (), "mean code activation"),
+}
+
+
+# --------------------------------------------------------------------------- the API
+def check_probes(probes) -> dict:
+    """``probes`` (names, or ``{name: {option: value}}``) as ``{name: options}``; unknown names/options refused."""
+    if isinstance(probes, (list, tuple)):
+        if not all(isinstance(p, str) for p in probes):
+            raise ValueError(f"expected a list of probe names or an object {{name: {{option: value}}}}; got {list(probes)!r}.")
+        probes = {p: {} for p in probes}
+    if not isinstance(probes, dict):
+        raise ValueError(f"expected a list of probe names or an object {{name: {{option: value}}}}; got {probes!r}.")
+    out = {}
+    for name, options in probes.items():
+        if name not in PROBES:
+            close = difflib.get_close_matches(str(name), list(PROBES), n=2)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"unknown probe {name!r}.{hint} Probes: {', '.join(PROBES)}.")
+        if not isinstance(options, dict):
+            raise ValueError(f"{name}: options must be an object {{option: value}}; got {options!r}.")
+        bad = [k for k in options if k not in PROBES[name].options]
+        if bad:
+            raise ValueError(f"{name} has no option {bad[0]!r}; its options: {', '.join(PROBES[name].options) or 'none'}.")
+        out[name] = dict(options)
+    return out
+
+
+def compute_probes(model, x, y, probes, *, seed=0) -> dict:
+    """The values of ``probes`` (``{name: options}``) that apply to ``model``, on test images ``x``."""
+    out = {}
+    for name, options in check_probes(probes).items():
+        probe = PROBES[name]
+        if probe.applies(model):
+            out.update(probe.fn(model, np.asarray(x, "float32"), y, seed=seed, **options))
+    return out
