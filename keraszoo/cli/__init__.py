@@ -45,6 +45,7 @@ from keraszoo.cli import export
 from keraszoo.cli import hub
 from keraszoo.cli import inference
 from keraszoo.cli import manifest
+from keraszoo.cli import report
 from keraszoo.cli import training
 from keraszoo.cli._quiet import quiet_tensorflow
 from keraszoo.cli._shared import PROG
@@ -56,7 +57,7 @@ from keraszoo.cli._shared import examples
 __all__ = ["main", "build_parser", "CommandError", "UsageError"]
 
 #: The command groups, in the order ``keraszoo --help`` lists their commands.
-GROUPS = (catalog, demo, inference, export, evaluate, training, experiment, hub, manifest)
+GROUPS = (catalog, demo, inference, export, evaluate, training, experiment, hub, manifest, report)
 
 _GLOBAL_FLAGS = ("--debug", "-q", "--quiet")
 

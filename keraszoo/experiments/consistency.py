@@ -107,6 +107,10 @@ def check_history(history: dict, weights: dict):
             problems.append(f"history lacks {', '.join(missing)} (loss_weights: {weights})")
             continue
         for epoch, total in enumerate(history[f"{p}total_loss"]):
+            values = [total, history[f"{p}reconstruction_loss"][epoch]] + [history[f"{p}{k}"][epoch] for k in weights]
+            if any(v is None or not math.isfinite(v) for v in values):
+                problems.append(f"epoch {epoch + 1}: a non-finite logged value among {p}total_loss and its terms: {values}")
+                continue
             parts = [history[f"{p}reconstruction_loss"][epoch]] + [w * history[f"{p}{k}"][epoch] for k, w in weights.items()]
             scale = sum(abs(v) for v in parts)
             rel = abs(total - sum(parts)) / max(scale, 1e-12)
@@ -117,6 +121,8 @@ def check_history(history: dict, weights: dict):
                                 f"(rel. {rel:.2g} > {HISTORY_RTOL:g})")
         if f"{p}loss" in history:
             for epoch, (loss, total) in enumerate(zip(history[f"{p}loss"], history[f"{p}total_loss"])):
+                if loss is None or total is None:
+                    continue  # reported above
                 rel = abs(loss - total) / max(abs(total), 1e-12)
                 worst = max(worst, rel)
                 if not rel <= HISTORY_RTOL:
@@ -337,6 +343,18 @@ def test_images(record, data_dir=None):
     return x[:n], y[:n]
 
 
+def _eval_batch_size(record, results_dir):
+    """The batch size the run's test terms were evaluated with (batch-level terms depend on it): its recipe's."""
+    import json
+
+    meta = pathlib.Path(results_dir) / record["model_dir"] / "metadata.json"
+    try:
+        args = json.loads(meta.read_text())["recipe"]["args"]
+        return int(args["eval_batch_size"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return int((record.get("params") or {}).get("eval_batch_size") or 500)
+
+
 def check_run(record, results_dir, *, data_dir=None, mc_samples=DEFAULT_MC_SAMPLES, images=None):
     """A :class:`RunCheck` of one results line (``images``: ``(x, y)`` to use instead of loading the split)."""
     import keraszoo
@@ -350,7 +368,7 @@ def check_run(record, results_dir, *, data_dir=None, mc_samples=DEFAULT_MC_SAMPL
     weights = model.loss_weights()
     out.history_ok, out.history_max_rel, out.history_problems = check_history(record.get("history") or {}, weights)
     x, y = images if images is not None else test_images(record, data_dir)
-    batch_size = (record.get("params") or {}).get("eval_batch_size") or 500
+    batch_size = _eval_batch_size(record, results_dir)
     out.terms, out.test_problems = check_test(model, out.variant, record.get("test") or {}, x, y,
                                               batch_size=batch_size, mc_samples=mc_samples)
     return out

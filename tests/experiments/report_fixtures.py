@@ -71,3 +71,12 @@ def write_results(results_dir, data_dir, runs=RUNS, epochs=2):
         for line in lines:
             f.write(json.dumps(line) + "\n")
     return results_dir
+
+
+def results_dir_for(tmp_path_factory):
+    """The session's tiny results directory and data folder, trained once (shared by the report and consistency tests)."""
+    root = tmp_path_factory.getbasetemp() / "report_fixture"
+    if not (root / "results" / "results.jsonl").exists():
+        data_dir = tiny_mnist(root / "data")
+        write_results(root / "results", data_dir)
+    return root / "results", root / "data"

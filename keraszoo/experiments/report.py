@@ -1,0 +1,374 @@
+"""``keraszoo report DIR -o OUT``: a Markdown report of an experiment's ``results.jsonl``.
+
+For every study in the file: the swept settings; tables of L_total and each of its terms on train (the
+last epoch of ``history``) and test, of the other test metrics and of the parameter counts and times;
+the figures of :mod:`keraszoo.experiments.figures`; a discussion whose every sentence is computed from
+the numbers. Then a "Literature" section (published claims beside the measured numbers, with what
+differs) and the consistency check of :mod:`keraszoo.experiments.consistency` for every run. Nothing is
+hard-coded: a report regenerated from the same results file is the same report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+
+import numpy as np
+
+from keraszoo.experiments import consistency
+from keraszoo.experiments import figures
+
+#: ``params`` keys that never count as a swept setting (where files live, how often to back up).
+NOT_SETTINGS = ("data_dir", "out", "backup_every", "eval_split", "hparam", "verbose")
+
+
+def read_results(results_dir):
+    """The runs of ``results_dir/results.jsonl``, in file order (a run written twice: its last line)."""
+    path = pathlib.Path(results_dir) / "results.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"No results file: expected {path} (written by `keraszoo experiment ... --out {results_dir}`).")
+    runs = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {number}: not a JSON object ({err}).") from None
+        missing = [k for k in ("run_id", "study", "variant", "params", "history", "test", "eval", "model_dir") if k not in record]
+        if missing:
+            raise ValueError(f"{path}, line {number}: a results line needs {', '.join(missing)}; it has {', '.join(sorted(record))}.")
+        runs[record["run_id"]] = record
+    if not runs:
+        raise ValueError(f"{path} holds no runs.")
+    return list(runs.values())
+
+
+def _fmt(value):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.1f}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- one study
+@dataclasses.dataclass
+class Study:
+    """The runs of one study and what the figures and tables need of them."""
+
+    name: str
+    runs: list
+    results_dir: pathlib.Path
+    data_dir: object = None
+    _models: dict = dataclasses.field(default_factory=dict)
+    _images: tuple | None = None
+    #: the study's swept settings, kept by a subset of its runs (one group of a plot)
+    swept_keys: list | None = None
+
+    @property
+    def swept(self):
+        """The settings whose values differ between the runs: numeric ones first (the x axis), then the others."""
+        if self.swept_keys is not None:
+            return self.swept_keys
+        keys = sorted({k for r in self.runs for k in r["params"]} - set(NOT_SETTINGS))
+        differing = [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in self.runs}) > 1]
+        numeric = [k for k in differing if all(isinstance(r["params"].get(k), (int, float)) and not isinstance(
+            r["params"].get(k), bool) for r in self.runs)]
+        return numeric + [k for k in differing if k not in numeric]
+
+    @property
+    def terms(self):
+        """L_total, the reconstruction term, then every other logged ``*_loss`` term (train history)."""
+        names = []
+        for r in self.runs:
+            for k in r.get("history", {}):
+                if k.endswith("_loss") and not k.startswith("val_") and k not in names:
+                    names.append(k)
+        head = [k for k in ("total_loss", "reconstruction_loss") if k in names]
+        return head + sorted(k for k in names if k not in head)
+
+    def groups(self):
+        """Runs by the non-numeric swept settings (variant, reconstruction loss ...): one line per group in plots."""
+        swept = self.swept
+        numeric = swept[:1] if swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in self.runs) else []
+        keys = [k for k in swept if k not in numeric]
+        if not numeric:  # a categorical sweep: one line over its values
+            return {"": self.runs}
+        out = {}
+        for r in self.runs:
+            out.setdefault(" ".join(f"{r['params'].get(k)}" for k in keys), []).append(r)
+        return {g: sorted(rs, key=lambda r: r["params"].get(numeric[0])) for g, rs in out.items()}
+
+    def subset(self, runs):
+        return Study(self.name, runs, self.results_dir, self.data_dir, self._models, self._images, self.swept)
+
+    def label(self, r):
+        return ", ".join(f"{k}={_fmt(r['params'].get(k))}" for k in self.swept) or r["run_id"]
+
+    def train_value(self, r, term):
+        values = r.get("history", {}).get(term) or []
+        return float(values[-1]) if values else float("nan")
+
+    def test_value(self, r, term):
+        value = r.get("test", {}).get(term)
+        return float(value) if isinstance(value, (int, float)) else float("nan")
+
+    def model(self, r):
+        if r["run_id"] not in self._models:
+            import keraszoo
+
+            self._models[r["run_id"]] = keraszoo.load(str(self.results_dir / r["model_dir"]))
+        return self._models[r["run_id"]]
+
+    def images(self, count):
+        """The first ``count`` test images and labels of the study's first run (``(None, None)`` if unavailable)."""
+        if self._images is None:
+            try:
+                self._images = consistency.test_images(self.runs[0], self.data_dir)
+            except Exception:  # noqa: BLE001 - the image figures are then left out, and the report says so
+                self._images = (None, None)
+        x, y = self._images
+        return (None, None) if x is None else (x[:count], y[:count])
+
+
+
+
+# ----------------------------------------------------------------- discussion (sentences from numbers)
+def _trend(xs, ys):
+    pairs = sorted((x, y) for x, y in zip(xs, ys) if math.isfinite(y))
+    if len(pairs) < 3:
+        return None
+    diffs = np.diff([y for _, y in pairs])
+    if np.all(diffs > 0):
+        return "rises"
+    if np.all(diffs < 0):
+        return "falls"
+    return "is not monotone"
+
+
+def discussion(study: Study):
+    """Sentences computed from the study's numbers."""
+    out = []
+    swept = study.swept
+    for group, runs in study.groups().items():
+        who = f" ({group})" if group else ""
+        for term, what in (("reconstruction_loss", "reconstruction error"), ("total_loss", "L_total")):
+            scored = [(study.test_value(r, term), r) for r in runs if math.isfinite(study.test_value(r, term))]
+            if len(scored) < 2:
+                continue
+            best, worst = min(scored, key=lambda s: s[0]), max(scored, key=lambda s: s[0])
+            gap = worst[0] - best[0]
+            out.append(f"Lowest test {what}{who}: {study.label(best[1])} with {best[0]:.4g}, "
+                       f"{gap:.4g} ({100 * gap / abs(worst[0]):.1f} %) below the highest, {study.label(worst[1])} ({worst[0]:.4g}).")
+            if term == "reconstruction_loss" and swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in runs):
+                xs = [r["params"].get(swept[0]) for r in runs]
+                at = best[1]["params"].get(swept[0])
+                if at in (min(xs), max(xs)) and len(set(xs)) > 2:
+                    out.append(f"The best reconstruction{who} sits at the edge of the sweep ({swept[0]}={_fmt(at)}): "
+                               f"the next settings to try lie beyond it.")
+        if swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in runs):
+            xs = [r["params"].get(swept[0]) for r in runs]
+            for term in study.terms:
+                trend = _trend(xs, [study.test_value(r, term) for r in runs])
+                if trend and trend != "is not monotone":
+                    ordered = sorted(runs, key=lambda r: r["params"].get(swept[0]))
+                    lo, hi = ordered[0], ordered[-1]
+                    out.append(f"Test {term}{who} {trend} with {swept[0]}: {study.test_value(lo, term):.4g} at "
+                               f"{_fmt(lo['params'].get(swept[0]))}, {study.test_value(hi, term):.4g} at "
+                               f"{_fmt(hi['params'].get(swept[0]))}.")
+        for metric in ("knn_accuracy", "probe_accuracy"):
+            scored = [(study.test_value(r, metric), r) for r in runs if math.isfinite(study.test_value(r, metric))]
+            if len(scored) >= 2:
+                best = max(scored, key=lambda s: s[0])
+                out.append(f"Best {metric.replace('_', ' ')}{who}: {study.label(best[1])}, {best[0]:.4g}.")
+    timed = [(r.get("seconds_per_epoch"), r) for r in study.runs if isinstance(r.get("seconds_per_epoch"), (int, float))]
+    if len(timed) >= 2:
+        fast, slow = min(timed, key=lambda t: t[0]), max(timed, key=lambda t: t[0])
+        out.append(f"Training took {fast[0]:.3g} s/epoch ({study.label(fast[1])}) to {slow[0]:.3g} s/epoch "
+                   f"({study.label(slow[1])}), {slow[0] / max(fast[0], 1e-9):.2g}x.")
+    gaps = [(study.test_value(r, "total_loss") - study.train_value(r, "total_loss"), r) for r in study.runs]
+    gaps = [g for g in gaps if math.isfinite(g[0])]
+    if gaps:
+        widest = max(gaps, key=lambda g: abs(g[0]))
+        out.append(f"The widest train/test gap of L_total is {widest[0]:+.4g} ({study.label(widest[1])}).")
+    return out
+
+
+# ----------------------------------------------------------------- literature
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A published claim beside a measured number: no published number unless it was checked at its source."""
+
+    text: str
+    source: str
+    measured: str  # the test metric set beside it
+    differs: str
+
+
+#: study name -> the claims of its papers (Literature section); other studies get none.
+LITERATURE = {
+    "beta": (Claim("Raising β above 1 trades reconstruction quality for a more disentangled, lower-rate code "
+                   "(no number is quoted here: none was checked at its source).",
+                   "Higgins et al., 2017, https://openreview.net/forum?id=Sy2fzU9gl", "reconstruction_loss",
+                   "the paper trains on dSprites/CelebA/chairs with conv networks; here the study's dataset, "
+                   "network and budget"),),
+    "contractive": (Claim("The contractive penalty makes the code locally invariant (a smaller Jacobian norm) at a "
+                          "small cost in reconstruction (claim named, no number quoted).",
+                          "Rifai et al., 2011, https://icml.cc/2011/papers/455_icmlpaper.pdf", "reconstruction_loss",
+                          "the paper uses one sigmoid layer and its own λ grid and datasets"),),
+    "noise": (Claim("Denoising training yields features that reconstruct clean inputs from corrupted ones "
+                    "(claim named, no number quoted).", "Vincent et al., 2008, https://doi.org/10.1145/1390156.1390294",
+                    "denoised_psnr_db", "the paper stacks layers and reports classification error, not PSNR"),),
+    "sparsity": (Claim("A KL penalty toward a small target activation ρ gives sparse hidden units "
+                       "(claim named, no number quoted).",
+                       "Ng, 2011, https://web.stanford.edu/class/cs294a/sparseAutoencoder_2011new.pdf",
+                       "mean_activation", "the notes use one sigmoid hidden layer on natural-image patches"),),
+    "variants": (Claim("The importance-weighted bound (k > 1) gives a better test log-likelihood than the VAE's ELBO "
+                       "on MNIST (Table 1 of the paper; its numbers are not quoted: not checked at the source).",
+                       "Burda, Grosse & Salakhutdinov, 2016, https://arxiv.org/abs/1509.00519", "total_loss",
+                       "the paper trains 3280 passes over the data with 50- and 100-unit stochastic layers, "
+                       "dynamic binarization; here the study's budget"),),
+    "latent": (Claim("Deep autoencoders with small codes reconstruct better than PCA with as many components "
+                     "(claim named, no number quoted).", "Hinton & Salakhutdinov, 2006, https://doi.org/10.1126/science.1127647",
+                     "reconstruction_loss", "the paper pretrains with RBMs and uses a 784-1000-500-250-30 network"),),
+}
+
+
+def literature_section(studies):
+    lines = ["## Literature", ""]
+    rows = []
+    for study in studies:
+        for claim in LITERATURE.get(study.name, ()):
+            measured = [(study.test_value(r, claim.measured), r) for r in study.runs]
+            measured = [m for m in measured if math.isfinite(m[0])]
+            shown = "; ".join(f"{study.label(r)}: {v:.4g}" for v, r in measured[:6]) or "–"
+            rows.append((study.name, claim.text, claim.source, f"test {claim.measured}: {shown}", claim.differs))
+    if not rows:
+        return lines + ["No published claim is registered for these studies.", ""]
+    return lines + [_table(("study", "published claim", "source", "measured here", "what differs"), rows), ""]
+
+
+# ----------------------------------------------------------------- consistency
+def consistency_section(checks):
+    lines = ["## Consistency check", "",
+             f"(a) every epoch's logged `total_loss` against `reconstruction_loss + Σ w·term` (the saved model's "
+             f"`loss_weights()`) and Keras' `loss` against `total_loss`, relative tolerance {consistency.HISTORY_RTOL:g} "
+             "(float32 running means); (b) every test term the run reports, recomputed from the saved weights by "
+             f"keraszoo's NumPy forward pass on the same images: deterministic terms to {consistency.TEST_RTOL:g} relative, "
+             f"stochastic ones within {consistency.MC_SIGMAS:g} standard errors of the Monte-Carlo difference "
+             "(samples: NumPy draws per image or batch).", ""]
+    rows = []
+    for c in checks:
+        stochastic = sorted({t.samples for t in c.terms if t.stochastic})
+        rows.append((c.run_id, c.variant, "pass" if c.history_ok else "FAIL", c.history_max_rel,
+                     "pass" if c.test_ok else "FAIL", c.test_max_rel,
+                     ", ".join(f"{t.name}{'*' if t.stochastic else ''}" for t in c.terms) or "–",
+                     ",".join(map(str, stochastic)) or "–", "pass" if c.ok else "FAIL",
+                     "; ".join(c.problems()).replace("|", "/") or "–"))
+    lines.append(_table(("run", "variant", "(a) history", "(a) max rel. err.", "(b) test", "(b) max rel. err.",
+                         "terms (* stochastic)", "samples", "result", "problems"), rows))
+    failed = [c.run_id for c in checks if not c.ok]
+    lines += ["", f"**{len(checks) - len(failed)} of {len(checks)} runs pass.**" + (
+        f" Failed: {', '.join(failed)}." if failed else ""), ""]
+    return lines
+
+
+# ----------------------------------------------------------------- the report
+def _study_section(study, out_dir):
+    lines = [f"## Study `{study.name}`", ""]
+    swept = study.swept
+    lines.append(f"{len(study.runs)} runs; swept: {', '.join(f'`{k}`' for k in swept) or 'nothing (one setting)'}; "
+                 f"variants: {', '.join(sorted({r['variant'] for r in study.runs}))}; dataset: "
+                 f"{', '.join(sorted({r.get('dataset', '?') for r in study.runs}))}; test: first "
+                 f"{', '.join(sorted({str(r['eval'].get('num_examples')) for r in study.runs}))} images of "
+                 f"{', '.join(sorted({str(r['eval'].get('split')) for r in study.runs}))}.")
+    lines.append("")
+    terms = study.terms
+    header = ["run", *swept] + [f"train {t}" for t in terms] + [f"test {t}" for t in terms]
+    rows = [[r["run_id"], *(r["params"].get(k) for k in swept)] + [study.train_value(r, t) for t in terms]
+            + [study.test_value(r, t) for t in terms] for r in study.runs]
+    lines += ["### L_total and its terms (train: last epoch; test)", "", _table(header, rows), ""]
+    others = sorted({k for r in study.runs for k, v in r.get("test", {}).items()
+                     if k not in terms and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if others:
+        rows = [[r["run_id"]] + [study.test_value(r, k) for k in others] for r in study.runs]
+        lines += ["### Other test metrics", "", _table(["run", *others], rows), ""]
+    rows = [[r["run_id"], r.get("num_params"), r.get("epochs"), r.get("train_seconds"), r.get("seconds_per_epoch")]
+            for r in study.runs]
+    lines += ["### Size and training time", "", _table(["run", "parameters", "epochs", "train s", "s/epoch"], rows), ""]
+    lines += ["### Figures", ""]
+    fig_dir = out_dir / "figures"
+    for stem, caption, fn in figures.GENERIC_FIGURES + figures.STUDY_FIGURES.get(study.name, ()):
+        path = fn(study, fig_dir / f"{study.name}_{stem}.png")
+        if path is not None:
+            lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}.*", ""]
+    if study.images(1)[0] is None:
+        lines += ["(Image figures left out: the test split could not be loaded here; pass --data-dir.)", ""]
+    lines += ["### Discussion", ""] + [f"- {s}" for s in discussion(study)] + [""]
+    return lines
+
+
+def _provenance(runs, results_dir):
+    lines = []
+    for (study, dataset, budget), group in sorted(_by(runs, lambda r: (r["study"], r.get("dataset"), r.get("budget"))).items(),
+                                                  key=lambda kv: tuple(map(str, kv[0]))):
+        versions = sorted({str(r.get("keraszoo_version")) for r in group})
+        lines.append(f"- `keraszoo experiment {study} --dataset {dataset} --budget {budget} --out {results_dir}` "
+                     f"({len(group)} runs, keraszoo {', '.join(versions)}, finished "
+                     f"{max(str(r.get('finished_at')) for r in group)})")
+    return lines
+
+
+def _by(items, key):
+    out = {}
+    for item in items:
+        out.setdefault(key(item), []).append(item)
+    return out
+
+
+def write_report(results_dir, out_dir, *, data_dir=None, mc_samples=consistency.DEFAULT_MC_SAMPLES, command=None):
+    """Writes ``out_dir/README.md`` and ``out_dir/figures/*.png``; returns ``(path, checks)``."""
+    results_dir, out_dir = pathlib.Path(results_dir), pathlib.Path(out_dir)
+    runs = read_results(results_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "figures").mkdir(exist_ok=True)
+    studies = [Study(name, group, results_dir, data_dir) for name, group in _by(runs, lambda r: r["study"]).items()]
+    lines = [f"# Experiment report: {', '.join(s.name for s in studies)}", "",
+             f"Produced by `{command or f'keraszoo report {results_dir} -o {out_dir}'}` from `{results_dir / 'results.jsonl'}` "
+             f"({len(runs)} runs), written by:", ""] + _provenance(runs, results_dir) + [""]
+    for study in studies:
+        lines += _study_section(study, out_dir)
+    lines += literature_section(studies)
+    checks = []
+    for study in studies:
+        x, y = study.images(10**9)
+        for r in study.runs:
+            n = int(r["eval"]["num_examples"])
+            images = (x[:n], y[:n]) if x is not None and len(x) >= n and r.get("dataset") == study.runs[0].get("dataset") \
+                and r["eval"] == study.runs[0]["eval"] else None
+            try:
+                checks.append(consistency.check_run(r, results_dir, data_dir=data_dir, mc_samples=mc_samples, images=images))
+            except Exception as err:  # noqa: BLE001 - a check that cannot run fails, shown in the table
+                failed = consistency.RunCheck(str(r["run_id"]), str(r["variant"]))
+                failed.history_problems.append(f"not checked: {type(err).__name__}: {err}")
+                checks.append(failed)
+    lines += consistency_section(checks)
+    path = out_dir / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path, checks
