@@ -1,0 +1,107 @@
+"""The L_total consistency check: the NumPy reference against Keras, real runs pass, perturbed ones fail."""
+
+import copy
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keraszoo.experiments import consistency
+from keraszoo.experiments.reference import np_forward
+from keraszoo.experiments.reference import np_jacobian_frobenius_sq
+from keraszoo.models import list_variants
+from keraszoo.models import networks
+from keraszoo.models import vqvae
+from tests.experiments.report_fixtures import results_dir_for
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    results_dir, data_dir = results_dir_for(tmp_path_factory)
+    records = [json.loads(line) for line in (results_dir / "results.jsonl").read_text().splitlines()]
+    return results_dir, data_dir, records
+
+
+@pytest.mark.parametrize("architecture", ["dense", "conv"])
+def test_numpy_forward_matches_keras(architecture, mnist_sample):
+    x = mnist_sample[0][:4]
+    rng = np.random.default_rng(0)
+    encoder = networks.build_encoder((28, 28, 1), 6, architecture, (32,), (8, 16), output_activation="sigmoid")
+    decoder = networks.build_decoder(4, (28, 28, 1), architecture, (32,), (8, 16), condition_dim=3)
+    z, c = rng.standard_normal((4, 4)).astype("float32"), np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    np.testing.assert_allclose(np_forward(encoder, x), np.asarray(encoder(x)), atol=1e-5)
+    np.testing.assert_allclose(np_forward(decoder, [z, c]), np.asarray(decoder([z, c])), atol=1e-5)
+    h, jac = np_jacobian_frobenius_sq(encoder, x)
+    cae = list_variants()["cae"](latent_dim=6, architecture=architecture, hidden_dims=(32,), conv_filters=(8, 16),
+                                 encoder=encoder)
+    np.testing.assert_allclose(jac, np.asarray(cae.jacobian_frobenius_sq(cae._check_inputs(x))), rtol=1e-4)
+
+
+def test_numpy_forward_matches_keras_residual_conv_networks(mnist_sample):
+    """The VQ-VAE's networks: 4x4 strided convolutions and transposed ones, residual Add blocks, ReLU layers."""
+    x = mnist_sample[0][:3]
+    encoder = vqvae.build_encoder((28, 28, 1), 8, (8, 16), (4,))
+    decoder = vqvae.build_decoder((7, 7), 8, (28, 28, 1), (8, 16), (4,))
+    z = np.asarray(encoder(x))
+    np.testing.assert_allclose(np_forward(encoder, x), z, atol=1e-5)
+    np.testing.assert_allclose(np_forward(decoder, z), np.asarray(decoder(z)), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(list_variants()))
+def test_every_variant_is_recomputed_or_reported_not_checked(name, mnist_sample):
+    """What ``evaluate`` reports for each variant matches the NumPy terms; a variant without them fails, visibly."""
+    x, y = mnist_sample[0][:64], mnist_sample[1][:64].astype("int64")
+    cls = list_variants()[name]
+    architecture = getattr(cls, "architectures", ("dense",))[0]
+    model = cls(latent_dim=4, architecture=architecture, hidden_dims=(32,), conv_filters=(8, 16), seed=1)
+    model.compile()
+    reported = model.evaluate(x, y if getattr(model, "requires_labels", False) else None, batch_size=32, verbose=0,
+                              return_dict=True)
+    terms, problems = consistency.check_test(model, name, reported, x, y, batch_size=32, mc_samples=16)
+    if name not in consistency.REFERENCES:
+        assert problems and problems[0].startswith("not checked"), problems
+        return
+    assert not problems, problems
+    assert {t.name for t in terms} == {k for k in consistency.logged_terms(model) if k in reported}
+    for t in terms:
+        assert t.ok, t
+
+
+def test_real_runs_pass(results):
+    results_dir, data_dir, records = results
+    for record in records:
+        check = consistency.check_run(record, results_dir, data_dir=data_dir)
+        assert check.ok, (record["run_id"], check.problems())
+        assert check.history_max_rel <= consistency.HISTORY_RTOL
+        assert {"total_loss", "reconstruction_loss"} <= {t.name for t in check.terms}
+
+
+@pytest.mark.parametrize("run_id,term", [("latent-4", "reconstruction_loss"), ("beta-0.5", "kl_loss"),
+                                         ("contractive-0.1", "contractive_loss")])
+def test_a_perturbed_test_term_fails(results, run_id, term):
+    results_dir, data_dir, records = results
+    record = copy.deepcopy(next(r for r in records if r["run_id"] == run_id))
+    record["test"][term] *= 1.001
+    check = consistency.check_run(record, results_dir, data_dir=data_dir)
+    assert check.history_ok and not check.test_ok and not check.ok
+    assert any(f"test {term}" in p for p in check.problems()), check.problems()
+
+
+def test_a_perturbed_history_fails(results):
+    results_dir, data_dir, records = results
+    record = copy.deepcopy(next(r for r in records if r["run_id"] == "beta-2"))
+    record["history"]["kl_loss"][0] += 0.05
+    check = consistency.check_run(record, results_dir, data_dir=data_dir)
+    assert not check.history_ok and check.test_ok
+    assert any("epoch 1" in p for p in check.problems()), check.problems()
+
+
+def test_unknown_variant_and_missing_terms_are_not_silent_passes():
+    model = list_variants()["ae"](latent_dim=2, hidden_dims=(8,))
+    x = np.zeros((4, 28, 28, 1), "float32")
+    _, problems = consistency.check_test(model, "my_variant", {"total_loss": 1.0}, x, None, batch_size=4)
+    assert problems and "not checked" in problems[0]
+    _, problems = consistency.check_test(model, "ae", {"mse_per_pixel": 0.1}, x, None, batch_size=4)
+    assert problems and "no total_loss" in problems[0]
+    keras.backend.clear_session()

@@ -1,0 +1,72 @@
+"""``keraszoo report``: the report of a tiny real results directory, and its exit status on a mismatch."""
+
+import json
+import os
+
+import pytest
+
+from keraszoo.cli import main
+from keraszoo.experiments import figures
+from keraszoo.experiments import report
+from tests.experiments.report_fixtures import results_dir_for
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    results_dir, data_dir = results_dir_for(tmp_path_factory)
+    out = tmp_path_factory.mktemp("report")
+    status = main(["report", str(results_dir), "-o", str(out), "--data-dir", str(data_dir)])
+    return results_dir, data_dir, out, status
+
+
+def test_report_files_figures_and_tables(written):
+    results_dir, _, out, status = written
+    assert status == 0
+    text = (out / "README.md").read_text()
+    records = report.read_results(results_dir)
+    for study in ("beta", "latent", "contractive"):
+        assert f"## Study `{study}`" in text
+        assert (out / "figures" / f"{study}_terms.png").read_bytes().startswith(PNG)
+        assert (out / "figures" / f"{study}_reconstructions.png").read_bytes().startswith(PNG)
+    for stem, _, _ in figures.STUDY_FIGURES["beta"]:
+        assert (out / "figures" / f"beta_{stem}.png").is_file()
+    assert (out / "figures" / "beta_samples.png").is_file() and (out / "figures" / "beta_latent.png").is_file()
+    assert not (out / "figures" / "latent_samples.png").exists()  # AEs do not sample
+    for name in os.listdir(out / "figures"):
+        assert (out / "figures" / name).read_bytes().startswith(PNG), name
+        assert f"figures/{name}" in text
+    for r in records:  # the tables hold each run's numbers
+        row = next(line for line in text.splitlines() if line.startswith(f"| {r['run_id']} |"))
+        assert report._fmt(r["test"]["total_loss"]) in row and report._fmt(r["history"]["total_loss"][-1]) in row
+    assert "keraszoo experiment beta --dataset mnist --budget smoke" in text and "keraszoo report" in text
+    assert "### Discussion" in text and "Lowest test reconstruction error" in text
+    assert "## Literature" in text and "## Consistency check" in text
+    assert f"**{len(records)} of {len(records)} runs pass.**" in text
+
+
+def test_a_mismatch_fails_the_report_and_shows_in_the_table(written, tmp_path, capsys):
+    results_dir, data_dir, _, _ = written
+    lines = [json.loads(line) for line in (results_dir / "results.jsonl").read_text().splitlines()][:3]
+    lines[0]["test"]["kl_loss"] *= 1.01  # beta-0.5: the analytic (deterministic) KL
+    lines[2]["history"]["total_loss"][-1] *= 1.01
+    lines[2]["study"] = "my_own_study"  # a user's study: the generic figures only
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "runs").symlink_to(results_dir / "runs")
+    (bad / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    assert main(["report", str(bad), "-o", str(out), "--data-dir", str(data_dir), "--mc-samples", "8"]) == 1
+    text = (out / "README.md").read_text()
+    table = text[text.index("## Consistency check"):]
+    failing = [row for row in table.splitlines() if "| FAIL |" in row]
+    assert {row.split(" | ")[0].strip("| ") for row in failing} == {lines[0]["run_id"], lines[2]["run_id"]}
+    assert "**1 of 3 runs pass.**" in text
+    assert "## Study `my_own_study`" in text and (out / "figures" / "my_own_study_terms.png").is_file()
+    assert "consistency check failed" in capsys.readouterr().err
+
+
+def test_a_results_file_that_is_not_there_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "out")]) == 1
+    assert "results.jsonl" in capsys.readouterr().err
