@@ -1,0 +1,218 @@
+"""Studies as data: spec files, grids, budgets, planning and the errors of bad input (no training here)."""
+
+import json
+
+import pytest
+
+from keraszoo.cli import main
+from keraszoo.experiments import BUDGETS
+from keraszoo.experiments import STUDIES
+from keraszoo.experiments import Study
+from keraszoo.experiments import StudyError
+from keraszoo.experiments import expand_grid
+from keraszoo.experiments import get_study
+from keraszoo.experiments import plan_runs
+from keraszoo.experiments import run_study
+from tests.experiments.conftest import TINY_SPEC
+
+
+def test_builtin_study_names_are_fixed():
+    assert list(STUDIES) == ["latent", "depth", "beta", "sparsity", "contractive", "noise", "variants"]
+
+
+def test_expand_grid_is_the_union_of_products():
+    assert expand_grid({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    assert expand_grid([{"a": [1]}, {"b": [2, 3]}]) == [{"a": 1}, {"b": 2}, {"b": 3}]
+    assert expand_grid({}) == [{}]
+
+
+def test_a_study_round_trips_through_json():
+    study = STUDIES["noise"]
+    again = Study.from_dict(json.loads(json.dumps(study.to_dict())))
+    assert again.to_dict() == study.to_dict()
+    assert [r.run_id for r in plan_runs(again, "mnist", "default")[0]] == \
+        [r.run_id for r in plan_runs(study, "mnist", "default")[0]]
+
+
+def test_latent_and_beta_include_the_squared_error_objective():
+    for name in ("latent", "beta"):
+        for budget in BUDGETS:
+            losses = {r.params.get("reconstruction_loss") for r in plan_runs(name, "mnist", budget)[0]}
+            assert losses == {"bce", "mse"}, (name, budget)
+
+
+def test_default_grids_are_the_issue_s():
+    latent = plan_runs("latent", "mnist", "default")[0]
+    assert sorted({r.params["latent_dim"] for r in latent}) == [2, 4, 8, 16, 32, 64]
+    assert {r.variant for r in latent} == {"ae", "vae"} and len(latent) == 24
+    beta = plan_runs("beta", "mnist", "default")[0]
+    assert sorted({r.params["beta"] for r in beta}) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    depth = plan_runs("depth", "mnist", "default")[0]
+    assert sorted(len(r.params["hidden_dims"]) for r in depth if "architecture" not in r.params) == [1, 2, 3, 4]
+    assert [r.params["architecture"] for r in depth if "architecture" in r.params] == ["conv"]
+    contractive = plan_runs("contractive", "mnist", "default")[0]
+    assert {r.variant for r in contractive} == {"cae", "ae"}
+    noise = plan_runs("noise", "mnist", "default")[0]
+    assert {r.params.get("noise") for r in noise} == {"gaussian", "masking", "salt_and_pepper", None}
+
+
+def test_variants_study_runs_every_registered_variant_at_one_latent_size():
+    from keraszoo.models import list_variants
+
+    for dataset in ("mnist", "cifar10"):
+        runs, skipped = plan_runs("variants", dataset, "smoke")
+        assert sorted(r.variant for r in runs) == sorted(list_variants()) and not skipped
+        assert {r.params["latent_dim"] for r in runs} == {16}
+
+
+def test_run_ids_are_deterministic_unique_and_filesystem_safe():
+    import re
+
+    for name in STUDIES:
+        ids = [r.run_id for r in plan_runs(name, "mnist", "default")[0]]
+        assert ids == [r.run_id for r in plan_runs(name, "mnist", "default")[0]]
+        assert len(set(ids)) == len(ids)
+        assert all(re.fullmatch(r"[A-Za-z0-9._,=+-]+", i) and len(i) < 140 for i in ids)
+    # the dataset and the budget are part of a run's identity
+    mnist = {r.run_id for r in plan_runs("beta", "mnist", "smoke")[0]}
+    assert not mnist & {r.run_id for r in plan_runs("beta", "cifar10", "smoke")[0]}
+    assert not mnist & {r.run_id for r in plan_runs("beta", "mnist", "default")[0]}
+
+
+def test_budgets_change_epochs_limit_and_eval_size():
+    smoke, = [r for r in plan_runs("contractive", "mnist", "smoke")[0] if r.variant == "ae"]
+    assert (smoke.epochs, smoke.recipe_fields["limit"], smoke.evaluation["num_examples"]) == (1, 256, 100)
+    full, = [r for r in plan_runs("contractive", "mnist", "full")[0] if r.variant == "ae"]
+    assert full.recipe_fields["limit"] is None and full.evaluation["num_examples"] == 10000
+    recipe = smoke.recipe()
+    assert (recipe.model, recipe.model_kwargs, recipe.epochs, recipe.eval_split) == ("ae", {"latent_dim": 32}, 1,
+                                                                                     "test[:100]")
+
+
+def test_arguments_are_routed_to_recipe_fields_model_kwargs_and_options():
+    spec = dict(TINY_SPEC, variants=["aae"], fixed={"lr": 0.002, "discriminator_lr": 1e-4, "hidden_dims": [32]})
+    run = plan_runs(Study.from_dict(spec), "mnist", "smoke")[0][0]
+    recipe = run.recipe()
+    assert recipe.lr == 0.002 and recipe.options == {"discriminator_lr": 1e-4}
+    assert recipe.model_kwargs == {"hidden_dims": [32], "latent_dim": 2}
+
+
+def test_an_argument_only_some_models_take_skips_the_others_with_a_reason():
+    spec = dict(TINY_SPEC, grid={"beta": [1.0, 2.0]})
+    runs, skipped = plan_runs(Study.from_dict(spec), "mnist", "smoke")
+    assert {r.variant for r in runs} == {"vae"} and len(runs) == 2
+    assert len(skipped) == 2 and all("AutoEncoder (ae) takes no argument beta" in s["reason"] for s in skipped)
+
+
+def test_an_architecture_a_variant_lacks_is_skipped_with_its_reason():
+    spec = dict(TINY_SPEC, variants=["vqvae", "ae"], grid={"architecture": ["dense"]})
+    runs, skipped = plan_runs(Study.from_dict(spec), "mnist", "smoke")
+    assert [r.variant for r in runs] == ["ae"]
+    assert skipped[0]["model"] == "vqvae" and "only the 'conv' architecture" in skipped[0]["reason"]
+
+
+# --------------------------------------------------------------------------- bad input
+def test_unknown_study_suggests_the_closest_name():
+    with pytest.raises(StudyError, match=r"Unknown study 'latnet'\. Did you mean 'latent'\?"):
+        get_study("latnet")
+
+
+@pytest.mark.parametrize("budget, dataset, message", [
+    ("fast", "mnist", r"--budget must be one of smoke, default, full; got 'fast'"),
+    ("smoke", "mnits", r"--dataset must be one of .*; got 'mnits'\. Did you mean 'mnist'"),
+])
+def test_bad_budget_or_dataset(budget, dataset, message):
+    with pytest.raises(StudyError, match=message):
+        plan_runs("beta", dataset, budget)
+
+
+def test_a_study_meant_for_other_datasets_is_refused(tiny_spec):
+    with pytest.raises(StudyError, match=r"Study 'tiny' runs on mnist; got --dataset 'cifar10'"):
+        plan_runs(str(tiny_spec), "cifar10", "smoke")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ('{"name": "x", "variants": ["ae"], "grid": {"latent_dim": [2]}', r"not valid JSON: .* line 1, column"),
+    ('[1, 2]', r"must be a JSON object"),
+    ('{"variants": ["ae"]}', r"the field 'name' is missing"),
+    ('{"name": "x", "variants": ["ae"], "grdi": {}}', r"unknown field 'grdi'\. Did you mean 'grid'\?"),
+    ('{"name": "x", "variants": "ae"}', r"variants must be a list of names; got 'ae'"),
+    ('{"name": "x", "variants": ["ae"], "grid": {"latent_dim": 2}}', r"grid\.latent_dim must be a non-empty list"),
+    ('{"name": "x", "variants": ["ae"], "grid": 3}', r"grid must be an object"),
+    ('{"name": "x", "variants": ["ae"], "grid": {"epochs": [1, 2]}}', r"grid\.epochs: 'epochs' is set by the command"),
+    ('{"name": "x", "variants": ["ae"], "budgets": {"smoke": {"epoch": 2}}}',
+     r"budgets\.smoke\.epoch: unknown budget field.*Did you mean 'epochs'"),
+    ('{"name": "x", "variants": ["ae"], "budgets": {"quick": {}}}', r"budgets\.quick: unknown budget"),
+    ('{"name": "x", "variants": ["ae"], "budgets": {"smoke": {"epochs": 0}}}',
+     r"budgets\.smoke\.epochs must be a positive integer; got 0"),
+    ('{"name": "x", "variants": ["ae"], "probes": ["active_unit"]}',
+     r"probes: unknown probe 'active_unit'\. Did you mean 'active_units'"),
+    ('{"name": "x", "variants": ["ae"], "probes": {"code_shift": {"sigm": 1}}}', r"code_shift has no option 'sigm'"),
+    ('{"name": "x", "grid": {"latent_dim": [2]}}', r"give variants"),
+])
+def test_malformed_spec_files_name_the_field(tmp_path, spec, message):
+    path = tmp_path / "bad.json"
+    path.write_text(spec)
+    with pytest.raises(StudyError, match=message):
+        get_study(str(path))
+
+
+def test_a_missing_spec_file():
+    with pytest.raises(StudyError, match=r"No study spec file .*nowhere\.json"):
+        get_study("nowhere.json")
+
+
+def test_unknown_model_in_a_spec(tmp_path):
+    study = Study.from_dict(dict(TINY_SPEC, variants=["vea"]))
+    with pytest.raises(StudyError, match=r"Unknown model 'vea' in the study\. Did you mean 'vae'"):
+        plan_runs(study, "mnist", "smoke")
+
+
+def test_a_grid_argument_no_model_accepts():
+    study = Study.from_dict(dict(TINY_SPEC, grid={"lattent_dim": [2, 4]}))
+    with pytest.raises(StudyError, match=r"grid argument 'lattent_dim' is accepted by none of its models \(ae, vae\)\."
+                                         r" Did you mean 'latent_dim'"):
+        plan_runs(study, "mnist", "smoke")
+
+
+def test_a_bad_recipe_value_names_the_run():
+    study = Study.from_dict(dict(TINY_SPEC, fixed={"lr": -1.0}))
+    with pytest.raises(StudyError, match=r"run ae-mnist-latent_dim=2-\w+: --lr must be a finite number > 0"):
+        plan_runs(study, "mnist", "smoke")
+
+
+def test_out_in_a_missing_parent_folder(tmp_path, tiny_spec):
+    with pytest.raises(StudyError, match=r"its parent folder .*missing does not exist; create it first"):
+        run_study(str(tiny_spec), budget="smoke", out=tmp_path / "missing" / "sweep")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_workers_must_be_positive(tmp_path, tiny_spec):
+    with pytest.raises(StudyError, match=r"--workers must be a positive integer; got 0"):
+        run_study(str(tiny_spec), budget="smoke", out=tmp_path / "sweep", workers=0)
+
+
+def test_a_folder_of_another_study_or_budget_is_refused(tmp_path, tiny_spec):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"study": "tiny", "budget": "default", "datasets": {}}))
+    with pytest.raises(StudyError, match=r"holds the sweep of study 'tiny' at budget 'default'; give another --out"):
+        run_study(str(tiny_spec), budget="smoke", out=out)
+    assert not (out / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["experiment", "latnet", "--out", "{tmp}/x"], "Did you mean 'latent'"),
+    (["experiment", "latent", "--out", "{tmp}/no/such/x"], "does not exist; create it first"),
+    (["experiment", "{tmp}/bad.json", "--out", "{tmp}/x"], "unknown field 'grdi'"),
+])
+def test_cli_reports_bad_input_on_one_line_with_status_2(tmp_path, capsys, argv, message):
+    (tmp_path / "bad.json").write_text('{"name": "x", "variants": ["ae"], "grdi": {}}')
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("keraszoo experiment: error: ") and message in err[0]
+
+
+def test_cli_refuses_an_unknown_budget(capsys, tmp_path):
+    assert main(["experiment", "beta", "--budget", "fast", "--out", str(tmp_path / "x")]) == 2
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
