@@ -284,6 +284,86 @@ def _vqvae(model, x, y, ctx):
     return out
 
 
+def _bounded(params, bound=20.0):
+    mean, log_var = _gaussian_posterior(params)
+    return mean, np.clip(log_var, -bound, bound)
+
+
+def _hierarchy_draw(model, x, h, rng):
+    """One draw of ``(z_1, [kl_1..kl_L], log q(z|x), log p(z))`` per image, ladder or bottom-up (HierarchicalVAE)."""
+    def sample(mean, log_var):
+        return mean + np.exp(0.5 * log_var) * rng.standard_normal(mean.shape)
+
+    if model.inference == "bottom_up":
+        mean, log_var = _bounded(ref.np_forward(model.posterior_heads[0], h))
+        zs, posteriors = [], []
+        for i in range(len(model.latent_dims)):
+            if i > 0:
+                mean, log_var = _bounded(ref.np_forward(model.bottom_up[i - 1], zs[-1]))
+            zs.append(sample(mean, log_var))
+            posteriors.append((mean, log_var))
+        mean, log_var = posteriors[-1]
+        kls = [ref.np_kl_std_normal(mean, log_var)]
+        log_q, log_p = ref.np_log_normal(zs[-1], mean, log_var), ref.np_standard_normal_log_prob(zs[-1])
+        for i in reversed(range(len(zs) - 1)):
+            mean_p, log_var_p = _bounded(ref.np_forward(model.top_down_priors[i], zs[i + 1]))
+            mean, log_var = posteriors[i]
+            log_p_i = ref.np_log_normal(zs[i], mean_p, log_var_p)
+            kls.insert(0, -ref.np_gaussian_entropy(log_var) - log_p_i)
+            log_q, log_p = log_q + ref.np_log_normal(zs[i], mean, log_var), log_p + log_p_i
+        return zs[0], kls, log_q, log_p
+    params = []
+    for i, head in enumerate(model.posterior_heads):
+        if i > 0:
+            h = ref.np_forward(model.bottom_up[i - 1], h)
+        params.append(_gaussian_posterior(ref.np_forward(head, h)))
+    mean, log_var = params[-1]
+    z = sample(mean, log_var)
+    kls = [ref.np_kl_std_normal(mean, log_var)]
+    for i in reversed(range(len(params) - 1)):
+        mean_p, log_var_p = _gaussian_posterior(ref.np_forward(model.top_down_priors[i], z))
+        mean_h, log_var_h = params[i]
+        log_var_q = -np.logaddexp(-log_var_h, -log_var_p)
+        mean_q = (mean_h * np.exp(-log_var_h) + mean_p * np.exp(-log_var_p)) * np.exp(log_var_q)
+        z = sample(mean_q, log_var_q)
+        kls.insert(0, ref.np_kl_gaussians(mean_q, log_var_q, mean_p, log_var_p))
+    return z, kls, None, None
+
+
+def _hvae(model, x, y, ctx):
+    h = ref.np_forward(model.encoder, x)
+    draws = {}
+    for _ in range(ctx["mc_samples"]):
+        z, kls, _, _ = _hierarchy_draw(model, x, h, ctx["rng"])
+        rec = _reconstruction(model, x, ref.np_forward(model.decoder, z))
+        kl = sum(kls[1:], kls[0])
+        values = {"reconstruction_loss": rec, "kl_loss": kl, "total_loss": rec + model.beta * kl}
+        values.update({f"kl_loss_{i + 1}": v for i, v in enumerate(kls)})
+        for name, v in values.items():
+            draws.setdefault(name, []).append(v)
+    return {name: monte_carlo(np.stack(v, axis=1)) for name, v in draws.items()}
+
+
+def _iwae(model, x, y, ctx):
+    h = ref.np_forward(model.encoder, x)
+    k = model.num_samples
+    draws = {}
+    for _ in range(ctx["mc_samples"]):
+        log_w, log_px, log_pq = [], [], []
+        for _ in range(k):  # the run's k importance samples per image
+            z, _, log_q, log_p = _hierarchy_draw(model, x, h, ctx["rng"])
+            lpx = -_reconstruction(model, x, ref.np_forward(model.decoder, z))
+            log_w.append(lpx + log_p - log_q)
+            log_px.append(lpx)
+            log_pq.append(log_q - log_p)
+        bound = -ref.np_log_mean_exp(np.stack(log_w, 1), axis=1)
+        rec, kl = -np.mean(log_px, axis=0), np.mean(log_pq, axis=0)
+        for name, v in (("reconstruction_loss", rec), ("kl_loss", kl), ("iwae_gap", bound - rec - kl),
+                        ("iwae_bound", bound), ("total_loss", bound)):
+            draws.setdefault(name, []).append(v)
+    return {name: monte_carlo(np.stack(v, axis=1)) for name, v in draws.items()}
+
+
 #: variant key -> fn(model, x, labels, ctx) -> {term: Estimate}; ``ctx``: batch_size, mc_samples, rng.
 REFERENCES = {
     "ae": _autoencoder,
@@ -295,6 +375,8 @@ REFERENCES = {
     "wae": _wae,
     "aae": _aae,
     "vqvae": _vqvae,
+    "hvae": _hvae,
+    "iwae": _iwae,
 }
 
 
