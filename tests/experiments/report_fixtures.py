@@ -1,25 +1,26 @@
 """Tiny real results directories for the report and consistency tests.
 
-Each run is trained by the package's own engine (``keraszoo.training.train.run``) on a tiny
-``mnist.npz`` made from the bundled sample digits, saved with ``save_pretrained`` and written as
-one ``results.jsonl`` line in the schema the experiment runner writes.
+Three tiny studies (named after the built-in ones, so that their study-specific figures are drawn) run by
+the experiment runner itself (``keraszoo.experiments.run_study`` at the ``smoke`` budget, made smaller) on a
+tiny ``mnist.npz`` made from the bundled sample digits; their ``results.jsonl`` lines are merged into one
+folder (``model_dir`` re-rooted), as a user may gather several sweeps into one report.
 """
 
-import csv
 import json
 import pathlib
 
 import numpy as np
 
-#: (run_id, study, model, model_kwargs): a swept beta, a latent size of 2 (the scatter), a contractive and a sparse model.
-RUNS = (
-    ("beta-0.5", "beta", "vae", {"beta": 0.5, "latent_dim": 2}),
-    ("beta-2", "beta", "vae", {"beta": 2.0, "latent_dim": 2}),
-    ("latent-2", "latent", "ae", {"latent_dim": 2}),
-    ("latent-4", "latent", "ae", {"latent_dim": 4}),
-    ("contractive-0.1", "contractive", "cae", {"contractive_weight": 0.1, "latent_dim": 4}),
+#: the tiny studies: a swept beta at latent size 2 (the scatter), two AE code sizes, a contractive AE.
+SMALL = {"limit": 256, "eval_examples": 48, "knn_train_examples": 128, "epochs": 2}
+STUDY_SPECS = (
+    {"name": "beta", "variants": ["vae"], "fixed": {"hidden_dims": [32], "latent_dim": 2, "batch_size": 64},
+     "grid": {"beta": [0.5, 2.0]}},
+    {"name": "latent", "variants": ["ae"], "fixed": {"hidden_dims": [32], "batch_size": 64}, "grid": {"latent_dim": [2]}},
+    {"name": "contractive", "variants": ["cae"], "fixed": {"hidden_dims": [32], "latent_dim": 4, "batch_size": 64},
+     "grid": {"contractive_weight": [0.1]}},
 )
-NUM_TEST = 48
+NUM_TEST = SMALL["eval_examples"]
 
 
 def tiny_mnist(folder):
@@ -33,44 +34,30 @@ def tiny_mnist(folder):
     return folder
 
 
-def _history(run_dir):
-    with (run_dir / "training_log.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    keys = [k for k in rows[0] if k != "epoch" and not k.endswith("images_per_s") and rows[0][k] != "NA"]
-    return {k: [float(r[k]) for r in rows] for k in keys}
-
-
-def write_results(results_dir, data_dir, runs=RUNS, epochs=2):
-    """Trains ``runs`` into ``results_dir/runs/<run_id>`` and writes ``results_dir/results.jsonl``."""
-    import keraszoo
-    from keraszoo.training.recipe import Recipe
-    from keraszoo.training.train import run
+def write_results(results_dir, data_dir, specs=STUDY_SPECS):
+    """Runs ``specs`` (at a shrunken smoke budget) into ``results_dir/<study>/`` and merges their results lines."""
+    from keraszoo.experiments import Study
+    from keraszoo.experiments import run_study
 
     results_dir = pathlib.Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
     lines = []
-    for run_id, study, model, kwargs in runs:
-        kwargs = {"hidden_dims": (32,), **kwargs}
-        recipe = Recipe(model=model, model_kwargs=kwargs, dataset="mnist", data_source="npz", epochs=epochs,
-                        batch_size=64, eval_split=f"test[:{NUM_TEST}]", eval_batch_size=32, steps_per_execution=1)
-        out = results_dir / "runs" / run_id
-        run(recipe, out, data_dir=data_dir, verbose=0)
-        meta = json.loads((out / "metadata.json").read_text())
-        metrics = meta["metrics"]
-        test = {k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")}
-        loaded = keraszoo.load(str(out))
-        lines.append({
-            "run_id": run_id, "study": study, "variant": loaded.variant, "dataset": "mnist", "budget": "smoke",
-            "params": {**recipe.to_args(), **kwargs}, "seed": 0, "epochs": epochs,
-            "num_params": int(loaded.count_params()), "train_seconds": float(meta["recipe"].get("fit_time_s", 1.0)),
-            "seconds_per_epoch": float(meta["recipe"].get("fit_time_s", 1.0)) / epochs,
-            "history": _history(out), "test": test,
-            "eval": {"split": "test", "num_examples": NUM_TEST, "binarize": None},
-            "model_dir": f"runs/{run_id}", "keraszoo_version": keraszoo.__version__, "finished_at": "2026-12-02T00:00:00Z",
-        })
+    for spec in specs:
+        study = Study.from_dict({**spec, "budgets": {"smoke": SMALL}, "datasets": ["mnist"]})
+        run_study(study, dataset="mnist", budget="smoke", out=results_dir / study.name, data_dir=data_dir, quiet=True)
+        for line in (results_dir / study.name / "results.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            record["model_dir"] = f"{study.name}/{record['model_dir']}"
+            lines.append(record)
     with (results_dir / "results.jsonl").open("w") as f:
         for line in lines:
             f.write(json.dumps(line) + "\n")
     return results_dir
+
+
+def find(records, study, **params):
+    """The record of ``study`` whose params hold ``params``."""
+    return next(r for r in records if r["study"] == study and all(r["params"].get(k) == v for k, v in params.items()))
 
 
 def results_dir_for(tmp_path_factory):

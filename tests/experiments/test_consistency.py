@@ -13,6 +13,7 @@ from keraszoo.experiments.reference import np_jacobian_frobenius_sq
 from keraszoo.models import list_variants
 from keraszoo.models import networks
 from keraszoo.models import vqvae
+from tests.experiments.report_fixtures import find
 from tests.experiments.report_fixtures import results_dir_for
 
 
@@ -77,11 +78,12 @@ def test_real_runs_pass(results):
         assert {"total_loss", "reconstruction_loss"} <= {t.name for t in check.terms}
 
 
-@pytest.mark.parametrize("run_id,term", [("latent-4", "reconstruction_loss"), ("beta-0.5", "kl_loss"),
-                                         ("contractive-0.1", "contractive_loss")])
-def test_a_perturbed_test_term_fails(results, run_id, term):
+@pytest.mark.parametrize("study,params,term", [("latent", {"latent_dim": 2}, "reconstruction_loss"),
+                                               ("beta", {"beta": 0.5}, "kl_loss"),
+                                               ("contractive", {"contractive_weight": 0.1}, "contractive_loss")])
+def test_a_perturbed_test_term_fails(results, study, params, term):
     results_dir, data_dir, records = results
-    record = copy.deepcopy(next(r for r in records if r["run_id"] == run_id))
+    record = copy.deepcopy(find(records, study, **params))
     record["test"][term] *= 1.001
     check = consistency.check_run(record, results_dir, data_dir=data_dir)
     assert check.history_ok and not check.test_ok and not check.ok
@@ -90,7 +92,7 @@ def test_a_perturbed_test_term_fails(results, run_id, term):
 
 def test_a_perturbed_history_fails(results):
     results_dir, data_dir, records = results
-    record = copy.deepcopy(next(r for r in records if r["run_id"] == "beta-2"))
+    record = copy.deepcopy(find(records, "beta", beta=2.0))
     record["history"]["kl_loss"][0] += 0.05
     check = consistency.check_run(record, results_dir, data_dir=data_dir)
     assert not check.history_ok and check.test_ok
