@@ -8,6 +8,7 @@ are listed in :data:`STUDY_FIGURES`, keyed by study name; :data:`GENERIC_FIGURES
 from __future__ import annotations
 
 import pathlib
+import re
 
 import numpy as np
 
@@ -44,13 +45,17 @@ def _axis(ctx):
     return [r["run_id"] for r in runs], "run", False
 
 
+def _tick(value):
+    return "(unset)" if value is None else ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _labels(ctx):
     return [ctx.label(r) for r in ctx.runs]
 
 
-def terms_vs_setting(ctx, path):
+def terms_vs_setting(ctx, path, terms=None, train=True):
     """L_total and each of its terms, last training epoch (solid) and test (dashed), against the swept setting."""
-    terms = ctx.terms
+    terms = ctx.terms if terms is None else [t for t in terms if any(t in r.get("test", {}) for r in ctx.runs)]
     if not terms:
         return None
     plt = _pyplot()
@@ -59,15 +64,15 @@ def terms_vs_setting(ctx, path):
     for ax, term in zip(axes[0], terms):
         for group, runs in groups.items():
             xs, label, numeric = _axis(ctx.subset(runs))
-            train = [ctx.train_value(r, term) for r in runs]
-            test = [r.get("test", {}).get(term, np.nan) for r in runs]
+            test = [ctx.test_value(r, term) for r in runs]
             pos = xs if numeric else range(len(xs))
-            ax.plot(pos, train, "o-", label=f"{group} train" if group else "train")
+            if train:
+                ax.plot(pos, [ctx.train_value(r, term) for r in runs], "o-", label=f"{group} train" if group else "train")
             ax.plot(pos, test, "s--", label=f"{group} test" if group else "test")
             if numeric and len(set(xs)) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 8:
                 ax.set_xscale("log", base=2)
             if not numeric:
-                ax.set_xticks(list(pos), [str(v) for v in xs], rotation=45, ha="right", fontsize=7)
+                ax.set_xticks(list(pos), [_tick(v) for v in xs], rotation=45, ha="right", fontsize=7)
         ax.set_title(term, fontsize=9)
         ax.set_xlabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
@@ -121,13 +126,49 @@ def rate_distortion(ctx, path):
 
 
 def sparsity_tradeoff(ctx, path):
-    return _scatter_pairs(ctx, path, "mean_activation", "reconstruction_loss", "reconstruction vs mean activation (test)")
+    x_term = _first_present(ctx, ("mean_activation", "mean_code_activation"))
+    return _scatter_pairs(ctx, path, x_term, "reconstruction_loss", "reconstruction vs mean activation (test)")
+
+
+def _first_present(ctx, names):
+    return next((n for n in names if any(n in r.get("test", {}) for r in ctx.runs)), names[-1])
 
 
 def contractive_tradeoff(ctx, path):
-    x_term = "mean_jacobian_frobenius" if any("mean_jacobian_frobenius" in r.get("test", {}) for r in ctx.runs) \
-        else "contractive_loss"
+    x_term = _first_present(ctx, ("jacobian_frobenius", "mean_jacobian_frobenius", "contractive_loss"))
     return _scatter_pairs(ctx, path, x_term, "reconstruction_loss", "reconstruction vs ‖J_f‖ (test)")
+
+
+def code_quality(ctx, path):
+    """latent: k-NN and linear-probe accuracy of the test codes against the swept setting."""
+    return terms_vs_setting(ctx, path, terms=("knn_accuracy", "linear_probe_accuracy", "active_units"), train=False)
+
+
+def denoising(ctx, path):
+    """noise: PSNR of denoised test images against the test-time noise level, per noise type, one line per run."""
+    pattern = re.compile(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$")
+    found = {}
+    for r in ctx.runs:
+        for key in r.get("test", {}):
+            m = pattern.match(key)
+            if m:
+                found.setdefault(m["noise"], set()).add(float(m["level"]))
+    if not found:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(found), figsize=(2.8 * len(found) + 0.6, 2.8), squeeze=False)
+    for ax, (noise, levels) in zip(axes[0], sorted(found.items())):
+        levels = sorted(levels)
+        for r, label in zip(ctx.runs, _labels(ctx)):
+            ax.plot(levels, [ctx.test_value(r, f"denoised_psnr_{noise}_{v:g}_db") for v in levels], "o-", label=label)
+        noisy = [ctx.test_value(ctx.runs[0], f"noisy_psnr_{noise}_{v:g}_db") for v in levels]
+        ax.plot(levels, noisy, "k:", label="noisy input")
+        ax.set_title(f"test noise: {noise}", fontsize=9)
+        ax.set_xlabel("test-time level", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("PSNR (dB)", fontsize=8)
+    axes[0][0].legend(fontsize=6)
+    return _save(fig, path)
 
 
 def reconstruction_grid(ctx, path, count=8):
@@ -228,4 +269,8 @@ STUDY_FIGURES = {
     "sparsity": (("sparsity", "reconstruction against mean code activation, test split", sparsity_tradeoff),),
     "contractive": (("contractive", "reconstruction against the encoder's Jacobian norm, test split",
                      contractive_tradeoff),),
+    "latent": (("codes", "k-NN / linear-probe accuracy and active units of the test codes against the setting",
+                code_quality),),
+    "noise": (("denoising", "PSNR of denoised test images against the test-time noise level (dotted: the noisy input)",
+               denoising),),
 }

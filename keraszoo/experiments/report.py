@@ -239,11 +239,18 @@ LITERATURE = {
                        "(claim named, no number quoted).",
                        "Ng, 2011, https://web.stanford.edu/class/cs294a/sparseAutoencoder_2011new.pdf",
                        "mean_activation", "the notes use one sigmoid hidden layer on natural-image patches"),),
-    "variants": (Claim("The importance-weighted bound (k > 1) gives a better test log-likelihood than the VAE's ELBO "
-                       "on MNIST (Table 1 of the paper; its numbers are not quoted: not checked at the source).",
-                       "Burda, Grosse & Salakhutdinov, 2016, https://arxiv.org/abs/1509.00519", "total_loss",
-                       "the paper trains 3280 passes over the data with 50- and 100-unit stochastic layers, "
-                       "dynamic binarization; here the study's budget"),),
+    "variants": (
+        Claim("The importance-weighted bound (k > 1) gives a better test log-likelihood than the VAE's ELBO on MNIST "
+              "(Burda et al., Table 1; the paper's own numbers are not quoted here: not checked at the source).",
+              "Burda, Grosse & Salakhutdinov, 2016, https://arxiv.org/abs/1509.00519", "iwae_nll_nats",
+              "the paper trains far longer, with its own networks and binarized MNIST; here the study's budget "
+              "and networks (the IWAE NLL only where the budget evaluates it)"),
+        Claim("pythae's reproduced results: IWAE (n_samples=50), binary MNIST, NLL (5000 IS) 86.82 nats against the "
+              "reference 87.1; VAE, binary MNIST, NLL (200 IS) 89.78 against the reference 89.9.",
+              "pythae (clementchadebec/benchmark_VAE), examples/scripts/reproducibility/README.md", "iwae_nll_nats",
+              "binary MNIST and 50 training samples (IWAE) there; here the study's binarization, k, importance "
+              "samples (eval.iwae_samples) and budget"),
+    ),
     "latent": (Claim("Deep autoencoders with small codes reconstruct better than PCA with as many components "
                      "(claim named, no number quoted).", "Hinton & Salakhutdinov, 2006, https://doi.org/10.1126/science.1127647",
                      "reconstruction_loss", "the paper pretrains with RBMs and uses a 784-1000-500-250-30 network"),),
