@@ -150,3 +150,22 @@ def test_two_workers_give_the_same_runs_and_results(sweep, mnist_dir, tmp_path):
         for term in r["history"]:
             if term != "images_per_s":
                 assert s["history"][term] == pytest.approx(r["history"][term], rel=1e-4), term
+
+
+def test_a_model_that_cannot_be_built_for_the_dataset_is_skipped_with_its_reason(tmp_path, mnist_dir):
+    from keraszoo.experiments import Study
+
+    # three stride-2 convolutions need sides divisible by 8: CIFAR-10's 32, not MNIST's 28
+    study = Study.from_dict({"name": "conv3", "variants": ["ae"], "fixed": {"latent_dim": 2, "hidden_dims": [16]},
+                             "grid": [{"architecture": ["conv"], "conv_filters": [[4, 4, 4]]}, {}],
+                             "budgets": {"smoke": {"limit": 64, "eval_examples": 20, "knn_train_examples": 64}}})
+    out = tmp_path / "sweep"
+    result = run_study(study, dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True)
+    assert len(result.planned) == 2 and len(result.completed) == 1 and not result.failed
+    skipped, = result.skipped
+    assert skipped["params"]["architecture"] == "conv" and "divisible by 8" in skipped["reason"]
+    recorded = json.loads((out / "study.json").read_text())["datasets"]["mnist"]["skipped"]
+    assert recorded == [skipped]
+    records = read_results(out)
+    assert [r["run_id"] for r in records] == result.completed and "architecture" not in records[0]["params"]
+    assert not (out / "runs" / skipped["run_id"]).exists()
