@@ -15,6 +15,7 @@ Commands::
     keraszoo train ...                          keraszoo.training.train
     keraszoo finetune NAME --data DIR --out DIR keraszoo.training.finetune
     keraszoo experiment STUDY --out DIR         a sweep of runs, one results.jsonl line each (keraszoo.experiments)
+    keraszoo report DIR -o OUT                  the Markdown report of a sweep: figures, tables, L_total consistency check
     keraszoo push DIR ORG/REPO                  upload a save_pretrained folder to the Hub
     keraszoo manifest list|info|check|add|metrics   the weights manifest (maintainers)
 

@@ -59,9 +59,13 @@ def terms_vs_setting(ctx, path, terms=None, train=True):
     if not terms:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(terms), figsize=(2.6 * len(terms) + 0.6, 2.8), squeeze=False)
+    cols = min(4, len(terms))
+    rows = -(-len(terms) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.6, 2.6 * rows + 0.2), squeeze=False)
+    for ax in axes.flat[len(terms):]:
+        ax.set_visible(False)
     groups = ctx.groups()
-    for ax, term in zip(axes[0], terms):
+    for ax, term in zip(axes.flat, terms):
         for group, runs in groups.items():
             xs, label, numeric = _axis(ctx.subset(runs))
             test = [ctx.test_value(r, term) for r in runs]

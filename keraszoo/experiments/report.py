@@ -136,6 +136,16 @@ class Study:
             self._models[r["run_id"]] = keraszoo.load(str(self.results_dir / r["model_dir"]))
         return self._models[r["run_id"]]
 
+    def likelihood(self, r):
+        """What the run's reconstruction_loss measures: comparable only between runs that measure the same."""
+        try:
+            model = self.model(r)
+        except Exception:  # noqa: BLE001 - a model that does not load is reported by the consistency check
+            return "unknown"
+        if model.reconstruction_loss == "bce":
+            return "Bernoulli NLL, nats"
+        return "Gaussian NLL, nats" if hasattr(model, "decoder_std") else "squared error"
+
     def images(self, count):
         """The first ``count`` test images and labels of the study's first run (``(None, None)`` if unavailable)."""
         if self._images is None:
@@ -162,26 +172,61 @@ def _trend(xs, ys):
     return "is not monotone"
 
 
+def _extremes(study, runs, term, what, who, edge):
+    """The lowest and highest test ``term`` among ``runs``, and whether the lowest sits at the sweep's edge."""
+    scored = [(study.test_value(r, term), r) for r in runs if math.isfinite(study.test_value(r, term))]
+    if len(scored) < 2:
+        return []
+    (low, best), (high, worst) = min(scored, key=lambda s: s[0]), max(scored, key=lambda s: s[0])
+    out = [f"Lowest test {what}{who}: {study.label(best)} with {low:.4g}, {high - low:.4g} "
+           f"({100 * (high - low) / max(abs(high), 1e-12):.1f} %) below the highest, {study.label(worst)} ({high:.4g})."]
+    swept = study.swept
+    if edge and swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in runs):
+        xs = [r["params"].get(swept[0]) for r in runs]
+        at = best["params"].get(swept[0])
+        if at in (min(xs), max(xs)) and len(set(xs)) > 2:
+            out.append(f"The best reconstruction{who} sits at the edge of the sweep ({swept[0]}={_fmt(at)}): "
+                       "the next settings to try lie beyond it.")
+    return out
+
+
+#: metrics a run can be strongest or weakest in across a study: name -> +1 (higher is better) or -1.
+RANKED = {"psnr_db": 1, "knn_accuracy": 1, "linear_probe_accuracy": 1, "active_units": 1, "seconds_per_epoch": -1,
+          "num_params": -1}
+
+
+def _strengths(study):
+    """Per run (studies of 3 runs or more): the metrics of :data:`RANKED` it is best and worst in."""
+    if len(study.runs) < 3:
+        return []
+    best, worst = {}, {}
+    for metric, sign in RANKED.items():
+        scored = [(sign * v, r["run_id"]) for r in study.runs
+                  for v in [r.get(metric) if metric in ("seconds_per_epoch", "num_params") else study.test_value(r, metric)]
+                  if isinstance(v, (int, float)) and math.isfinite(v)]
+        if len(scored) >= 3:
+            best.setdefault(max(scored)[1], []).append(metric)
+            worst.setdefault(min(scored)[1], []).append(metric)
+    out = []
+    for r in study.runs:
+        parts = ([f"best in {', '.join(best[r['run_id']])}"] if r["run_id"] in best else []) + (
+            [f"worst in {', '.join(worst[r['run_id']])}"] if r["run_id"] in worst else [])
+        if parts:
+            out.append(f"{study.label(r)}: {'; '.join(parts)} (of the {len(study.runs)} runs).")
+    return out
+
+
 def discussion(study: Study):
     """Sentences computed from the study's numbers."""
     out = []
     swept = study.swept
     for group, runs in study.groups().items():
         who = f" ({group})" if group else ""
+        kinds = _by(runs, study.likelihood)
         for term, what in (("reconstruction_loss", "reconstruction error"), ("total_loss", "L_total")):
-            scored = [(study.test_value(r, term), r) for r in runs if math.isfinite(study.test_value(r, term))]
-            if len(scored) < 2:
-                continue
-            best, worst = min(scored, key=lambda s: s[0]), max(scored, key=lambda s: s[0])
-            gap = worst[0] - best[0]
-            out.append(f"Lowest test {what}{who}: {study.label(best[1])} with {best[0]:.4g}, "
-                       f"{gap:.4g} ({100 * gap / abs(worst[0]):.1f} %) below the highest, {study.label(worst[1])} ({worst[0]:.4g}).")
-            if term == "reconstruction_loss" and swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in runs):
-                xs = [r["params"].get(swept[0]) for r in runs]
-                at = best[1]["params"].get(swept[0])
-                if at in (min(xs), max(xs)) and len(set(xs)) > 2:
-                    out.append(f"The best reconstruction{who} sits at the edge of the sweep ({swept[0]}={_fmt(at)}): "
-                               f"the next settings to try lie beyond it.")
+            for kind, same in sorted(kinds.items()):
+                label = f"{what} ({kind}; runs of other likelihoods are not comparable)" if len(kinds) > 1 else what
+                out += _extremes(study, same, term, label, who, edge=term == "reconstruction_loss")
         if swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in runs):
             xs = [r["params"].get(swept[0]) for r in runs]
             for term in study.terms:
@@ -192,11 +237,12 @@ def discussion(study: Study):
                     out.append(f"Test {term}{who} {trend} with {swept[0]}: {study.test_value(lo, term):.4g} at "
                                f"{_fmt(lo['params'].get(swept[0]))}, {study.test_value(hi, term):.4g} at "
                                f"{_fmt(hi['params'].get(swept[0]))}.")
-        for metric in ("knn_accuracy", "probe_accuracy"):
+        for metric in ("psnr_db", "knn_accuracy", "linear_probe_accuracy"):
             scored = [(study.test_value(r, metric), r) for r in runs if math.isfinite(study.test_value(r, metric))]
             if len(scored) >= 2:
                 best = max(scored, key=lambda s: s[0])
                 out.append(f"Best {metric.replace('_', ' ')}{who}: {study.label(best[1])}, {best[0]:.4g}.")
+    out += _strengths(study)
     timed = [(r.get("seconds_per_epoch"), r) for r in study.runs if isinstance(r.get("seconds_per_epoch"), (int, float))]
     if len(timed) >= 2:
         fast, slow = min(timed, key=lambda t: t[0]), max(timed, key=lambda t: t[0])
