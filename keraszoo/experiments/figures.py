@@ -17,7 +17,11 @@ SIZE = (5.0, 3.2)
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("keraszoo report draws its figures with matplotlib, which is not installed: "
+                          "pip install 'keraszoo[plots]' (or matplotlib).") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
