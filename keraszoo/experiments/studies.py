@@ -79,8 +79,9 @@ STUDIES = {
                      "against ||J_f||_F, and how far codes move under small input noise."),
         fixed={"latent_dim": 32},
         grid=[{"model": ["cae"], "contractive_weight": [0.01, 0.03, 0.1, 0.3, 1.0]}, {"model": ["ae"]}],
+        # The exact Jacobian makes a CAE step several times an AE's: smaller batches, more steps for the images.
         budgets={"smoke": {"grid": [{"model": ["cae"], "contractive_weight": [0.1]}, {"model": ["ae"]}]},
-                 "default": {"limit": 10000, "epochs": 3}},
+                 "default": {"limit": 10000, "epochs": 4, "batch_size": 64}},
         probes=["jacobian_frobenius", "code_shift"],
     ),
     "noise": Study(
