@@ -22,6 +22,8 @@ from keraszoo.experiments import figures
 
 #: ``params`` keys that never count as a swept setting (where files live, how often to back up).
 NOT_SETTINGS = ("data_dir", "out", "backup_every", "eval_split", "hparam", "verbose")
+#: metrics per table of "Other test metrics"
+TABLE_COLUMNS = 8
 
 
 def read_results(results_dir):
@@ -216,6 +218,57 @@ def _strengths(study):
     return out
 
 
+def _versus_plain(study, metrics, plain="ae"):
+    """Each run's ``metrics`` beside the plain autoencoder's (the baseline run of the study), in per cent."""
+    base = next((r for r in study.runs if r["params"].get("model") == plain), None)
+    if base is None:
+        return []
+    out = []
+    for metric in metrics:
+        ref = study.test_value(base, metric)
+        if not math.isfinite(ref) or ref == 0:
+            continue
+        for r in study.runs:
+            value = study.test_value(r, metric)
+            if r is not base and math.isfinite(value):
+                out.append(f"{metric}: {study.label(r)} {value:.4g} against the plain autoencoder's {ref:.4g} "
+                           f"({100 * (value - ref) / abs(ref):+.1f} %).")
+    return out
+
+
+def _strongest_noise(study):
+    """``denoised_psnr_<noise>_<level>_db`` at the highest test-time level of each noise type the runs report."""
+    import re
+
+    levels = {}
+    for r in study.runs:
+        for key in r.get("test", {}):
+            m = re.match(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$", key)
+            if m and float(m["level"]) >= levels.get(m["noise"], (-1.0, ""))[0]:
+                levels[m["noise"]] = (float(m["level"]), key)
+    return [key for _, key in sorted(levels.values(), key=lambda v: v[1])]
+
+
+def _range_of(study, metrics):
+    out = []
+    for metric in metrics:
+        scored = [(study.test_value(r, metric), r) for r in study.runs if math.isfinite(study.test_value(r, metric))]
+        if len(scored) >= 2:
+            (lo, rlo), (hi, rhi) = min(scored, key=lambda s: s[0]), max(scored, key=lambda s: s[0])
+            out.append(f"{metric} ranges from {lo:.4g} ({study.label(rlo)}) to {hi:.4g} ({study.label(rhi)}).")
+    return out
+
+
+#: study name -> extra sentences about what that study asks (a user's study gets the generic ones only).
+STUDY_DISCUSSION = {
+    "contractive": lambda study: _versus_plain(study, ("jacobian_frobenius", "code_shift_relative", "reconstruction_loss")),
+    "noise": lambda study: _versus_plain(study, _strongest_noise(study)),
+    "beta": lambda study: _range_of(study, ("active_units", "kl_loss", "negative_elbo_nats")),
+    "sparsity": lambda study: _range_of(study, ("mean_code_activation", "near_zero_code_fraction")),
+    "latent": lambda study: _range_of(study, ("knn_accuracy",)),
+}
+
+
 def discussion(study: Study):
     """Sentences computed from the study's numbers."""
     out = []
@@ -243,6 +296,8 @@ def discussion(study: Study):
                 best = max(scored, key=lambda s: s[0])
                 out.append(f"Best {metric.replace('_', ' ')}{who}: {study.label(best[1])}, {best[0]:.4g}.")
     out += _strengths(study)
+    for sentence in STUDY_DISCUSSION.get(study.name, lambda study: [])(study):
+        out.append(sentence)
     timed = [(r.get("seconds_per_epoch"), r) for r in study.runs if isinstance(r.get("seconds_per_epoch"), (int, float))]
     if len(timed) >= 2:
         fast, slow = min(timed, key=lambda t: t[0]), max(timed, key=lambda t: t[0])
@@ -360,8 +415,11 @@ def _study_section(study, out_dir):
     others = sorted({k for r in study.runs for k, v in r.get("test", {}).items()
                      if k not in terms and isinstance(v, (int, float)) and not isinstance(v, bool)})
     if others:
-        rows = [[r["run_id"]] + [study.test_value(r, k) for k in others] for r in study.runs]
-        lines += ["### Other test metrics", "", _table(["run", *others], rows), ""]
+        lines += ["### Other test metrics", ""]
+        for i in range(0, len(others), TABLE_COLUMNS):  # tables of at most TABLE_COLUMNS metrics stay readable
+            chunk = others[i : i + TABLE_COLUMNS]
+            rows = [[r["run_id"]] + [study.test_value(r, k) for k in chunk] for r in study.runs]
+            lines += [_table(["run", *chunk], rows), ""]
     rows = [[r["run_id"], r.get("num_params"), r.get("epochs"), r.get("train_seconds"), r.get("seconds_per_epoch")]
             for r in study.runs]
     lines += ["### Size and training time", "", _table(["run", "parameters", "epochs", "train s", "s/epoch"], rows), ""]
