@@ -49,6 +49,7 @@ def test_numpy_forward_matches_keras_residual_conv_networks(mnist_sample):
     np.testing.assert_allclose(np_forward(decoder, z), np.asarray(decoder(z)), atol=1e-5)
 
 
+@pytest.mark.slow  # ~25 s for the 11 variants; the real runs below cover ae, vae, cae on every default run
 @pytest.mark.parametrize("name", sorted(list_variants()))
 def test_every_variant_is_recomputed_or_reported_not_checked(name, mnist_sample):
     """What ``evaluate`` reports for each variant matches the NumPy terms; a variant without them fails, visibly."""
