@@ -26,26 +26,26 @@ NOT_SETTINGS = ("data_dir", "out", "backup_every", "eval_split", "hparam", "verb
 TABLE_COLUMNS = 8
 
 
+#: the results-line fields the report reads (the runner writes more).
+REQUIRED_FIELDS = ("run_id", "study", "variant", "params", "history", "test", "eval", "model_dir")
+
+
 def read_results(results_dir):
-    """The runs of ``results_dir/results.jsonl``, in file order (a run written twice: its last line)."""
+    """The runs of ``results_dir/results.jsonl`` (the runner's reader: the last line per run, a torn tail ignored)."""
+    from keraszoo.experiments.runner import read_results as read_lines
+
     path = pathlib.Path(results_dir) / "results.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"No results file: expected {path} (written by `keraszoo experiment ... --out {results_dir}`).")
-    runs = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {number}: not a JSON object ({err}).") from None
-        missing = [k for k in ("run_id", "study", "variant", "params", "history", "test", "eval", "model_dir") if k not in record]
+    runs = read_lines(results_dir)
+    for record in runs:
+        missing = [k for k in REQUIRED_FIELDS if k not in record]
         if missing:
-            raise ValueError(f"{path}, line {number}: a results line needs {', '.join(missing)}; it has {', '.join(sorted(record))}.")
-        runs[record["run_id"]] = record
+            raise ValueError(f"{path}: the line of run {record.get('run_id', '?')!r} lacks {', '.join(missing)}; a results "
+                             f"line needs {', '.join(REQUIRED_FIELDS)}.")
     if not runs:
         raise ValueError(f"{path} holds no runs.")
-    return list(runs.values())
+    return runs
 
 
 def _fmt(value):
