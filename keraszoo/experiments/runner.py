@@ -248,7 +248,6 @@ def plan_runs(study, dataset: str = "mnist", budget: str = "default"):
             no model of the study accepts, the same run twice.
     """
     from keraszoo.data import list_datasets
-    from keraszoo.models import get_variant
     from keraszoo.models import resolve_preset
 
     study = get_study(study)
@@ -314,7 +313,7 @@ def plan_runs(study, dataset: str = "mnist", budget: str = "default"):
             raise StudyError(f"Study {study.name!r}: the grid yields the run {run_id} twice ({params}).")
         seen[run_id] = params
         spec = RunSpec(run_id=run_id, study=study.name, dataset=dataset, budget=budget, model=model,
-                       variant=get_variant(cls.variant).variant, params=params, recipe_fields=recipe_fields,
+                       variant=cls.variant, params=params, recipe_fields=recipe_fields,
                        evaluation=evaluation, probes=study.probes, seed=seed, epochs=settings.epochs)
         try:
             spec.recipe()  # the Recipe's own checks (lr, batch size, ...)

@@ -198,6 +198,8 @@ class Study:
                              f"got {list(self.variants)!r}.")
         if not isinstance(self.fixed, dict):
             raise StudyError(f"{where}: fixed must be an object {{argument: value}}; got {self.fixed!r}.")
+        if "model" in self.fixed:
+            raise StudyError(f"{where}: fixed.model: name the models in variants (or a grid entry's 'model' list).")
         for arg in self.fixed:
             if arg in RESERVED_ARGS:
                 raise StudyError(f"{where}: fixed.{arg}: {arg!r} is set by the command or the budget, not by a study.")

@@ -149,6 +149,7 @@ def test_a_study_meant_for_other_datasets_is_refused(tiny_spec):
      r"probes: unknown probe 'active_unit'\. Did you mean 'active_units'"),
     ('{"name": "x", "variants": ["ae"], "probes": {"code_shift": {"sigm": 1}}}', r"code_shift has no option 'sigm'"),
     ('{"name": "x", "grid": {"latent_dim": [2]}}', r"give variants"),
+    ('{"name": "x", "variants": ["ae"], "fixed": {"model": "vae"}}', r"fixed\.model: name the models in variants"),
 ])
 def test_malformed_spec_files_name_the_field(tmp_path, spec, message):
     path = tmp_path / "bad.json"
