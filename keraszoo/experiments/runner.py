@@ -37,6 +37,7 @@ system every node sees)::
     out = "/shared/runs/latent"
     runs, skipped = plan_runs(get_study("latent"), dataset="mnist", budget="full")
     results = ResultsFile(out)                     # the driver is the only writer
+    results.repair()                               # a line torn by an earlier crash
     done = results.finished()
     task = ray.remote(num_gpus=1)(execute_run)
     pending = [task.remote(spec, out, data_dir="/shared/data") for spec in runs if spec.run_id not in done]
