@@ -33,6 +33,8 @@ import time
 import keras
 
 from keraszoo.training import callbacks as cb
+from keraszoo.training.early_stopping import ResumableCheckpoint
+from keraszoo.training.early_stopping import ResumableEarlyStopping
 from keraszoo.training.recipe import TrainingDivergedError
 from keraszoo.training.recipe import UsageError
 from keraszoo.utils import atomic_path
@@ -201,6 +203,7 @@ def fit_resumable(
     throughput = cb.Throughput(examples_in_epoch, stream.batch_size)
     monitor = "val_loss" if val_ds is not None else "loss"
     (work_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    best_path = work_dir / "checkpoints" / "best.weights.h5"
     guard = cb.StopOnNonFinite(backup)
     callbacks = [
         stream.callback(),
@@ -208,14 +211,10 @@ def fit_resumable(
         # Before the backup: an epoch's row is written before the backup that
         # marks the epoch done (a kill in between retrains and relogs it).
         keras.callbacks.CSVLogger(str(log_path), append=True),
+        # Before the backup too: the best epoch's weights are on disk before the epoch counts as done.
+        ResumableCheckpoint(best_path, log_path, monitor=monitor),
         backup,
         guard,
-        keras.callbacks.ModelCheckpoint(
-            str(work_dir / "checkpoints" / "best.weights.h5"),
-            monitor=monitor,
-            save_best_only=True,
-            save_weights_only=True,
-        ),
     ]
     if tensorboard:
         import importlib.util
@@ -225,10 +224,11 @@ def fit_resumable(
                 "--tensorboard needs the tensorboard package: pip install tensorboard"
             ) from None
         callbacks.append(keras.callbacks.TensorBoard(str(work_dir / "tensorboard"), profile_batch=0))
+    stopper = None
     if early_stopping and early_stopping > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping, restore_best_weights=True)
-        )
+        # Its state is replayed from the log on a resume (keraszoo.training.early_stopping).
+        stopper = ResumableEarlyStopping(log_path, best_path, monitor=monitor, patience=early_stopping, epochs=epochs)
+        callbacks.append(stopper)
     kill = cb.kill_hook_from_env(backup)
     if kill is not None:
         callbacks.append(kill)
@@ -240,8 +240,14 @@ def fit_resumable(
     t0 = time.time()
     epoch = first_epoch
     model.stop_training = False
+    if stopper is not None and g0 and stopper.replay(model):  # the run had stopped early before it was killed
+        print(f"The run had stopped early at epoch {stopper.stopped_epoch + 1}: writing the best epoch's weights "
+              f"(epoch {stopper.best_epoch + 1}).", file=sys.stderr)
+        if stopper.best_weights is not None:
+            model.set_weights(stopper.best_weights)
+        epoch = epochs
     try:
-        if first_step and epoch < epochs:
+        if first_step and epoch < epochs and not model.stop_training:
             backup.begin_segment(g0)
             ds = distribute_options(stream.partial_epoch(epoch, first_step), multiworker)
             histories.append(model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, **fit_kwargs).history)
