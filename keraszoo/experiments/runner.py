@@ -374,6 +374,22 @@ def _limit_threads(threads: int):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+@contextlib.contextmanager
+def _tensorflow_warnings_to(stream):
+    """TensorFlow's Python log (retracing warnings, ...) into the run's log, not the sweep's terminal."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    handler = logging.StreamHandler(stream)
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.propagate = saved
+
+
 def execute_run(spec, out, data_dir=None) -> dict:
     """Train, save, evaluate and probe one run; returns its ``results.jsonl`` record.
 
@@ -402,7 +418,7 @@ def execute_run(spec, out, data_dir=None) -> dict:
     info = data.dataset_info(spec.dataset)
     keras.backend.clear_session()
     with open(root / LOGS_DIR / f"{spec.run_id}.log", "a") as log, \
-            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _tensorflow_warnings_to(log):
         if not _complete(model_dir):
             try:
                 recipe.build_model(info.image_shape)  # a model that cannot exist for this dataset is a skip
