@@ -206,8 +206,13 @@ def _strengths(study):
         scored = [(sign * v, r["run_id"]) for r in study.runs
                   for v in [r.get(metric) if metric in ("seconds_per_epoch", "num_params") else study.test_value(r, metric)]
                   if isinstance(v, (int, float)) and math.isfinite(v)]
-        if len(scored) >= 3:
+        values = [v for v, _ in scored]
+        if len(scored) < 3:
+            continue
+        # A best or worst shared by several runs (every run has the same size) names none of them.
+        if values.count(max(values)) == 1:
             best.setdefault(max(scored)[1], []).append(metric)
+        if values.count(min(values)) == 1:
             worst.setdefault(min(scored)[1], []).append(metric)
     out = []
     for r in study.runs:
