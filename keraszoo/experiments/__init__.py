@@ -16,16 +16,16 @@ See :mod:`keraszoo.experiments.runner` for the folder layout, the record's field
 on Ray or KerasTuner's distributed mode.
 """
 
+from keraszoo.experiments.planning import RunSpec
+from keraszoo.experiments.planning import plan_runs
 from keraszoo.experiments.probes import PROBES
-from keraszoo.experiments.runner import ResultsFile
+from keraszoo.experiments.results import ResultsFile
+from keraszoo.experiments.results import TornLineWarning
+from keraszoo.experiments.results import read_results
 from keraszoo.experiments.runner import RunFailed
 from keraszoo.experiments.runner import RunSkipped
-from keraszoo.experiments.runner import RunSpec
 from keraszoo.experiments.runner import SweepResult
-from keraszoo.experiments.runner import TornLineWarning
 from keraszoo.experiments.runner import execute_run
-from keraszoo.experiments.runner import plan_runs
-from keraszoo.experiments.runner import read_results
 from keraszoo.experiments.runner import run_study
 from keraszoo.experiments.studies import STUDIES
 from keraszoo.experiments.studies import get_study

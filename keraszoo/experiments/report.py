@@ -32,7 +32,7 @@ REQUIRED_FIELDS = ("run_id", "study", "variant", "params", "history", "test", "e
 
 def read_results(results_dir):
     """The runs of ``results_dir/results.jsonl`` (the runner's reader: the last line per run, a torn tail ignored)."""
-    from keraszoo.experiments.runner import read_results as read_lines
+    from keraszoo.experiments.results import read_results as read_lines
 
     path = pathlib.Path(results_dir) / "results.jsonl"
     if not path.is_file():

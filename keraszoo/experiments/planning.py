@@ -1,0 +1,230 @@
+"""Planning a sweep: a study, a dataset and a budget become picklable run specs (:class:`RunSpec`) with stable ids."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+
+from keraszoo.experiments.results import RUNS_DIR
+from keraszoo.experiments.studies import get_study
+from keraszoo.experiments.study import RESERVED_ARGS
+from keraszoo.experiments.study import StudyError
+from keraszoo.experiments.study import _did_you_mean
+from keraszoo.experiments.study import check_budget_name
+from keraszoo.experiments.study import expand_grid
+from keraszoo.experiments.study import expand_grid_entries
+
+
+# --------------------------------------------------------------------------- planning
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: everything :func:`execute_run` needs, picklable and JSON-ready."""
+
+    run_id: str
+    study: str
+    dataset: str
+    budget: str
+    model: str
+    variant: str
+    #: every argument of the run the study sets (fixed and varied), with ``model``.
+    params: dict
+    #: arguments of :class:`~keraszoo.training.recipe.Recipe` beyond ``params`` (the budget's).
+    recipe_fields: dict
+    #: ``{num_examples, binarize, knn_train_examples, iwae_samples, fid}``.
+    evaluation: dict
+    probes: dict
+    seed: int
+    epochs: int
+
+    @property
+    def model_dir(self) -> str:
+        """The run's ``save_pretrained`` folder, relative to the sweep folder."""
+        return f"{RUNS_DIR}/{self.run_id}"
+
+    def recipe(self):
+        """The run's :class:`~keraszoo.training.recipe.Recipe`."""
+        from keraszoo.training.recipe import Recipe
+
+        fields, kwargs, options = _split_params(self.params)
+        return Recipe(model_kwargs=kwargs, options=options, dataset=self.dataset, **fields, **self.recipe_fields)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> RunSpec:
+        return cls(**spec)
+
+
+def _recipe_fields() -> set:
+    from keraszoo.training.recipe import Recipe
+
+    return {f.name for f in dataclasses.fields(Recipe)} - {"model_kwargs", "options", "hparam"}
+
+
+def _split_params(params: dict):
+    """``params`` -> ``(Recipe fields, model constructor kwargs, training options)``."""
+    from keraszoo.training.recipe import option_flags
+
+    fields, options = _recipe_fields(), option_flags()
+    out = ({}, {}, {})
+    for name, value in params.items():
+        out[0 if name in fields else 2 if name in options else 1][name] = value
+    return out
+
+
+def _resolve_models(names) -> list:
+    from keraszoo.models import list_presets
+    from keraszoo.models import list_variants
+
+    models = []
+    for name in names:
+        if name == "*":
+            models.extend(sorted(list_variants()))
+        elif name in list_presets():
+            models.append(name)
+        else:
+            known = sorted(list_presets())
+            raise StudyError(f"Unknown model {name!r} in the study.{_did_you_mean(name, known)} Models: variant keys "
+                             f"or presets ({', '.join(known)}), or '*' for every variant.")
+    return list(dict.fromkeys(models))
+
+
+def _accepts(cls, arg) -> bool:
+    """Whether variant ``cls`` takes ``arg`` (a constructor argument or a training option)."""
+    from keraszoo.training.recipe import check_hyperparameters
+
+    if arg in cls.all_training_options():
+        return True
+    try:
+        check_hyperparameters(cls, {arg: None})
+    except ValueError:
+        return False
+    return arg not in ("input_shape", "encoder", "decoder")
+
+
+def _known_args(models) -> set:
+    """Every constructor argument and training option of ``models`` (for did-you-mean hints)."""
+    import inspect
+
+    from keraszoo.models import resolve_preset
+
+    names = set()
+    for model in models:
+        cls = resolve_preset(model)[0]
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is not None:
+                names |= set(inspect.signature(init).parameters)
+        names |= set(cls.all_training_options())
+    return names - {"self", "args", "kwargs", "input_shape", "encoder", "decoder"}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_fmt(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def run_id_for(study: str, dataset: str, model: str, point: dict, identity: dict) -> str:
+    """``<model>-<dataset>[-<arg>=<value>...]-<digest>``: readable, filesystem-safe, unique.
+
+    The varied arguments (``point``) name the run; the digest (8 hex digits of the
+    SHA-1 of ``identity``: study, dataset, model, every argument and the budget's
+    settings) keeps two different runs apart.
+    """
+    parts = [model, dataset] + [f"{k}={_fmt(v)}" for k, v in point.items() if k != "model"]
+    slug = re.sub(r"[^A-Za-z0-9._,=+-]+", "_", "-".join(parts))[:120]
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+def plan_runs(study, dataset: str = "mnist", budget: str = "default"):
+    """``(runs, skipped)``: the :class:`RunSpec` of each run of ``study`` on ``dataset`` at ``budget``.
+
+    ``skipped`` lists ``{"model", "params", "reason"}`` for the grid points a
+    model cannot run (an argument that model does not take, an architecture it
+    does not have).
+
+    Raises:
+        StudyError: unknown dataset or budget, an unknown model, a grid argument
+            no model of the study accepts, the same run twice.
+    """
+    from keraszoo.data import list_datasets
+    from keraszoo.models import resolve_preset
+
+    study = get_study(study)
+    check_budget_name(budget)
+    if dataset not in list_datasets():
+        raise StudyError(f"--dataset must be one of {', '.join(list_datasets())}; got {dataset!r}."
+                         f"{_did_you_mean(dataset, list_datasets())}")
+    if dataset not in study.datasets:
+        raise StudyError(f"Study {study.name!r} runs on {', '.join(study.datasets)}; got --dataset {dataset!r}.")
+    settings = study.budget(budget)
+    entries = expand_grid_entries(study.grid_at(budget))
+    fields = _recipe_fields()
+
+    # Which arguments does any model of the study accept?
+    points = []  # (model, point)
+    for entry in entries:
+        models = _resolve_models(entry["model"] if "model" in entry else study.variants)
+        for point in expand_grid({k: v for k, v in entry.items() if k != "model"}):
+            points.extend((model, dict(model=model, **point) if "model" in entry else point) for model in models)
+    all_models = list(dict.fromkeys(m for m, _ in points))
+    candidates = set(study.fixed) | {k for e in entries for k in e if k != "model"}
+    accepted = {m: {a for a in candidates if _accepts(resolve_preset(m)[0], a)} for m in all_models}
+    anyone = set().union(*accepted.values()) | fields
+    for source, args in (("fixed", study.fixed), ("grid", {k for e in entries for k in e if k != "model"})):
+        for arg in args:
+            if arg in RESERVED_ARGS:
+                raise StudyError(f"Study {study.name!r}: {source}.{arg}: {arg!r} is set by the command or the budget.")
+            if arg not in anyone:
+                raise StudyError(
+                    f"Study {study.name!r}: {source} argument {arg!r} is accepted by none of its models "
+                    f"({', '.join(all_models)}).{_did_you_mean(arg, sorted(_known_args(all_models) | fields))} "
+                    "Arguments are the models' "
+                    "constructor arguments, their training options and Recipe fields "
+                    f"({', '.join(sorted(fields - {'model', 'dataset'}))}).")
+
+    runs, skipped, seen = [], [], {}
+    for model, point in points:
+        cls, preset = resolve_preset(model)
+        params = {"model": model, **study.fixed, **{k: v for k, v in point.items() if k != "model"}}
+        unknown = sorted(k for k in params if k != "model" and k not in fields and k not in accepted[model])
+        if unknown:
+            skipped.append({"model": model, "params": params,
+                            "reason": f"{cls.__name__} ({cls.variant}) takes no argument {', '.join(unknown)}."})
+            continue
+        architecture = params.get("architecture", preset.get("architecture"))
+        if architecture is not None:
+            try:
+                cls._check_architecture(architecture)
+            except ValueError as err:
+                skipped.append({"model": model, "params": params, "reason": str(err)})
+                continue
+        recipe_fields = {"epochs": settings.epochs, "limit": settings.limit,
+                         "eval_split": f"test[:{settings.eval_examples}]"}
+        if "batch_size" not in params:
+            recipe_fields["batch_size"] = settings.batch_size
+        evaluation = {"num_examples": settings.eval_examples, "knn_train_examples": settings.knn_train_examples,
+                      "iwae_samples": settings.iwae_samples, "fid": settings.fid}
+        seed = int(params.get("seed", 0))
+        identity = {"study": study.name, "dataset": dataset, "params": params, "recipe_fields": recipe_fields,
+                    "evaluation": evaluation, "probes": study.probes}
+        run_id = run_id_for(study.name, dataset, model, point, identity)
+        if run_id in seen:
+            raise StudyError(f"Study {study.name!r}: the grid yields the run {run_id} twice ({params}).")
+        seen[run_id] = params
+        spec = RunSpec(run_id=run_id, study=study.name, dataset=dataset, budget=budget, model=model,
+                       variant=cls.variant, params=params, recipe_fields=recipe_fields,
+                       evaluation=evaluation, probes=study.probes, seed=seed, epochs=settings.epochs)
+        try:
+            spec.recipe()  # the Recipe's own checks (lr, batch size, ...)
+        except ValueError as err:
+            raise StudyError(f"Study {study.name!r}, run {run_id}: {err}") from None
+        runs.append(spec)
+    return runs, skipped
