@@ -211,10 +211,10 @@ def fit_resumable(
         # Before the backup: an epoch's row is written before the backup that
         # marks the epoch done (a kill in between retrains and relogs it).
         keras.callbacks.CSVLogger(str(log_path), append=True),
-        # Before the backup too: the best epoch's weights are on disk before the epoch counts as done.
-        ResumableCheckpoint(best_path, log_path, monitor=monitor),
         backup,
         guard,
+        # After the backup (a write that fails here must not come before the backup's own checks).
+        ResumableCheckpoint(best_path, log_path, monitor=monitor),
     ]
     if tensorboard:
         import importlib.util
