@@ -247,7 +247,7 @@ def fit_resumable(
             model.set_weights(stopper.best_weights)
         epoch = epochs
     try:
-        if first_step and epoch < epochs and not model.stop_training:
+        if first_step and epoch < epochs:
             backup.begin_segment(g0)
             ds = distribute_options(stream.partial_epoch(epoch, first_step), multiworker)
             histories.append(model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, **fit_kwargs).history)
