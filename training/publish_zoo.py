@@ -108,14 +108,23 @@ def evaluation_notes(dataset, binarize, iwae):
     return notes
 
 
-def card_indices(dataset, num_test, count=16):
-    """Which test images the card shows: MNIST's first ones (its canonical order mixes the
-    digits); evenly spaced ones for CIFAR-10, whose archive is sorted by class."""
+def card_indices(dataset, labels, count=16):
+    """Which test images the card shows: MNIST's first ones (its canonical order mixes the digits);
+    for CIFAR-10 the first ones of the split taken class after class, so that every class is shown
+    whatever the archive's order."""
     import numpy as np
 
-    if dataset == "cifar10":
-        return np.linspace(0, num_test - 1, count).round().astype(int)
-    return np.arange(min(count, num_test))
+    labels = np.asarray(labels).reshape(-1)
+    count = min(count, len(labels))
+    if dataset != "cifar10":
+        return np.arange(count)
+    queues = [list(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    chosen = []
+    while len(chosen) < count:
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    return np.sort(np.asarray(chosen, int))
 
 
 def evaluation_command(name, dataset, binarize, iwae_samples):
@@ -201,7 +210,7 @@ def main(argv=None):
     from keraszoo import data as data_module
 
     x_test, y_test = data_module.load_arrays(dataset, "test", source="npz", data_dir=args.data_dir)
-    shown = card_indices(dataset, len(x_test))
+    shown = card_indices(dataset, y_test)
     x_show, y_show = np.asarray(x_test[shown], dtype="float32"), np.asarray(y_test)[shown]
     recon = np.asarray(model.reconstruct(x_show, **({"labels": y_show} if conditional else {})))
     visualization.save_comparison(x_show, recon, staging / "reconstructions.png", ncols=16)

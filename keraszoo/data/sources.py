@@ -155,6 +155,27 @@ def _read_npz(info: DatasetInfo, base: str, data_dir):
     y = np.asarray(y).reshape(-1).astype(np.int64)
     if len(y) != len(x):
         raise ValueError(f"{path}: {len(x)} images but {len(y)} labels in {kx}/{ky}.")
+    return unsort_by_class(x, y)
+
+
+#: the seed of the fixed order in which an archive sorted by class is read (see :func:`unsort_by_class`).
+SORTED_ARCHIVE_SEED = 0
+
+
+def unsort_by_class(x, y):
+    """``(x, y)`` in a fixed random order if the labels are sorted by class, else unchanged.
+
+    Some archives store each split class after class (``cifar10_jpeg.npz``: 5,000
+    airplanes, then 5,000 automobiles ...). Read in that order, every "first N images"
+    (``train[:10%]``, ``--limit``, ``test[:1000]``, an experiment budget) would be one or
+    two classes. Such a split (labels non-decreasing, several images per class) is read in one fixed permutation (``SORTED_ARCHIVE_SEED``),
+    the same on every machine, so that its slices hold every class and a whole split
+    holds the same images as before.
+    """
+    classes = len(np.unique(y))
+    if 1 < classes and 2 * classes <= len(y) and bool(np.all(np.diff(y) >= 0)):  # runs of one class each
+        order = np.random.default_rng(SORTED_ARCHIVE_SEED).permutation(len(y))
+        return x[order], y[order]
     return x, y
 
 

@@ -404,3 +404,27 @@ def test_epoch_stream_drop_remainder_and_callback():
     assert int(stream._epoch.numpy()) == 4
     with pytest.raises(ValueError, match="leaves no batch"):
         data.EpochStream(x, batch_size=11, drop_remainder=True)
+
+
+def test_an_archive_sorted_by_class_is_read_in_a_fixed_mixed_order(tmp_path):
+    """cifar10_jpeg.npz stores each split class after class: its slices must still hold every class."""
+    rng = np.random.default_rng(2)
+    y_train, y_test = np.repeat(np.arange(10, dtype=np.uint8), 20), np.repeat(np.arange(10, dtype=np.uint8), 5)
+    arrays = {"x_train": rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8), "y_train": y_train,
+              "x_test": rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), "y_test": y_test}
+    np.savez(tmp_path / "cifar10_jpeg.npz", **arrays)
+    x, y = data.load_arrays("cifar10", "train", source="npz", data_dir=tmp_path, dtype="uint8")
+    order = np.random.default_rng(data.sources.SORTED_ARCHIVE_SEED).permutation(200)
+    np.testing.assert_array_equal(x, arrays["x_train"][order])  # the same images, each with its own label
+    np.testing.assert_array_equal(y, y_train[order])
+    assert len(set(y[:40])) >= 8  # the first fifth of a split is no longer two classes
+    x2, y2 = data.load_arrays("cifar10", "train[:40]", source="npz", data_dir=tmp_path, dtype="uint8")
+    np.testing.assert_array_equal(x2, x[:40])  # the same order on every call: slices are stable
+    _, yt = data.load_arrays("cifar10", "test[:10]", source="npz", data_dir=tmp_path)
+    assert len(set(yt)) > 1
+
+
+def test_an_archive_in_another_order_is_read_as_it_is(mnist_dir):
+    d, arrays = mnist_dir  # labels 0..39: increasing, but one image per label (not class blocks)
+    _, y = data.load_arrays("mnist", "train", source="npz", data_dir=d)
+    np.testing.assert_array_equal(y, np.arange(40))
