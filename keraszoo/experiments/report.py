@@ -225,7 +225,12 @@ def _strengths(study):
 
 def _versus_plain(study, metrics, plain="ae"):
     """Each run's ``metrics`` beside the plain autoencoder's (the baseline run of the study), in per cent."""
-    base = next((r for r in study.runs if r["params"].get("model") == plain), None)
+    return _versus(study, metrics, lambda r: r["params"].get("model") == plain, "the plain autoencoder's")
+
+
+def _versus(study, metrics, is_base, base_name, runs=None):
+    """Each of ``runs`` (default: all) beside the first run for which ``is_base`` holds, in per cent."""
+    base = next((r for r in study.runs if is_base(r)), None)
     if base is None:
         return []
     out = []
@@ -233,12 +238,21 @@ def _versus_plain(study, metrics, plain="ae"):
         ref = study.test_value(base, metric)
         if not math.isfinite(ref) or ref == 0:
             continue
-        for r in study.runs:
+        for r in runs if runs is not None else study.runs:
             value = study.test_value(r, metric)
             if r is not base and math.isfinite(value):
-                out.append(f"{metric}: {study.label(r)} {value:.4g} against the plain autoencoder's {ref:.4g} "
+                out.append(f"{metric}: {study.label(r)} {value:.4g} against {base_name} {ref:.4g} "
                            f"({100 * (value - ref) / abs(ref):+.1f} %).")
     return out
+
+
+def _contractive(study):
+    """The CAEs beside the plain AE, then beside the CAE without penalty (lambda = 0: the sigmoid code alone)."""
+    metrics = ("jacobian_frobenius", "code_shift_relative", "reconstruction_loss")
+    caes = [r for r in study.runs if r["params"].get("model") == "cae"]
+    return _versus_plain(study, metrics) + _versus(
+        study, metrics, lambda r: r in caes and r["params"].get("contractive_weight") == 0,
+        "the unpenalized CAE's (lambda = 0)", runs=caes)
 
 
 def _strongest_noise(study):
@@ -266,7 +280,7 @@ def _range_of(study, metrics):
 
 #: study name -> extra sentences about what that study asks (a user's study gets the generic ones only).
 STUDY_DISCUSSION = {
-    "contractive": lambda study: _versus_plain(study, ("jacobian_frobenius", "code_shift_relative", "reconstruction_loss")),
+    "contractive": _contractive,
     "noise": lambda study: _versus_plain(study, _strongest_noise(study)),
     "beta": lambda study: _range_of(study, ("active_units", "kl_loss", "negative_elbo_nats")),
     "sparsity": lambda study: _range_of(study, ("mean_code_activation", "near_zero_code_fraction")),

@@ -76,9 +76,11 @@ STUDIES = {
     "contractive": Study(
         name="contractive",
         description=("The contractive penalty's weight lambda, beside the plain autoencoder: reconstruction "
-                     "against ||J_f||_F, and how far codes move under small input noise."),
+                     "against ||J_f||_F, and how far codes move under small input noise. lambda = 0 is the "
+                     "CAE's own control (its sigmoid code, no penalty), which separates the penalty's effect "
+                     "from the code activation's."),
         fixed={"latent_dim": 32},
-        grid=[{"model": ["cae"], "contractive_weight": [0.01, 0.03, 0.1, 0.3, 1.0]}, {"model": ["ae"]}],
+        grid=[{"model": ["cae"], "contractive_weight": [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]}, {"model": ["ae"]}],
         # The exact Jacobian makes a CAE step several times an AE's: smaller batches, more steps for the images.
         budgets={"smoke": {"grid": [{"model": ["cae"], "contractive_weight": [0.1]}, {"model": ["ae"]}]},
                  "default": {"limit": 10000, "epochs": 4, "batch_size": 64}},

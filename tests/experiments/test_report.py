@@ -73,3 +73,20 @@ def test_a_mismatch_fails_the_report_and_shows_in_the_table(written, tmp_path, c
 def test_a_results_file_that_is_not_there_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "out")]) == 1
     assert "results.jsonl" in capsys.readouterr().err
+
+
+def test_contractive_discussion_sets_each_penalty_beside_the_unpenalized_cae_too(tmp_path):
+    """The CAE's sigmoid code alone costs reconstruction; lambda = 0 is the control that separates it."""
+    def run(run_id, model, weight, rec, jac):
+        params = {"model": model} | ({"contractive_weight": weight} if weight is not None else {})
+        return {"run_id": run_id, "params": params,
+                "test": {"reconstruction_loss": rec, "jacobian_frobenius": jac, "code_shift_relative": 0.5}}
+
+    runs = [run("c0", "cae", 0.0, 150.0, 10.0), run("c1", "cae", 1.0, 165.0, 1.0), run("ae", "ae", None, 80.0, 20.0)]
+    text = "\n".join(report.discussion(report.Study(name="contractive", runs=runs, results_dir=tmp_path)))
+    assert "jacobian_frobenius: contractive_weight=1, model=cae 1 against the unpenalized CAE's (lambda = 0) 10 " \
+           "(-90.0 %)." in text
+    assert "reconstruction_loss: contractive_weight=1, model=cae 165 against the unpenalized CAE's (lambda = 0) " \
+           "150 (+10.0 %)." in text
+    assert "reconstruction_loss: contractive_weight=0, model=cae 150 against the plain autoencoder's 80 (+87.5 %)." in text
+    assert "model=ae 80 against the unpenalized" not in text  # the AE is not a CAE
