@@ -94,30 +94,40 @@ class RunCheck:
 
 
 # ----------------------------------------------------------------- (a) history
-def check_history(history: dict, weights: dict):
-    """``(ok, max_rel, problems)`` of check (a) on a run's ``history`` ({term: [per-epoch values]})."""
+def check_history(history: dict, weights: dict, weight_metrics: dict | None = None):
+    """``(ok, max_rel, problems)`` of check (a) on a run's ``history`` ({term: [per-epoch values]}).
+
+    ``weight_metrics`` ({term: metric}, the model's ``loss_weight_metrics``): terms whose weight in an
+    epoch is that epoch's logged ``metric`` (a warm-up schedule) rather than ``weights[term]``.
+    """
+    weight_metrics = weight_metrics or {}
     problems, worst = [], 0.0
     prefixes = [p for p in ("", "val_") if f"{p}total_loss" in history]
     if not prefixes:
         return False, float("nan"), ["history has no total_loss"]
     for p in prefixes:
-        needed = [f"{p}reconstruction_loss"] + [f"{p}{k}" for k in weights]
+        needed = [f"{p}reconstruction_loss"] + [f"{p}{k}" for k in weights] + [
+            f"{p}{m}" for m in weight_metrics.values()]
         missing = [k for k in needed if k not in history]
         if missing:
             problems.append(f"history lacks {', '.join(missing)} (loss_weights: {weights})")
             continue
         for epoch, total in enumerate(history[f"{p}total_loss"]):
-            values = [total, history[f"{p}reconstruction_loss"][epoch]] + [history[f"{p}{k}"][epoch] for k in weights]
+            epoch_weights = {k: history[f"{p}{weight_metrics[k]}"][epoch] if k in weight_metrics else w
+                             for k, w in weights.items()}
+            values = [total, history[f"{p}reconstruction_loss"][epoch]] + [history[f"{p}{k}"][epoch] for k in weights] + [
+                epoch_weights[k] for k in weight_metrics if k in weights]
             if any(v is None or not math.isfinite(v) for v in values):
                 problems.append(f"epoch {epoch + 1}: a non-finite logged value among {p}total_loss and its terms: {values}")
                 continue
-            parts = [history[f"{p}reconstruction_loss"][epoch]] + [w * history[f"{p}{k}"][epoch] for k, w in weights.items()]
+            parts = [history[f"{p}reconstruction_loss"][epoch]] + [
+                w * history[f"{p}{k}"][epoch] for k, w in epoch_weights.items()]
             scale = sum(abs(v) for v in parts)
             rel = abs(total - sum(parts)) / max(scale, 1e-12)
             worst = max(worst, rel)
             if not rel <= HISTORY_RTOL:
                 problems.append(f"epoch {epoch + 1}: {p}total_loss {total:.7g} != {p}reconstruction_loss + "
-                                f"{' + '.join(f'{w:g}*{p}{k}' for k, w in weights.items()) or '0'} = {sum(parts):.7g} "
+                                f"{' + '.join(f'{w:g}*{p}{k}' for k, w in epoch_weights.items()) or '0'} = {sum(parts):.7g} "
                                 f"(rel. {rel:.2g} > {HISTORY_RTOL:g})")
         if f"{p}loss" in history:
             for epoch, (loss, total) in enumerate(zip(history[f"{p}loss"], history[f"{p}total_loss"])):
@@ -447,8 +457,8 @@ def check_run(record, results_dir, *, data_dir=None, mc_samples=DEFAULT_MC_SAMPL
     except Exception as err:  # noqa: BLE001 - reported in the table
         out.history_problems.append(f"not checked: the saved model does not load ({err})")
         return out
-    weights = model.loss_weights()
-    out.history_ok, out.history_max_rel, out.history_problems = check_history(record.get("history") or {}, weights)
+    out.history_ok, out.history_max_rel, out.history_problems = check_history(
+        record.get("history") or {}, model.loss_weights(), model.loss_weight_metrics())
     x, y = images if images is not None else test_images(record, data_dir)
     batch_size = _eval_batch_size(record, results_dir)
     out.terms, out.test_problems = check_test(model, out.variant, record.get("test") or {}, x, y,

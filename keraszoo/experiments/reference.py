@@ -122,6 +122,15 @@ def _relu(layer, h):
     return np.maximum(h, 0)
 
 
+def _batch_norm(layer, h):
+    """Inference-mode BatchNormalization over the last axis (the MLPs' ``Dense -> BN -> ReLU``)."""
+    if tuple(layer.axis if isinstance(layer.axis, (list, tuple)) else (layer.axis,)) not in ((-1,), (h.ndim - 1,)):
+        raise UnsupportedLayer(f"layer {layer.name!r}: BatchNormalization over axis {layer.axis}")
+    w = {v.name.split("/")[-1].split(":")[0]: np.asarray(v, "float64") for v in layer.weights}
+    out = (h - w["moving_mean"]) / np.sqrt(w["moving_variance"] + float(layer.epsilon))
+    return out * w.get("gamma", 1.0) + w.get("beta", 0.0)
+
+
 def _layer_table():
     import keras
 
@@ -134,6 +143,7 @@ def _layer_table():
         (keras.layers.Conv2DTranspose, _deconv),
         (keras.layers.Conv2D, _conv),
         (keras.layers.ReLU, _relu),
+        (keras.layers.BatchNormalization, _batch_norm),
         (keras.layers.Activation, lambda layer, h: _activation(layer)(h)),
         (keras.layers.Add, lambda layer, *hs: sum(hs[1:], hs[0])),
         (keras.layers.Concatenate, lambda layer, *hs: np.concatenate(hs, axis=layer.axis)),

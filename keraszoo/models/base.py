@@ -285,6 +285,18 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
             weights[name] = float(getattr(self, f"{stem}_weight", 1.0))
         return weights
 
+    def loss_weight_metrics(self):
+        """``{term: metric}`` for the weights of :meth:`loss_weights` that a schedule changes during training.
+
+        Their weight in an epoch is the logged ``metric`` of that epoch (the HierarchicalVAE's KL
+        warm-up logs ``kl_weight``); :meth:`loss_weights` gives the weight after training. None by default.
+        """
+        return {}
+
+    def training_callbacks(self):
+        """Callbacks that :meth:`fit` adds to the caller's (a loss-weight schedule); none by default."""
+        return []
+
     def loss_terms(self, x, training=False):
         """Returns ``{"total_loss", "reconstruction_loss", <regularizers>...}`` (batch means)."""
         raise NotImplementedError
@@ -436,7 +448,8 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         (``fit(x, y)``, datasets of ``(x, y)`` pairs): the unconditional
         variants train on ``x`` alone and ignore them. A generator may yield
         ``x`` alone. ``batch_size``, ``epochs``, ``steps_per_epoch`` ... must be
-        positive integers (Keras accepts 0 silently).
+        positive integers (Keras accepts 0 silently). The model's own
+        :meth:`training_callbacks` (a KL warm-up) run before ``callbacks``.
 
         Args:
             check_data: ``False`` skips the data checks (the argument checks
@@ -455,6 +468,7 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         if checks is not None:
             x = checks.inputs(x, "x")
             validation_data = checks.validation(validation_data)
+        callbacks = self._with_own_callbacks(callbacks)
         with _checked_data(self, checks):
             return super().fit(
                 x=x, y=y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
@@ -462,6 +476,14 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
                 class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
                 steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                 validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+
+    def _with_own_callbacks(self, callbacks):
+        """The caller's callbacks after :meth:`training_callbacks` (those of a type the caller passes are not added)."""
+        own = self.training_callbacks()
+        if not own or isinstance(callbacks, keras.callbacks.CallbackList):
+            return callbacks
+        theirs = list(callbacks or [])
+        return [cb for cb in own if not any(type(c) is type(cb) for c in theirs)] + theirs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, check_data=None, **kwargs):

@@ -131,6 +131,7 @@ class IWAE(HierarchicalVAE):
         self.stochastic_layers = 1 + len(upper_latent_dims)
         self.ladder_hidden_dim = validation.check_positive_int("ladder_hidden_dim", ladder_hidden_dim)
         self.inference = "bottom_up"
+        self.batch_norm, self.kl_warmup_epochs = False, 0  # the bound is trained as it is, on plain MLPs
         VAE.__init__(self, *args, **kwargs)
 
     def paper(self):
@@ -166,6 +167,7 @@ class IWAE(HierarchicalVAE):
 
     def get_config(self):
         config = super().get_config()
-        del config["inference"]  # always bottom-up
+        for key in ("inference", "batch_norm", "kl_warmup_epochs"):  # always bottom-up, plain, no warm-up
+            del config[key]
         config.update({"num_samples": self.num_samples, "stochastic_layers": self.stochastic_layers})
         return config

@@ -131,14 +131,28 @@ def build_decoder(latent_dim, image_shape, architecture="dense", hidden_dims=Non
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_mlp(input_dim, hidden_dims, output_dim, output_activation=None, name="mlp"):
-    """A plain MLP ``input_dim -> hidden (relu) ... -> output_dim``."""
+def build_mlp(input_dim, hidden_dims, output_dim, output_activation=None, name="mlp", batch_norm=False):
+    """A plain MLP ``input_dim -> hidden (relu) ... -> output_dim``.
+
+    ``batch_norm``: every hidden layer is ``Dense -> BatchNormalization -> ReLU``, and a ReLU output
+    (a deterministic feature path) is normalized too; a linear output (Gaussian parameters) never is.
+    """
     inputs = keras.Input(shape=(input_dim,), name=f"{name}_input")
     x = inputs
     for i, h in enumerate(hidden_dims):
-        x = _dense(x, h, f"{name}_dense{i}", activation="relu")
-    outputs = _dense(x, output_dim, f"{name}_out", activation=output_activation)
+        x = _normalized_dense(x, h, f"{name}_dense{i}") if batch_norm else _dense(
+            x, h, f"{name}_dense{i}", activation="relu")
+    if batch_norm and output_activation == "relu":
+        outputs = _normalized_dense(x, output_dim, f"{name}_out")
+    else:
+        outputs = _dense(x, output_dim, f"{name}_out", activation=output_activation)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _normalized_dense(x, units, name):
+    x = _dense(x, units, name, activation=None)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
 
 
 def check_network(network, role, input_shape, output_shape, condition_dim=0):

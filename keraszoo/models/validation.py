@@ -55,6 +55,20 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
+def check_bool(name, value):
+    """``value`` as a ``bool`` if it is one (NumPy's too), else a ``ValueError`` naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be True or False; received {value!r}.")
+    return bool(value)
+
+
+def check_non_negative_int(name, value):
+    """``value`` as an ``int`` if it is an integer >= 0 (NumPy integers too), else a ``ValueError`` naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0; received {value!r}.")
+    return int(value)
+
+
 def check_non_negative(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise ValueError(f"`{name}` must be a non-negative number; received {value!r}.")

@@ -104,7 +104,8 @@ def test_loss_terms_match_numpy(upper, inference, mnist_sample, monkeypatch):
     assert model.latent_dims == (4,) + upper
     noise = RecordedNoise()
     monkeypatch.setattr(losses, "reparameterize", noise)
-    terms = terms_numpy(model, x, training=True)
+    # Inference mode: the ladder's batch normalization uses its moving statistics, as the NumPy pass does.
+    terms = terms_numpy(model, x, training=False)
     z, kls, _, _ = NUMPY_PASS[inference](model, x, noise.draws)
     rec = np_bce(x, np_forward(model.decoder, z)).mean()
     np.testing.assert_allclose(terms["reconstruction_loss"], rec, rtol=1e-4)
@@ -147,3 +148,41 @@ def test_ancestral_sampling_uses_every_layer():
     assert z.shape == (5, 4)
     np.testing.assert_allclose(z, np.asarray(model.sample_prior(5, seed=1)))
     assert np.asarray(model.sample(5)).shape == (5, 28, 28, 1)
+
+
+def test_ladder_defaults_to_batch_norm_and_kl_warmup_the_bottom_up_model_to_neither():
+    ladder = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12)
+    assert ladder.batch_norm and ladder.kl_warmup_epochs == 10
+    assert any(type(layer).__name__ == "BatchNormalization" for layer in ladder.bottom_up[0].layers)
+    assert ladder.loss_weight_metrics() == {"kl_loss": "kl_weight"}
+    plain = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), inference="bottom_up")
+    assert not plain.batch_norm and plain.kl_warmup_epochs == 0 and plain.training_callbacks() == []
+    assert not any(type(layer).__name__ == "BatchNormalization" for net in plain.top_down_priors for layer in net.layers)
+    assert "kl_warmup_scale" not in {w.name for w in plain.weights}  # the published bottom-up weights load unchanged
+    check_config_roundtrip(ladder)
+    for bad in ({"batch_norm": "yes"}, {"kl_warmup_epochs": -1}, {"kl_warmup_epochs": 2.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, **bad)
+
+
+def test_kl_warmup_weights_each_epoch_and_the_history_adds_up(mnist_sample, tmp_path):
+    """KL weight beta * epoch / T during fit, logged as kl_weight; total_loss adds up with it every epoch."""
+    from keraszoo.experiments.consistency import check_history
+
+    x = mnist_sample[0][:64]
+    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), ladder_hidden_dim=12,
+                            beta=2.0, kl_warmup_epochs=2, seed=0)
+    model.compile()
+    history = model.fit(x, epochs=4, batch_size=16, verbose=0).history
+    np.testing.assert_allclose(history["kl_weight"], [0.0, 1.0, 2.0, 2.0], rtol=1e-6)
+    assert history["total_loss"][0] == pytest.approx(history["reconstruction_loss"][0], rel=1e-5)  # KL off
+    ok, worst, problems = check_history(history, model.loss_weights(), model.loss_weight_metrics())
+    assert ok and worst < 1e-5, problems
+    ok, _, problems = check_history(history, model.loss_weights())  # beta alone does not explain epoch 1
+    assert not ok and "epoch 1" in problems[0]
+    assert float(model.kl_warmup_scale) == 1.0  # after fit: the model's own objective
+    ev = terms_numpy(model, x[:16], training=False)
+    assert ev["kl_weight"] == pytest.approx(2.0)
+    # Resuming from epoch 1 starts at that epoch's weight (the callback reads the epoch index).
+    resumed = model.fit(x, epochs=2, initial_epoch=1, batch_size=16, verbose=0).history
+    np.testing.assert_allclose(resumed["kl_weight"], [1.0], rtol=1e-6)
