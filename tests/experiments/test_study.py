@@ -217,3 +217,22 @@ def test_cli_reports_bad_input_on_one_line_with_status_2(tmp_path, capsys, argv,
 def test_cli_refuses_an_unknown_budget(capsys, tmp_path):
     assert main(["experiment", "beta", "--budget", "fast", "--out", str(tmp_path / "x")]) == 2
     assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_the_repository_s_study_files_plan_their_runs():
+    """training/studies/*.json (the ladder comparison) are user specs: they must read and plan at every budget."""
+    import pathlib
+
+    from keraszoo.models import get_variant
+
+    files = sorted((pathlib.Path(__file__).parents[2] / "training" / "studies").glob("*.json"))
+    assert files, "training/studies holds no spec"
+    for path in files:
+        study = Study.from_json(path)
+        for budget in BUDGETS:
+            runs, skipped = plan_runs(study, "mnist", budget)
+            assert runs and not skipped and len({r.run_id for r in runs}) == len(runs), (path.name, budget, skipped)
+            for r in runs:  # every swept argument is one the variant's constructor takes
+                cls = get_variant(r.model)
+                config = {k: v for k, v in r.params.items() if k not in ("model", "binarize")}
+                cls(input_shape=(28, 28, 1), **config)
