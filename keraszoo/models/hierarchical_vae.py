@@ -89,8 +89,8 @@ class HierarchicalVAE(VAE):
     #: the loss in one line (the README's table of variants).
     loss_summary = (
         "≥ 2 stochastic layers, `p(z_L)…p(z₁|z₂)p(x|z₁)`; inference `ladder` (LVAE, "
-        "precision-weighted top-down) or `bottom_up` (`q(z₁|x)q(z₂|z₁)`, IWAE paper); `-log "
-        "p(x|z₁) + β·Σ_l KL_l`"
+        "precision-weighted top-down; batch norm and a 10-epoch KL warm-up by default) or `bottom_up` "
+        "(`q(z₁|x)q(z₂|z₁)`, IWAE paper); `-log p(x|z₁) + β·Σ_l KL_l`"
     )
     papers = (
         Paper("Ladder Variational Autoencoders (Sonderby et al., 2016)", "https://arxiv.org/abs/1602.02282"),
