@@ -36,7 +36,7 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     x_train, y_train = data.load_arrays(args.dataset, "train", source=args.data_source, data_dir=args.data_dir)
     x_test, y_test = data.load_arrays(args.dataset, "test", source=args.data_source, data_dir=args.data_dir)
-    perm = np.random.default_rng(args.seed).permutation(len(x_train))  # CIFAR's npz is sorted by class
+    perm = np.random.default_rng(args.seed).permutation(len(x_train))  # the run seed's order (fit shuffles too)
     x_train, y_train = x_train[perm], y_train[perm]
     model = fc.build_classifier(x_train.shape[1:])
     model.compile(optimizer=keras.optimizers.Adam(1e-3),

@@ -349,6 +349,8 @@ def _hvae(model, x, y, ctx):
         kl = sum(kls[1:], kls[0])
         values = {"reconstruction_loss": rec, "kl_loss": kl, "total_loss": rec + model.beta * kl}
         values.update({f"kl_loss_{i + 1}": v for i, v in enumerate(kls)})
+        if "kl_weight" in logged_terms(model):  # a KL warm-up's logged weight: beta outside training
+            values["kl_weight"] = np.full(len(x), float(model.beta))
         for name, v in values.items():
             draws.setdefault(name, []).append(v)
     return {name: monte_carlo(np.stack(v, axis=1)) for name, v in draws.items()}

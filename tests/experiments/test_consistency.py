@@ -39,6 +39,17 @@ def test_numpy_forward_matches_keras(architecture, mnist_sample):
     np.testing.assert_allclose(jac, np.asarray(cae.jacobian_frobenius_sq(cae._check_inputs(x))), rtol=1e-4)
 
 
+def test_numpy_forward_runs_batch_normalization_as_keras_infers():
+    """The ladder's MLPs (Dense -> BatchNormalization -> ReLU), with moving statistics away from 0 and 1."""
+    mlp = networks.build_mlp(6, (8,), 4, output_activation="relu", name="bn", batch_norm=True)
+    rng = np.random.default_rng(0)
+    for layer in mlp.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 2, w.shape).astype("float32") for w in layer.get_weights()])
+    x = rng.standard_normal((5, 6)).astype("float32")
+    np.testing.assert_allclose(np_forward(mlp, x), np.asarray(mlp(x, training=False)), atol=1e-5)
+
+
 def test_numpy_forward_matches_keras_residual_conv_networks(mnist_sample):
     """The VQ-VAE's networks: 4x4 strided convolutions and transposed ones, residual Add blocks, ReLU layers."""
     x = mnist_sample[0][:3]
