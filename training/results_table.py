@@ -5,6 +5,7 @@ variants (from the variant classes' metadata): never typed by hand.
     python training/results_table.py --check    # exit 1 if README.md is out of date
 """
 
+import json
 import argparse
 import pathlib
 import sys
@@ -116,9 +117,21 @@ def render(manifest):
         "Likelihood models of MNIST are evaluated on the statically binarized test set (fixed seed); "
         "IWAE with the number of samples in the command. k-NN: k = 5 on the train codes; probe: a linear "
         "classifier on the train codes. Sample FD: Fréchet distance in the bundled feature classifier's "
-        "space (keraszoo's own scale, not comparable with Inception FIDs; MNIST only). "
+        "space (keraszoo's own scale, not comparable with Inception FIDs), one classifier per dataset: "
+        + "; ".join(_classifier_notes()) + ". "
         "Wall time is the whole `train.py` run on the hardware named above.")
     return "\n".join(lines) + "\n"
+
+
+def _classifier_notes():
+    """``MNIST: test accuracy 98.93 %`` for each bundled feature classifier (its metadata.json)."""
+    from keraszoo import feature_classifier as fc
+
+    notes = []
+    for directory in sorted(fc.ASSETS.glob("feature_classifier_*")):
+        info = json.loads((directory / "metadata.json").read_text())
+        notes.append(f"{info['dataset']} test accuracy {100 * info['test_accuracy']:.2f} %")
+    return notes or ["none bundled"]
 
 
 def _cell(text) -> str:
