@@ -5,8 +5,8 @@ variants (from the variant classes' metadata): never typed by hand.
     python training/results_table.py --check    # exit 1 if README.md is out of date
 """
 
-import json
 import argparse
+import json
 import pathlib
 import sys
 
