@@ -19,6 +19,7 @@ import numpy as np
 
 from keraszoo.experiments import consistency
 from keraszoo.experiments import figures
+from keraszoo.experiments.studies import STUDIES
 
 #: ``params`` keys that never count as a swept setting (where files live, how often to back up).
 NOT_SETTINGS = ("data_dir", "out", "backup_every", "eval_split", "hparam", "verbose")
@@ -455,11 +456,16 @@ def _study_section(study, out_dir):
 
 
 def _provenance(runs, results_dir):
+    try:  # a user's study is rerun from its spec file (runner.py records the path it was given)
+        spec_file = json.loads((pathlib.Path(results_dir) / "study.json").read_text()).get("spec_file")
+    except (OSError, ValueError):
+        spec_file = None
     lines = []
     for (study, dataset, budget), group in sorted(_by(runs, lambda r: (r["study"], r.get("dataset"), r.get("budget"))).items(),
                                                   key=lambda kv: tuple(map(str, kv[0]))):
         versions = sorted({str(r.get("keraszoo_version")) for r in group})
-        lines.append(f"- `keraszoo experiment {study} --dataset {dataset} --budget {budget} --out {results_dir}` "
+        name = spec_file if spec_file and study not in STUDIES else study
+        lines.append(f"- `keraszoo experiment {name} --dataset {dataset} --budget {budget} --out {results_dir}` "
                      f"({len(group)} runs, keraszoo {', '.join(versions)}, finished "
                      f"{max(str(r.get('finished_at')) for r in group)})")
     return lines

@@ -73,6 +73,7 @@ from keraszoo.experiments.results import RESULTS_FILE
 from keraszoo.experiments.results import ResultsFile
 from keraszoo.experiments.results import _complete
 from keraszoo.experiments.results import read_results
+from keraszoo.experiments.studies import STUDIES
 from keraszoo.experiments.studies import get_study
 from keraszoo.experiments.study import Study
 from keraszoo.experiments.study import StudyError
@@ -350,6 +351,8 @@ def run_study(study, dataset: str = "mnist", budget: str = "default", out=None, 
         raise StudyError("run_study needs out=, the sweep folder.")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise StudyError(f"--workers must be a positive integer; got {workers!r}.")
+    # A spec file's path, as given: the command that reruns the sweep names it (a built-in's name is enough).
+    spec_file = str(study) if isinstance(study, (str, pathlib.Path)) and str(study) not in STUDIES else None
     study = get_study(study)
     runs, skipped = plan_runs(study, dataset, budget)
     out = _check_out(out)
@@ -368,6 +371,8 @@ def run_study(study, dataset: str = "mnist", budget: str = "default", out=None, 
 
         entry = {"planned": [s.run_id for s in runs], "skipped": list(skipped), "failed": []}
         record.update(study=study.name, budget=budget, spec=study.to_dict(), keraszoo_version=__version__)
+        if spec_file is not None:
+            record["spec_file"] = spec_file
         record.setdefault("datasets", {})[dataset] = entry
         _write_study_record(out, record)
         say(f"Study {study.name!r} on {dataset} at budget {budget!r}: {len(runs)} runs ({len(already)} already "

@@ -72,9 +72,14 @@ def test_one_line_per_run_with_the_schema(sweep):
 
 
 def test_study_json_records_the_plan(sweep):
-    out, result, _ = sweep
+    out, result, spec = sweep
     record = json.loads((out / "study.json").read_text())
     assert record["study"] == "tiny" and record["budget"] == "smoke"
+    assert record["spec_file"] == str(spec)  # the rerun command names the file, not the study's name
+    from keraszoo.experiments import report
+
+    line = report._provenance(report.read_results(out), out)[0]
+    assert line.startswith(f"- `keraszoo experiment {spec} --dataset mnist --budget smoke --out {out}`"), line
     assert record["datasets"]["mnist"]["planned"] == result.planned
     assert record["datasets"]["mnist"]["skipped"] == [] and record["datasets"]["mnist"]["failed"] == []
 
