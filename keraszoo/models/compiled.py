@@ -60,6 +60,11 @@ class CompiledFunctions:
         per_item = max(1, math.prod(item_shape))
         chunk = max(1, CHUNK_ELEMENTS // per_item)
         batch = int(x.shape[0])
+        if batch == 0:
+            # An empty batch: the outputs of one blank image, cut to none. TensorFlow's CPU convolution
+            # fails on an empty float16 batch ("input depth must be evenly divisible by filter depth").
+            blank = ops.zeros((1,) + tuple(item_shape), dtype=x.dtype)
+            return keras.tree.map_structure(lambda t: t[:0], compiled(blank))
         if batch <= chunk:
             return compiled(x)
         parts = [compiled(x[i:i + chunk]) for i in range(0, batch, chunk)]

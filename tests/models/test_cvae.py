@@ -271,9 +271,10 @@ def test_conditional_accuracy_of_a_tiny_model_with_the_bundled_classifier():
     expected = np.mean(to_numpy(classifier(images)).argmax(-1) == np.repeat(np.arange(K), 3))
     assert value == pytest.approx(expected)
     assert cvae_module.classifier_dataset((28, 28, 1)) == "mnist"
-    assert cvae_module.classifier_dataset((32, 32, 3)) is None
-    conv = ConditionalVAE(input_shape=(32, 32, 3), latent_dim=2, architecture="conv", conv_filters=(4, 8), hidden_dims=())
-    assert conv.evaluation_metrics(None, None, batch_size=8, seed=0) == {}  # no classifier for its images
+    assert cvae_module.classifier_dataset((32, 32, 3)) == "cifar10"  # bundled since the CIFAR-10 classifier
+    assert cvae_module.classifier_dataset((16, 16, 1)) is None
+    small = ConditionalVAE(input_shape=(16, 16, 1), latent_dim=2, architecture="conv", conv_filters=(4, 8), hidden_dims=())
+    assert small.evaluation_metrics(None, None, batch_size=8, seed=0) == {}  # no classifier for its images
 
 
 def test_card_pictures_hold_one_row_per_class(monkeypatch):

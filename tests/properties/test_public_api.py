@@ -421,3 +421,12 @@ def test_the_shared_constructor_arguments(latent_dim, hidden, architecture, shap
     x = np.full((1, *shape), 0.5, np.float32)
     check_images_out(result.reconstruct(x), x.shape)
     assert _numpy(result.encode(x)).shape == (1, int(latent_dim))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_an_empty_batch_gives_empty_outputs_of_the_right_shape(dtype):
+    """Hypothesis found it: TensorFlow's CPU convolution fails on an empty float16 batch."""
+    m = conv_model()
+    x = np.zeros((0, 8, 8, 3), dtype)
+    assert tuple(m.encode(x).shape) == (0, 3)
+    assert tuple(m.reconstruct(x).shape) == (0, 8, 8, 3)
