@@ -349,8 +349,6 @@ def _hvae(model, x, y, ctx):
         kl = sum(kls[1:], kls[0])
         values = {"reconstruction_loss": rec, "kl_loss": kl, "total_loss": rec + model.beta * kl}
         values.update({f"kl_loss_{i + 1}": v for i, v in enumerate(kls)})
-        if "kl_weight" in logged_terms(model):  # a KL warm-up's logged weight: beta outside training
-            values["kl_weight"] = np.full(len(x), float(model.beta))
         for name, v in values.items():
             draws.setdefault(name, []).append(v)
     return {name: monte_carlo(np.stack(v, axis=1)) for name, v in draws.items()}
@@ -410,6 +408,10 @@ def check_test(model, variant, test: dict, x, y, *, batch_size, mc_samples=DEFAU
         estimates = fn(model, np.asarray(x, dtype="float64"), y, ctx)
     except ref.UnsupportedLayer as err:
         return [], [f"not checked: the NumPy forward pass cannot compute {err}"]
+    # A scheduled weight's logged metric (a KL warm-up's kl_weight) is, outside training, the model's weight.
+    weights = model.loss_weights()
+    for term, metric in model.loss_weight_metrics().items():
+        estimates.setdefault(metric, Estimate(float(weights[term])))
     terms, problems = [], []
     for name, value in reported.items():
         est = estimates.get(name)
