@@ -168,9 +168,9 @@ def unsort_by_class(x, y):
     Some archives store each split class after class (``cifar10_jpeg.npz``: 5,000
     airplanes, then 5,000 automobiles ...). Read in that order, every "first N images"
     (``train[:10%]``, ``--limit``, ``test[:1000]``, an experiment budget) would be one or
-    two classes. Such a split (labels non-decreasing, several images per class) is read in one fixed permutation (``SORTED_ARCHIVE_SEED``),
-    the same on every machine, so that its slices hold every class and a whole split
-    holds the same images as before.
+    two classes. Such a split (labels non-decreasing, several images per class) is read
+    in one fixed permutation (``SORTED_ARCHIVE_SEED``), the same on every machine, so
+    that its slices hold every class and a whole split holds the same images as before.
     """
     classes = len(np.unique(y))
     if 1 < classes and 2 * classes <= len(y) and bool(np.all(np.diff(y) >= 0)):  # runs of one class each

@@ -19,6 +19,7 @@ import numpy as np
 
 from keraszoo.experiments import consistency
 from keraszoo.experiments import figures
+from keraszoo.experiments.runner import STUDY_FILE
 from keraszoo.experiments.studies import STUDIES
 
 #: ``params`` keys that never count as a swept setting (where files live, how often to back up).
@@ -457,7 +458,7 @@ def _study_section(study, out_dir):
 
 def _provenance(runs, results_dir):
     try:  # a user's study is rerun from its spec file (runner.py records the path it was given)
-        spec_file = json.loads((pathlib.Path(results_dir) / "study.json").read_text()).get("spec_file")
+        spec_file = json.loads((pathlib.Path(results_dir) / STUDY_FILE).read_text()).get("spec_file")
     except (OSError, ValueError):
         spec_file = None
     lines = []

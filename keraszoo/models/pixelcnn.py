@@ -268,9 +268,7 @@ class PixelCNNPriorMixin:
 
     def compile(self, optimizer=None, prior_epochs=0, prior_lr=1e-3, **kwargs):
         """The host's ``compile``; ``prior_epochs``/``prior_lr`` configure :meth:`fit_second_stage`."""
-        if isinstance(prior_epochs, bool) or not isinstance(prior_epochs, (int, np.integer)) or prior_epochs < 0:
-            raise ValueError(f"`prior_epochs` must be an integer >= 0; received {prior_epochs!r}.")
-        self.prior_epochs = int(prior_epochs)
+        self.prior_epochs = validation.check_non_negative_int("prior_epochs", prior_epochs)
         self.prior_lr = validation.check_non_negative("prior_lr", prior_lr)
         super().compile(optimizer=optimizer, **kwargs)
 
