@@ -79,6 +79,22 @@ def test_evaluate_reports_the_variant_metrics(name, mnist_sample):
     assert "knn_accuracy" in evaluation.format_table(results)
 
 
+@pytest.mark.parametrize("name", ["vae", "hvae", "iwae", "cvae"])
+def test_bits_per_dim_only_for_the_discretized_likelihood(name, mnist_sample):
+    x, y = mnist_sample
+    x = np.round(x[:40] * 255) / 255  # the 8-bit levels
+    build = list_variants()[name]
+    kwargs = {"input_shape": (28, 28, 1), "latent_dim": 4, "hidden_dims": (32,)}
+    discrete = build(reconstruction_loss="discretized_logistic", **kwargs)
+    results = evaluation.evaluate(discrete, (x, y[:40]), knn=False, probe=False, iwae_samples=5)
+    dims = 28 * 28 * np.log(2)
+    np.testing.assert_allclose(results["negative_elbo_bits_per_dim"], results["negative_elbo_nats"] / dims)
+    np.testing.assert_allclose(results["iwae_bits_per_dim"], results["iwae_nll_nats"] / dims)
+    assert 0 < results["iwae_bits_per_dim"] < 16  # a probability of 8-bit pixels, near log2(256) = 8 untrained
+    continuous = evaluation.evaluate(build(reconstruction_loss="mse", **kwargs), (x, y[:40]), knn=False, probe=False)
+    assert not any(key.endswith("bits_per_dim") for key in continuous)
+
+
 def test_frechet_distance_known_values():
     from keraszoo.feature_classifier import frechet_distance
 

@@ -32,6 +32,11 @@ COLUMNS = [
     ("active_units", "active units", "{:.0f}"),
     ("sample_fd", "sample FD", "{:.1f}"),
 ]
+#: columns shown only in a dataset's table where some model has them (bits/dim: discrete likelihoods).
+OPTIONAL_COLUMNS = [
+    ("negative_elbo_bits_per_dim", "-ELBO (bits/dim)", "{:.3f}"),
+    ("iwae_bits_per_dim", "IWAE (bits/dim)", "{:.3f}"),
+]
 
 def _other(metrics):
     """The variants' own metrics (each variant's ``reported_metrics``), in one cell."""
@@ -72,14 +77,17 @@ def _dataset_of(entry):
 
 def _section(dataset, models, all_models):
     heading, split, shown = DATASETS.get(dataset, (dataset, f"{dataset} test split", "16 test images"))
+    columns = list(COLUMNS)
+    at = columns.index(next(c for c in COLUMNS if c[0] == "iwae_nll_nats")) + 1
+    columns[at:at] = [c for c in OPTIONAL_COLUMNS if any(c[0] in e.get("metrics", {}) for e in models.values())]
     lines = [f"#### {heading}", "",
-             "| model | " + " | ".join(title for _, title, _ in COLUMNS)
+             "| model | " + " | ".join(title for _, title, _ in columns)
              + " | variant metrics | trained (on the recipe's hardware) | evaluated with |",
-             "|---|" + "---|" * len(COLUMNS) + "---|---|---|"]
+             "|---|" + "---|" * len(columns) + "---|---|---|"]
     pictures, targets, hardware = [], [], set()
     for name, entry in sorted(models.items()):
         metrics = entry.get("metrics", {})
-        cells = [fmt.format(metrics[key]) if key in metrics else "–" for key, _, fmt in COLUMNS]
+        cells = [fmt.format(metrics[key]) if key in metrics else "–" for key, _, fmt in columns]
         evaluation = entry.get("evaluation", {})
         how = f"`{evaluation['command']}`" if evaluation.get("command") else "–"
         recipe = entry.get("recipe") or {}

@@ -33,7 +33,9 @@ from keraszoo.models.registry import list_variants
 from keraszoo.models.steps import Phase
 from keraszoo.models.steps import PhasedTrainingMixin
 
-RECONSTRUCTION_LOSSES = ("bce", "mse")
+#: every decoder likelihood a variant may take (the command line's choices); ``_reconstruction_losses``
+#: says which a variant supports: ``"discretized_logistic"`` is the VAE family's.
+RECONSTRUCTION_LOSSES = ("bce", "mse", "discretized_logistic")
 
 
 def _replica_scale():
@@ -259,7 +261,7 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
     # ------------------------------------------------------------------ hooks
     @classmethod
     def _reconstruction_losses(cls):
-        return RECONSTRUCTION_LOSSES
+        return ("bce", "mse")
 
     def _encoder_output_dim(self):
         return self.encoder_outputs_per_unit * self.latent_dim

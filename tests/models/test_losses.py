@@ -118,3 +118,39 @@ def test_reparameterize_has_the_right_moments(seed):
     z = n(losses.reparameterize(t(mu), t(lv), keras.random.SeedGenerator(seed)))
     np.testing.assert_allclose(z.mean(0), [1.0, -2.0], atol=0.03)
     np.testing.assert_allclose(z.std(0), [0.5, 2.0], rtol=0.02)
+
+
+def np_discretized_logistic_log_probs(x, mean, s, bins=256):
+    """log P(level) of every pixel from the logistic CDF in float64, the end bins open to +-inf."""
+    cdf = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    half = 0.5 / (bins - 1)
+    upper = np.where(x > 1 - half, 1.0, cdf((x + half - mean) / s))
+    lower = np.where(x < half, 0.0, cdf((x - half - mean) / s))
+    return np.log(upper - lower)
+
+
+def test_discretized_logistic_nll_is_the_probability_of_the_8_bit_level():
+    levels = rng.integers(0, 256, size=(3, 4, 4, 3))
+    levels[0, 0, 0] = (0, 255, 128)  # both end bins
+    x = levels / 255.0
+    mean = rng.random((3, 4, 4, 3))
+    log_s = np.log([0.05, 0.1, 0.3])  # one scale per channel, broadcast
+    expected = -np_discretized_logistic_log_probs(x, mean, np.exp(log_s)).reshape(3, -1).sum(1)
+    got = n(losses.discretized_logistic_nll(t(x), t(mean), t(log_s)))
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_discretized_logistic_probabilities_of_the_256_levels_sum_to_one():
+    x = (np.arange(256) / 255.0).reshape(256, 1)
+    for mean, s in [(0.0, 0.01), (0.37, 0.02), (1.0, 0.3), (0.5, 0.001)]:
+        nll = n(losses.discretized_logistic_nll(t(x), t(np.full((256, 1), mean)), t(np.log(s))))
+        assert np.all(np.isfinite(nll))
+        np.testing.assert_allclose(np.exp(-nll).sum(), 1.0, rtol=1e-3)
+
+
+def test_discretized_logistic_nll_far_from_the_mean_stays_finite():
+    # the bin's mass underflows in float32: the density at its centre times the bin width stands in
+    nll = n(losses.discretized_logistic_nll(t([[0.6]]), t([[0.02]]), t(np.log(0.01))))
+    mid = (0.6 - 0.02) / 0.01
+    expected = -(mid - np.log(0.01) - 2 * np_softplus(mid) + np.log(1 / 255))
+    np.testing.assert_allclose(nll, [expected], rtol=1e-4)

@@ -94,3 +94,58 @@ def test_encode_is_the_posterior_mean_and_sampling_is_random(mnist_sample):
     a, b = np.asarray(model.encode(x, sample=True)), np.asarray(model.encode(x, sample=True))
     assert not np.allclose(a, b)
     assert not np.allclose(np.asarray(model.sample(4)), np.asarray(model.sample(4)))
+
+
+def np_discretized_logistic_nll(x, mean, s):
+    half = 0.5 / 255
+    cdf = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    upper = np.where(x > 1 - half, 1.0, cdf((x + half - mean) / s))
+    lower = np.where(x < half, 0.0, cdf((x - half - mean) / s))
+    return -np.log(upper - lower).reshape(len(x), -1).sum(1)
+
+
+def rgb_levels(n, seed=0):
+    return (np.random.default_rng(seed).integers(0, 256, size=(n, 8, 8, 3)) / 255.0).astype("float32")
+
+
+def test_discretized_logistic_decoder_learns_one_scale_per_channel(monkeypatch):
+    x = rgb_levels(6)
+    model = VAE(input_shape=(8, 8, 3), latent_dim=3, hidden_dims=(16,), seed=0,
+                reconstruction_loss="discretized_logistic", decoder_std=0.2)
+    assert model.discrete_likelihood and not make().discrete_likelihood
+    np.testing.assert_allclose(np.asarray(model.decoder_log_scale), np.log([0.2] * 3), rtol=1e-6)
+    assert any(w is model.decoder_log_scale for w in model.trainable_weights)
+    noise = RecordedNoise(1)
+    monkeypatch.setattr(losses, "reparameterize", noise)
+    terms = terms_numpy(model, x)
+    params = np_forward(model.encoder, x)
+    z = params[:, :3] + np.exp(0.5 * params[:, 3:]) * noise.draws[0]
+    mean = np_sigmoid(np_forward(model.decoder, z))
+    expected = np_discretized_logistic_nll(x.astype("float64"), mean, 0.2).mean()
+    np.testing.assert_allclose(terms["reconstruction_loss"], expected, rtol=1e-4)
+    np.testing.assert_allclose(terms["total_loss"], terms["reconstruction_loss"] + terms["kl_loss"], rtol=1e-5)
+
+
+def test_discretized_logistic_scale_is_trained_and_saved(tmp_path):
+    import keras
+
+    x = rgb_levels(64, seed=1)
+    model = VAE(input_shape=(8, 8, 3), latent_dim=3, hidden_dims=(16,), seed=0,
+                reconstruction_loss="discretized_logistic")
+    model.compile()
+    history = model.fit(x, epochs=4, batch_size=16, verbose=0).history
+    assert history["total_loss"][-1] < history["total_loss"][0]
+    log_scale = np.asarray(model.decoder_log_scale)
+    assert not np.allclose(log_scale, np.log(0.1)), "the scale must be trained"
+    path = str(tmp_path / "vae.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded.decoder_log_scale), log_scale)
+    np.testing.assert_allclose(np.asarray(loaded.reconstruct(x[:4])), np.asarray(model.reconstruct(x[:4])), atol=1e-6)
+
+
+def test_only_the_vae_family_takes_the_discretized_logistic():
+    from keraszoo.models import AutoEncoder
+
+    with pytest.raises(ValueError, match="expected one of 'bce', 'mse'"):
+        AutoEncoder(input_shape=(8, 8, 3), latent_dim=3, reconstruction_loss="discretized_logistic")
