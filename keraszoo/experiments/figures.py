@@ -101,6 +101,25 @@ def training_curves(ctx, path):
     return _save(fig, path)
 
 
+def elbo_curves(ctx, path):
+    """The training negative ELBO per epoch, ``reconstruction_loss + kl_loss`` unweighted.
+
+    ``total_loss`` weights the KL by the warm-up's ``kl_weight``, so during a warm-up it is not the
+    bound, and a run with a warm-up cannot be compared with one without on it; this sum can.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=SIZE)
+    for r, label in zip(ctx.runs, _labels(ctx)):
+        history = r.get("history", {})
+        rec, kl = history.get("reconstruction_loss", []), history.get("kl_loss", [])
+        values = [a + b for a, b in zip(rec, kl)]
+        ax.plot(range(1, len(values) + 1), values, marker=".", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("-ELBO = reconstruction + KL (train, nats)")
+    ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
 def training_time(ctx, path):
     """Seconds per epoch of every run."""
     plt = _pyplot()
@@ -279,6 +298,8 @@ STUDY_FIGURES = {
                      contractive_tradeoff),),
     "latent": (("codes", "k-NN / linear-probe accuracy and active units of the test codes against the setting",
                 code_quality),),
+    "ladder": (("elbo", "training negative ELBO per epoch (reconstruction + unweighted KL: the bound, warm-up or not)",
+                elbo_curves),),
     "noise": (("denoising", "PSNR of denoised test images against the test-time noise level (dotted: the noisy input)",
                denoising),),
 }

@@ -90,3 +90,23 @@ def test_contractive_discussion_sets_each_penalty_beside_the_unpenalized_cae_too
            "150 (+10.0 %)." in text
     assert "reconstruction_loss: contractive_weight=0, model=cae 150 against the plain autoencoder's 80 (+87.5 %)." in text
     assert "model=ae 80 against the unpenalized" not in text  # the AE is not a CAE
+
+
+def test_the_ladder_study_plots_the_unweighted_negative_elbo(monkeypatch, tmp_path):
+    """During a KL warm-up total_loss is not the bound; the ladder figure plots reconstruction + KL."""
+    class Context:
+        runs = [{"run_id": "warm", "history": {"total_loss": [90.0, 95.0], "reconstruction_loss": [80.0, 78.0],
+                                               "kl_loss": [20.0, 17.0]}},
+                {"run_id": "plain", "history": {"total_loss": [99.0, 96.0], "reconstruction_loss": [85.0, 83.0],
+                                                "kl_loss": [14.0, 13.0]}}]
+
+        @staticmethod
+        def label(run):
+            return run["run_id"]
+
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("axes", fig.axes))
+    assert "elbo" in [stem for stem, _, _ in figures.STUDY_FIGURES["ladder"]]
+    figures.elbo_curves(Context, tmp_path / "elbo.png")
+    lines = drawn["axes"][0].get_lines()
+    assert [list(line.get_ydata()) for line in lines] == [[100.0, 95.0], [99.0, 96.0]]
