@@ -360,6 +360,11 @@ for update in ("loss", "ema", "restarts"):
     m = VQVAE(latent_dim=4, num_embeddings=16, conv_filters=(8, 16), hidden_dims=(8,), prior_layers=2, prior_channels=8,
               codebook_update="loss" if update == "loss" else "ema", dead_code_threshold=1.0 if update == "restarts" else 0.0,
               seed=0)
+    if update != "loss":  # codes 8..15 far from every encoder vector: never the nearest, dead from the first step
+        far = np.asarray(m.quantizer.codebook).copy()
+        far[8:] = 50.0
+        m.quantizer.codebook.assign(far)
+        m.quantizer.ema_embedding_sum.assign(far)
     before_codes = np.asarray(m.quantizer.codebook).copy()
     m.compile(optimizer=keras.optimizers.Adam(3e-3))
     first = m.evaluate(x, verbose=0, return_dict=True)["reconstruction_loss"]
@@ -371,7 +376,7 @@ for update in ("loss", "ema", "restarts"):
                    "keys": sorted(logs), "sample": list(sample.shape), "same": bool(np.allclose(sample, np.asarray(m.sample(2, seed=1))))}
     if update != "loss":
         out[update]["size_sum"] = float(np.asarray(m.quantizer.ema_cluster_size).sum())
-        out[update]["restarted"] = int(np.sum(np.asarray(m.quantizer.ema_cluster_size) == 1.0))  # reset at the last step
+        out[update]["far"] = float(np.abs(np.asarray(m.quantizer.codebook)[8:]).max())  # still far unless restarted
 print("RESULT" + json.dumps(out))
 """
 
@@ -388,7 +393,8 @@ def test_trains_and_samples_on_the_jax_backend():
         assert r["moved"] > 1e-4, (update, r)  # the codebook learns: by gradients, or by the EMA step on JAX too
         assert r["sample"] == [2, 28, 28, 1] and r["same"], (update, r)
     assert "codebook_loss" in result["loss"]["keys"] and "codebook_loss" not in result["ema"]["keys"]
-    assert result["restarts"]["restarted"] > 0 and result["ema"]["restarted"] == 0, result  # random restarts on JAX
+    # random restarts inside JAX's train step: the dead codes were moved onto encoder vectors; plain EMA leaves them
+    assert result["restarts"]["far"] < 25.0 and result["ema"]["far"] > 45.0, result
     # 18 EMA steps of 16 x 49 code positions each from 16 pseudo-counts: the JAX step kept the EMA updates
     np.testing.assert_allclose(result["ema"]["size_sum"], 16 * 0.99 ** 18 + 16 * 49 * (1 - 0.99 ** 18), rtol=1e-4)
 
