@@ -109,13 +109,18 @@ def elbo_curves(ctx, path):
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=SIZE)
-    for r, label in zip(ctx.runs, _labels(ctx)):
+    later = []  # the values from the third epoch on: the first ones of a warm-up (a KL of hundreds of nats) would
+    for r, label in zip(ctx.runs, _labels(ctx)):  # squash every curve flat, so the axis shows these
         history = r.get("history", {})
         rec, kl = history.get("reconstruction_loss", []), history.get("kl_loss", [])
         values = [a + b for a, b in zip(rec, kl)]
+        later += values[2:]
         ax.plot(range(1, len(values) + 1), values, marker=".", label=label)
+    if later:
+        low, high = min(later), max(later)
+        ax.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.05 * (high - low + 1e-9))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("-ELBO = reconstruction + KL (train, nats)")
+    ax.set_ylabel("-ELBO, train (nats)")
     ax.legend(fontsize=6)
     return _save(fig, path)
 
@@ -298,7 +303,8 @@ STUDY_FIGURES = {
                      contractive_tradeoff),),
     "latent": (("codes", "k-NN / linear-probe accuracy and active units of the test codes against the setting",
                 code_quality),),
-    "ladder": (("elbo", "training negative ELBO per epoch (reconstruction + unweighted KL: the bound, warm-up or not)",
+    "ladder": (("elbo", "training negative ELBO per epoch (reconstruction + unweighted KL: the bound, warm-up or not; "
+                        "the axis spans the values from the third epoch on)",
                 elbo_curves),),
     "noise": (("denoising", "PSNR of denoised test images against the test-time noise level (dotted: the noisy input)",
                denoising),),
