@@ -178,6 +178,8 @@ def _reconstruction(model, x, logits):
     if model.reconstruction_loss == "bce":
         return ref.np_bce(x, logits)
     mean = ref.np_sigmoid(logits)
+    if model.reconstruction_loss == "discretized_logistic":  # the VAE family's, with its learned scales
+        return ref.np_discretized_logistic_nll(x, mean, np.asarray(model.decoder_log_scale))
     if hasattr(model, "decoder_std"):  # the VAE family's Gaussian decoder
         return ref.np_gaussian_nll(x, mean, math.log(model.decoder_std))
     return ref.np_squared_error(x, mean)

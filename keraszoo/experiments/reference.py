@@ -215,6 +215,17 @@ def np_gaussian_nll(x, mean, log_std):
     return per_example_sum(0.5 * z**2 + log_std + 0.5 * LOG_2PI)
 
 
+def np_discretized_logistic_nll(x, mean, log_scale, num_bins=256):
+    """-log P(level) of a discretized logistic summed over pixels, per example: the logistic CDF's mass
+    over each level's bin, the end bins open to -inf and +inf (float64, without the float32 fallbacks)."""
+    x, mean = np.asarray(x, "float64"), np.asarray(mean, "float64")
+    s = np.exp(np.maximum(np.asarray(log_scale, "float64"), -7.0))
+    half = 0.5 / (num_bins - 1)
+    upper = np.where(x > 1 - half, 1.0, np_sigmoid((x + half - mean) / s))
+    lower = np.where(x < half, 0.0, np_sigmoid((x - half - mean) / s))
+    return per_example_sum(-np.log(upper - lower))
+
+
 def np_kl_std_normal(mu, lv):
     return 0.5 * (np.exp(lv) + mu**2 - 1 - lv).sum(-1)
 

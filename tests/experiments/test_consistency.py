@@ -111,6 +111,21 @@ def test_a_perturbed_history_fails(results):
     assert any("epoch 1" in p for p in check.problems()), check.problems()
 
 
+@pytest.mark.parametrize("name", ["vae", "hvae"])
+def test_the_discretized_logistic_likelihood_is_recomputed_with_its_learned_scales(name, mnist_sample):
+    x = np.round(mnist_sample[0][:64] * 255) / 255
+    model = list_variants()[name](latent_dim=4, hidden_dims=(32,), seed=1, reconstruction_loss="discretized_logistic")
+    model.decoder_log_scale.assign(np.log([0.07]))  # not the initial scale: the check must read the trained one
+    model.compile()
+    reported = model.evaluate(x, batch_size=32, verbose=0, return_dict=True)
+    terms, problems = consistency.check_test(model, name, reported, x, None, batch_size=32, mc_samples=16)
+    assert not problems and "reconstruction_loss" in {t.name for t in terms}, problems
+    assert all(t.ok for t in terms), terms
+    reported["reconstruction_loss"] *= 1.02
+    terms, _ = consistency.check_test(model, name, reported, x, None, batch_size=32, mc_samples=16)
+    assert not next(t for t in terms if t.name == "reconstruction_loss").ok
+
+
 def test_unknown_variant_and_missing_terms_are_not_silent_passes():
     model = list_variants()["ae"](latent_dim=2, hidden_dims=(8,))
     x = np.zeros((4, 28, 28, 1), "float32")

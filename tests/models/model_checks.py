@@ -15,6 +15,7 @@ import keraszoo.models  # noqa: F401  (registers the classes)
 # The NumPy reference lives in the package (the experiment report's consistency check runs it from a wheel);
 # the model tests import it from here.
 from keraszoo.experiments.reference import np_bce  # noqa: F401
+from keraszoo.experiments.reference import np_discretized_logistic_nll  # noqa: F401
 from keraszoo.experiments.reference import np_forward  # noqa: F401
 from keraszoo.experiments.reference import np_kl_std_normal  # noqa: F401
 from keraszoo.experiments.reference import np_log_normal  # noqa: F401

@@ -9,6 +9,7 @@ from keraszoo.models import VAE
 from keraszoo.models import losses
 from tests.models.model_checks import RecordedNoise
 from tests.models.model_checks import np_bce
+from tests.models.model_checks import np_discretized_logistic_nll
 from tests.models.model_checks import np_forward
 from tests.models.model_checks import np_kl_std_normal
 from tests.models.model_checks import np_log_normal
@@ -37,15 +38,21 @@ def test_loss_terms_match_numpy(beta, mnist_sample, monkeypatch):
     np.testing.assert_allclose(terms["total_loss"], rec + beta * kl, rtol=1e-4)
 
 
-def test_gaussian_decoder_nll_in_nats(mnist_sample, monkeypatch):
-    x = mnist_sample[0][:6]
-    model = make(reconstruction_loss="mse", decoder_std=0.2)
+def terms_and_decoder_mean(model, x, monkeypatch):
+    """The model's loss terms on ``x`` and, from the same recorded posterior draw, NumPy's decoder mean."""
     noise = RecordedNoise(1)
     monkeypatch.setattr(losses, "reparameterize", noise)
     terms = terms_numpy(model, x)
     params = np_forward(model.encoder, x)
-    z = params[:, :3] + np.exp(0.5 * params[:, 3:]) * noise.draws[0]
-    mean = np_sigmoid(np_forward(model.decoder, z))
+    d = model.latent_dim
+    z = params[:, :d] + np.exp(0.5 * params[:, d:]) * noise.draws[0]
+    return terms, np_sigmoid(np_forward(model.decoder, z))
+
+
+def test_gaussian_decoder_nll_in_nats(mnist_sample, monkeypatch):
+    x = mnist_sample[0][:6]
+    model = make(reconstruction_loss="mse", decoder_std=0.2)
+    terms, mean = terms_and_decoder_mean(model, x, monkeypatch)
     nll = (0.5 * ((x - mean) / 0.2) ** 2 + math.log(0.2) + 0.5 * math.log(2 * math.pi)).reshape(6, -1).sum(1)
     np.testing.assert_allclose(terms["reconstruction_loss"], nll.mean(), rtol=1e-4)
 
@@ -96,14 +103,6 @@ def test_encode_is_the_posterior_mean_and_sampling_is_random(mnist_sample):
     assert not np.allclose(np.asarray(model.sample(4)), np.asarray(model.sample(4)))
 
 
-def np_discretized_logistic_nll(x, mean, s):
-    half = 0.5 / 255
-    cdf = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-    upper = np.where(x > 1 - half, 1.0, cdf((x + half - mean) / s))
-    lower = np.where(x < half, 0.0, cdf((x - half - mean) / s))
-    return -np.log(upper - lower).reshape(len(x), -1).sum(1)
-
-
 def rgb_levels(n, seed=0):
     return (np.random.default_rng(seed).integers(0, 256, size=(n, 8, 8, 3)) / 255.0).astype("float32")
 
@@ -115,13 +114,8 @@ def test_discretized_logistic_decoder_learns_one_scale_per_channel(monkeypatch):
     assert model.discrete_likelihood and not make().discrete_likelihood
     np.testing.assert_allclose(np.asarray(model.decoder_log_scale), np.log([0.2] * 3), rtol=1e-6)
     assert any(w is model.decoder_log_scale for w in model.trainable_weights)
-    noise = RecordedNoise(1)
-    monkeypatch.setattr(losses, "reparameterize", noise)
-    terms = terms_numpy(model, x)
-    params = np_forward(model.encoder, x)
-    z = params[:, :3] + np.exp(0.5 * params[:, 3:]) * noise.draws[0]
-    mean = np_sigmoid(np_forward(model.decoder, z))
-    expected = np_discretized_logistic_nll(x.astype("float64"), mean, 0.2).mean()
+    terms, mean = terms_and_decoder_mean(model, x, monkeypatch)
+    expected = np_discretized_logistic_nll(x, mean, np.log(0.2)).mean()
     np.testing.assert_allclose(terms["reconstruction_loss"], expected, rtol=1e-4)
     np.testing.assert_allclose(terms["total_loss"], terms["reconstruction_loss"] + terms["kl_loss"], rtol=1e-5)
 
