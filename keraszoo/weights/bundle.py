@@ -33,9 +33,10 @@ __all__ = [
 BUNDLED_IMAGES = tuple(IMAGE_FILES)
 
 #: Size limits for bundled weights (bytes): per file, and all bundles together.
-#: 80 MB holds the whole zoo (19 entries, most 1-5 MB: about 69 MB with their pictures) and keeps
+#: 6 MB per file holds the MNIST MLPs (4.3 MB; the ladder VAE's, batch normalization included, 5.4 MB);
+#: 80 MB holds the whole zoo (19 entries, most 1-6 MB: about 70 MB with their pictures) and keeps
 #: the wheel under PyPI's 100 MB upload limit; a larger model goes to the Hub only (bundle=False).
-BUNDLE_FILE_LIMIT = 5_000_000
+BUNDLE_FILE_LIMIT = 6_000_000
 BUNDLE_TOTAL_LIMIT = 80_000_000
 
 
@@ -64,7 +65,7 @@ def _check_limits(sizes_by_model) -> int:
             if size > BUNDLE_FILE_LIMIT:
                 raise ValueError(
                     f"Bundled file {name}/{filename} is {size} bytes; bundled files must be at most "
-                    f"{BUNDLE_FILE_LIMIT} bytes (5 MB). Publish it on the Hub only (bundle=False)."
+                    f"{BUNDLE_FILE_LIMIT} bytes ({BUNDLE_FILE_LIMIT // 1_000_000} MB). Publish it on the Hub only (bundle=False)."
                 )
             total += size
     if total > BUNDLE_TOTAL_LIMIT:
@@ -83,7 +84,7 @@ def add_bundle(name, entry, directory, *, models, root) -> Path:
     Returns the bundle folder.
 
     Raises:
-        ValueError: a file is over 5 MB or the bundles would total over 80 MB.
+        ValueError: a file is over 6 MB or the bundles would total over 80 MB.
     """
     records = entry["hub"]["files"]
     others = {k: v for k, v in models.items() if k != name}
@@ -104,7 +105,7 @@ def check_bundles(models, root, *, verify=True) -> dict:
         ``{"total_bytes": ..., "models": [names...]}``.
 
     Raises:
-        ValueError: a file is over 5 MB or the bundles total over 80 MB.
+        ValueError: a file is over 6 MB or the bundles total over 80 MB.
         FileNotFoundError: a bundled file listed in the manifest is missing.
         IntegrityError: a bundled file does not match its digest (``verify=True``).
     """

@@ -285,7 +285,7 @@ def add_entry(name, directory, *, repo_id, revision, dataset, license, paper, re
     ``config.json``, ``model.weights.h5``, ``metadata.json``, ``README.md`` and the
     card's pictures (``reconstructions.png``, ``samples.png``) when present to
     ``<bundle_root>/pretrained/<name>/`` after checking the size limits
-    (each file <= 5 MB, all bundles together <= 80 MB). Then writes the manifest.
+    (each file <= 6 MB, all bundles together <= 80 MB). Then writes the manifest.
 
     Returns:
         the new entry.
