@@ -78,7 +78,7 @@ def _dataset_of(entry):
 def _section(dataset, models, all_models):
     heading, split, shown = DATASETS.get(dataset, (dataset, f"{dataset} test split", "16 test images"))
     columns = list(COLUMNS)
-    at = columns.index(next(c for c in COLUMNS if c[0] == "iwae_nll_nats")) + 1
+    at = [key for key, _, _ in columns].index("iwae_nll_nats") + 1
     columns[at:at] = [c for c in OPTIONAL_COLUMNS if any(c[0] in e.get("metrics", {}) for e in models.values())]
     lines = [f"#### {heading}", "",
              "| model | " + " | ".join(title for _, title, _ in columns)

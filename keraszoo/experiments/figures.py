@@ -88,41 +88,42 @@ def terms_vs_setting(ctx, path, terms=None, train=True):
     return _save(fig, path)
 
 
-def training_curves(ctx, path):
-    """The logged total_loss per epoch of every run."""
+def _per_epoch_curves(ctx, path, values_of, ylabel, axis_from=0):
+    """One line per run of ``values_of(history)`` against the epoch; the y axis spans the values from
+    epoch ``axis_from + 1`` on when ``axis_from`` is set (matplotlib's own limits otherwise)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=SIZE)
+    shown = []
     for r, label in zip(ctx.runs, _labels(ctx)):
-        values = r.get("history", {}).get("total_loss", [])
+        values = values_of(r.get("history", {}))
+        shown += values[axis_from:]
         ax.plot(range(1, len(values) + 1), values, marker=".", label=label)
+    if axis_from and shown:
+        low, high = min(shown), max(shown)
+        ax.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.05 * (high - low + 1e-9))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("total_loss (train)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=6)
     return _save(fig, path)
+
+
+def training_curves(ctx, path):
+    """The logged total_loss per epoch of every run."""
+    return _per_epoch_curves(ctx, path, lambda history: history.get("total_loss", []), "total_loss (train)")
 
 
 def elbo_curves(ctx, path):
     """The training negative ELBO per epoch, ``reconstruction_loss + kl_loss`` unweighted.
 
     ``total_loss`` weights the KL by the warm-up's ``kl_weight``, so during a warm-up it is not the
-    bound, and a run with a warm-up cannot be compared with one without on it; this sum can.
+    bound, and a run with a warm-up cannot be compared with one without on it; this sum can. The axis
+    spans the values from the third epoch on: a warm-up's first ones (a KL of hundreds of nats) would
+    squash every curve flat.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=SIZE)
-    later = []  # the values from the third epoch on: the first ones of a warm-up (a KL of hundreds of nats) would
-    for r, label in zip(ctx.runs, _labels(ctx)):  # squash every curve flat, so the axis shows these
-        history = r.get("history", {})
-        rec, kl = history.get("reconstruction_loss", []), history.get("kl_loss", [])
-        values = [a + b for a, b in zip(rec, kl)]
-        later += values[2:]
-        ax.plot(range(1, len(values) + 1), values, marker=".", label=label)
-    if later:
-        low, high = min(later), max(later)
-        ax.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.05 * (high - low + 1e-9))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("-ELBO, train (nats)")
-    ax.legend(fontsize=6)
-    return _save(fig, path)
+    def negative_elbo(history):
+        return [a + b for a, b in zip(history.get("reconstruction_loss", []), history.get("kl_loss", []))]
+
+    return _per_epoch_curves(ctx, path, negative_elbo, "-ELBO, train (nats)", axis_from=2)
 
 
 def training_time(ctx, path):
