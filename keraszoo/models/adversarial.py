@@ -74,6 +74,7 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
     reported_metrics = (ReportedMetric("discriminator_accuracy", "discriminator acc. {value:.2%}"),)
 
     regularizer_names = ("generator_loss", "discriminator_loss")
+    serialized_networks = ("encoder", "decoder", "discriminator")
 
     def __init__(self, *args, prior="gaussian", num_components=10, mixture_radius=4.0, prior_std=None,
                  discriminator_hidden_dims=(256, 256), adversarial_weight=1.0, discriminator=None,

@@ -163,6 +163,7 @@ class PixelCNNPriorMixin:
     """
 
     is_generative = _GenerativeOnceItsPriorIsTrained()
+    has_second_stage = True
     training_options = {
         "prior_epochs": Hyperparameter("VQ-VAE: epochs of the PixelCNN prior, trained on the codes after the "
                                        "autoencoder (default 0: no prior, no sampling)", argtypes.positive_int),

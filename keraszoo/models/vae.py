@@ -66,6 +66,7 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
 
     regularizer_names = ("kl_loss",)
     encoder_outputs_per_unit = 2
+    has_likelihood = True
 
     def __init__(self, *args, beta=1.0, decoder_std=0.1, **kwargs):
         self.beta = validation.check_non_negative("beta", beta)
@@ -88,6 +89,13 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
     def discrete_likelihood(self):
         """Whether ``-log p(x|z)`` is a probability of the 8-bit image (bits/dim are then defined)."""
         return self.reconstruction_loss == "discretized_logistic"
+
+    def reconstruction_description(self):
+        if self.reconstruction_loss == "mse":
+            return f"Gaussian NLL (sigma {self.decoder_std:g}), nats"
+        if self.reconstruction_loss == "discretized_logistic":
+            return "discretized logistic NLL, nats"
+        return super().reconstruction_description()
 
     def paper(self):
         """Kingma & Welling for ``beta == 1``, Higgins et al. (beta-VAE) otherwise."""

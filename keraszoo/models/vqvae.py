@@ -189,7 +189,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         else:
             networks.check_network(decoder, "decoder", grid + (latent_dim,), image_shape)
         self.encoder, self.decoder = encoder, decoder
-        self.code_shape = grid
+        self._code_grid = grid
 
     def _build_extra_layers(self):
         self.quantizer = VectorQuantizer(self.num_embeddings, self.latent_dim, self.codebook_update, self.ema_decay,
@@ -211,6 +211,11 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         return tuple(int(d) for d in shape[1:3])
 
     # ------------------------------------------------------------- shapes
+    @property
+    def code_shape(self):
+        """``(h, w)``: one example's grid of codebook indices."""
+        return self._code_grid
+
     @property
     def quantized_shape(self):
         """``(h, w, latent_dim)``: one example's code vectors."""
