@@ -17,10 +17,8 @@ import dataclasses
 import json
 
 from keraszoo.argtypes import flag_of
-
-
-class UsageError(ValueError):
-    """A bad command line or configuration (reported without a traceback)."""
+from keraszoo.errors import ModelBuildError  # noqa: F401 - re-exported
+from keraszoo.errors import UsageError
 
 
 class BackupMismatchError(UsageError):
