@@ -75,6 +75,7 @@ from keraszoo.data.sources import BINARIZE_MODES
 from keraszoo.data.sources import DATA_DIR_ENV
 from keraszoo.data.sources import SOURCES
 from keraszoo.data.sources import STATIC_BINARIZATION_SEED
+from keraszoo.data.sources import evaluation_binarize
 from keraszoo.data.sources import find_npz
 from keraszoo.data.sources import load_arrays
 from keraszoo.data.sources import read_array
@@ -91,6 +92,7 @@ __all__ = [
     "SOURCES",
     "STATIC_BINARIZATION_SEED",
     "dataset_info",
+    "evaluation_binarize",
     "find_npz",
     "from_directory",
     "from_numpy",

@@ -27,6 +27,23 @@ STATIC_BINARIZATION_SEED = 0
 BINARIZE_MODES = ("dynamic", "static", "threshold")
 SOURCES = ("tfds", "npz", "auto")
 
+
+def evaluation_binarize(binarize):
+    """How the test images of a run trained with ``binarize`` are binarized: the one rule.
+
+    A run trained on dynamically binarized images is evaluated on the statically binarized split (a
+    fixed sample, the literature's protocol); ``"static"`` and ``"threshold"`` evaluate as they trained;
+    ``None`` or ``"none"``: grey levels.
+    """
+    if binarize in (None, "none"):
+        return None
+    if binarize == "dynamic":
+        return "static"
+    if binarize in BINARIZE_MODES:
+        return binarize
+    raise ValueError(f"binarize must be one of None, 'none', {', '.join(map(repr, BINARIZE_MODES))}; "
+                     f"received {binarize!r}.")
+
 #: Array names read as images from a user's ``.npz``, in order of preference.
 IMAGE_KEYS = ("x_train", "x", "images")
 
