@@ -44,6 +44,7 @@ def evaluation_binarize(binarize):
     raise ValueError(f"binarize must be one of None, 'none', {', '.join(map(repr, BINARIZE_MODES))}; "
                      f"received {binarize!r}.")
 
+
 #: Array names read as images from a user's ``.npz``, in order of preference.
 IMAGE_KEYS = ("x_train", "x", "images")
 
