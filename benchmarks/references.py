@@ -135,9 +135,9 @@ class TapeTrainer(keras.Model):
         super().compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate=1e-3), **kwargs)
 
     def train_step(self, data):
-        x = data[0] if isinstance(data, tuple) else data
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         # A conditional variant's step is given the labels (fit(x, y)), as its own train_step is.
-        labels = {"labels": data[1]} if getattr(self.inner, "requires_labels", False) else {}
+        labels = self.inner.label_kwargs(y)
         variables = self.inner.trainable_variables
         with tf.GradientTape() as tape:
             terms = self.inner.loss_terms(x, training=True, **labels)

@@ -177,7 +177,7 @@ def case_tape(run, key):
 
     cls, kwargs = variant_cases()[key]
     x = run.training_images()
-    y = run.training_labels() if getattr(cls, "requires_labels", False) else None  # a conditional variant's digits
+    y = run.training_labels() if cls.requires_labels else None  # a conditional variant's digits
     ours = cls(input_shape=(28, 28, 1), seed=0, **kwargs)
     ours.compile()
     reference = references.tape_trainer(cls(input_shape=(28, 28, 1), seed=0, **kwargs))
@@ -350,7 +350,8 @@ def case_data_checks(run):
     import tensorflow as tf
 
     from keraszoo.models import VAE
-    from keraszoo.models import validation
+    from keraszoo.models import checked_data
+    from keraszoo.models import image_checks
 
     x = run.training_images()
     bs = run.settings.batch_size
@@ -375,7 +376,7 @@ def case_data_checks(run):
         say(f"  {name} = {run.ratios[name]['value']:.3f}")
     # The pipeline alone, drained in TensorFlow (Dataset.reduce: no Python per batch), checked and not:
     # what the per-batch check costs the input pipeline, without the training step's noise.
-    checked = validation.TrainingData((28, 28, 1), "VAE.fit").inputs(inputs["dataset"])
+    checked = checked_data.TrainingData((28, 28, 1), "VAE.fit").inputs(inputs["dataset"])
     pipes = [_drain_side("pipeline_checked", checked, len(x)), _drain_side("pipeline_unchecked", inputs["dataset"], len(x))]
     rates = measure.interleave(pipes, run.settings.rounds, log=say)
     for side in pipes:
@@ -386,11 +387,11 @@ def case_data_checks(run):
         "pipeline_checked_images_per_s", "pipeline_unchecked_images_per_s", run.figures,
         note="the input pipeline alone, checked over unchecked")
     say(f"  data_checks_pipeline_vs_none = {run.ratios['data_checks_pipeline_vs_none']['value']:.3f}")
-    seconds = measure.time_calls({"check": lambda: validation.check_image_array(x, (28, 28, 1), "VAE.fit(x)")},
+    seconds = measure.time_calls({"check": lambda: image_checks.check_image_array(x, (28, 28, 1), "VAE.fit(x)")},
                                  {"check": max(3, run.settings.rounds)})["check"]
     p50, _ = measure.percentiles_ms(seconds)
     run.figures["fit_array_check_ms"] = {"value": p50, "unit": "ms", "images": len(x), "percentile": "p50",
-                                         "calls": len(seconds), "call": "validation.check_image_array(x, ...)"}
+                                         "calls": len(seconds), "call": "image_checks.check_image_array(x, ...)"}
     say(f"  fit_array_check_ms = {p50:.2f} ms for {len(x)} images")
 
 

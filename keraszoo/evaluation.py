@@ -64,7 +64,7 @@ DEFAULT_BATCH_SIZE = 256
 # --------------------------------------------------------------------------- metrics
 def _labelled(model, labels, method="evaluate"):
     """``labels`` for a conditional model (``requires_labels``; refused when missing), ``None`` for the others."""
-    if not getattr(model, "requires_labels", False):
+    if not model.requires_labels:
         return None
     if labels is None:
         raise ValueError(f"{type(model).__name__} is conditional: {method} needs the class labels of the images, "
@@ -78,11 +78,6 @@ def _map_given(fn, x, labels, batch_size):
         return _map(fn, x, batch_size)
     return np.concatenate([_np(fn(x[i:i + batch_size], labels[i:i + batch_size]))
                            for i in range(0, len(x), batch_size)], axis=0)
-
-
-def _sample_labels(model, n):
-    """A conditional model's sample labels: ``0, 1, .., K-1, 0, ..`` (every class equally often); else ``None``."""
-    return np.arange(n) % model.num_classes if getattr(model, "requires_labels", False) else None
 
 
 def reconstruction_metrics(model, x, batch_size=DEFAULT_BATCH_SIZE, labels=None):
@@ -196,7 +191,7 @@ def _check_model(model):
 
 def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, num_examples=None,
              batch_size=DEFAULT_BATCH_SIZE, iwae_samples=None, binarize=None, train_data=None,
-             knn=True, probe=True, fid=True, max_train_examples=None, seed=0, verbose=False):
+             knn=True, probe=True, fid=True, max_train_examples=None, seed=0, verbose=False, dataset=None):
     """Measures ``model`` and returns ``{metric: value}`` (see the module docstring).
 
     Args:
@@ -212,6 +207,10 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
         binarize: ``None`` or ``"static"`` (fixed-seed Bernoulli binarization).
         train_data: ``(x, y)`` whose codes fit the k-NN / probe when ``data``
             is given as arrays; a named dataset uses its train split.
+        dataset: the name of the dataset that arrays given as ``data`` come
+            from (binarized as ``binarize`` says): then its train split fits
+            the k-NN / probe (unless ``train_data`` is given) and ``fid``
+            applies, as for a named ``data``.
         knn, probe: compute the code-quality metrics (need labels).
         fid: for generative models on a named dataset with a bundled feature
             classifier, ``sample_fd``: the Fréchet distance between
@@ -227,7 +226,7 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
     _check_model(model)
     if isinstance(data, str):
         x, y = _load_split(data, split, source, data_dir, binarize, num_examples)
-        dataset_name = data
+        named = dataset_name = data
     else:
         if not (isinstance(data, (tuple, list)) and len(data) == 2):
             raise TypeError(f"`data` must be a dataset name such as 'mnist' or a pair (x, y) of test arrays (y may be None); "
@@ -239,7 +238,8 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
         if num_examples is not None:
             x = x[:num_examples]
             y = None if y is None else np.asarray(y)[:num_examples]
-        dataset_name = "arrays"
+        named = dataset
+        dataset_name = dataset or "arrays"
     results = {"dataset": dataset_name, "split": split, "num_examples": int(len(x)),
                "binarize": binarize or "none"}
     if verbose:
@@ -250,36 +250,35 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
     codes = _map_given(model.encode, x, labels, batch_size)
 
     if (knn or probe) and y is not None:
-        if train_data is None and isinstance(data, str):
-            train_data = _load_split(data, "train", source, data_dir, binarize, max_train_examples)
+        if train_data is None and named is not None:
+            train_data = _load_split(named, "train", source, data_dir, binarize, max_train_examples)
         if train_data is not None:
             x_tr, y_tr = train_data
             x_tr = np.asarray(x_tr, "float32")[:max_train_examples]
             y_tr = np.asarray(y_tr)[:max_train_examples]
             # Codes that are not flat vectors (a VQ-VAE's grid of code indices) are compared through the
             # model's own flat features of them (``code_features``: the VQ-VAE's flattened code vectors).
-            features = getattr(model, "code_features", None)
-            train_codes = _map_given(features or model.encode, x_tr, None if labels is None else y_tr, batch_size)
-            test_codes = codes if features is None else _map_given(features, x, labels, batch_size)
+            train_codes = _map_given(model.code_features, x_tr, None if labels is None else y_tr, batch_size)
+            test_codes = codes if model.has_flat_codes else _map_given(model.code_features, x, labels, batch_size)
             if knn:
                 results["knn_accuracy"] = knn_accuracy(train_codes, y_tr, test_codes, y, k=5)
             if probe:
                 results["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, y_tr, test_codes, y)
 
-    if hasattr(model, "log_likelihood"):
+    if model.has_likelihood:
         results["negative_elbo_nats"] = float(-np.mean(_map_given(model.elbo, x, labels, batch_size)))
         results["active_units"] = active_units(codes)
         if iwae_samples:
             results["iwae_nll_nats"] = iwae_nll(model, x, iwae_samples, verbose=verbose, labels=labels)
             results["iwae_samples"] = int(iwae_samples)
-        if getattr(model, "discrete_likelihood", False):
+        if model.discrete_likelihood:
             results.update(bits_per_dim(results, model.image_shape))
     results.update(model.evaluation_metrics(x, codes, batch_size=batch_size, seed=seed))
-    if fid and getattr(model, "is_generative", False) and isinstance(data, str):
+    if fid and model.is_generative and named is not None:
         from keraszoo import feature_classifier as fc
 
-        if fc.asset_dir(data).exists():
-            results["sample_fd"] = sample_frechet_distance(model, x, dataset=data, seed=seed)
+        if fc.asset_dir(named).exists():
+            results["sample_fd"] = sample_frechet_distance(model, x, dataset=named, seed=seed)
     results["seconds"] = round(time.time() - started, 1)
     if verbose:
         print(format_table(results), flush=True)
@@ -317,11 +316,10 @@ def sample_frechet_distance(model, x_reference, dataset="mnist", num_samples=Non
 
     extractor, _ = fc.load_feature_extractor(dataset)
     n = int(num_samples or len(x_reference))
-    labels = _sample_labels(model, n)  # a conditional model samples every class equally often
+    labels = model.cycled_labels(n)  # a conditional model samples every class equally often
     samples = []
     for i in range(0, n, batch_size):
         m = min(batch_size, n - i)
-        given = {} if labels is None else {"labels": labels[i:i + m]}
-        samples.append(_np(model.sample(m, seed=seed + i, **given)))
+        samples.append(_np(model.sample(m, seed=seed + i, **model.label_kwargs(None if labels is None else labels[i:i + m]))))
     samples = np.concatenate(samples, axis=0)
     return fc.frechet_distance(fc.features(extractor, samples), fc.features(extractor, x_reference))

@@ -200,9 +200,8 @@ def latent_manifold(model, n=20, *, low=0.05, high=0.95):
     """
     from statistics import NormalDist
 
-    if int(getattr(model, "latent_dim", 0)) != 2:
-        raise ValueError(f"latent_manifold needs a model with latent_dim 2; this one has "
-                         f"{getattr(model, 'latent_dim', None)}.")
+    if model.latent_dim != 2:
+        raise ValueError(f"latent_manifold needs a model with latent_dim 2; this one has {model.latent_dim}.")
     _check_int("n", n, 2)
     if not 0.0 < low < high < 1.0:
         raise ValueError(f"need 0 < low < high < 1 (quantiles); got low={low}, high={high}.")

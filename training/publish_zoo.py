@@ -53,7 +53,7 @@ MIN_PUBLISHED_IWAE_SAMPLES = 5000
 def evaluation_binarization(model, dataset):
     """Likelihood models of MNIST are measured on the statically binarized test set (the literature's
     convention); everything else on the grey-level images."""
-    return "static" if dataset == "mnist" and hasattr(model, "log_likelihood") else None
+    return "static" if dataset == "mnist" and model.has_likelihood else None
 
 
 def _is_conditional(name, entries):
@@ -61,7 +61,7 @@ def _is_conditional(name, entries):
     from keraszoo.models import list_variants
 
     variant = ((entries.get(name) or {}).get("model") or {}).get("variant")
-    return bool(getattr(list_variants().get(variant), "requires_labels", False))
+    return variant in list_variants() and list_variants()[variant].requires_labels
 
 
 def target_notes(name, dataset, numbers, entries, conditional=None):
@@ -189,7 +189,7 @@ def main(argv=None):
         numbers, evaluation = reused_metrics(args.name, model)
         iwae = evaluation.get("iwae_samples")
     else:
-        iwae = args.iwae_samples if hasattr(model, "log_likelihood") else None
+        iwae = args.iwae_samples if model.has_likelihood else None
         metrics = keraszoo.evaluate(model, dataset, source="npz", data_dir=args.data_dir, binarize=binarize,
                                     iwae_samples=iwae, num_examples=args.num_examples, verbose=True)
         evaluation = {
@@ -199,7 +199,7 @@ def main(argv=None):
         }
         numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and k not in ("num_examples", "iwae_samples", "seconds")}
-    conditional = bool(getattr(model, "requires_labels", False))  # its calls take the images' labels
+    conditional = model.requires_labels  # its calls take the images' labels
     notes = (evaluation_notes(dataset, binarize, iwae)
              + target_notes(args.name, dataset, numbers, manifest.read_manifest()["models"], conditional)
              + list(args.note))
@@ -213,17 +213,16 @@ def main(argv=None):
     x_test, y_test = data_module.load_arrays(dataset, "test", source="npz", data_dir=args.data_dir)
     shown = card_indices(dataset, y_test)
     x_show, y_show = np.asarray(x_test[shown], dtype="float32"), np.asarray(y_test)[shown]
-    recon = np.asarray(model.reconstruct(x_show, **({"labels": y_show} if conditional else {})))
+    recon = np.asarray(model.reconstruct(x_show, **model.label_kwargs(y_show)))
     visualization.save_comparison(x_show, recon, staging / "reconstructions.png", ncols=16)
     ends = {"labels": y_show[:4], "end_labels": y_show[4:8]} if conditional else {}
     strips = np.asarray(model.interpolate(x_show[:4], x_show[4:8], steps=10, **ends))  # (4, 10, H, W, C)
     visualization.save_grid(strips.reshape((-1,) + strips.shape[2:]), staging / "interpolations.png", ncols=10)
     if model.is_generative and not conditional:
         visualization.save_grid(np.asarray(model.sample(64, seed=0)), staging / "samples.png", ncols=16)
-    if (model.is_generative and not conditional and model.latent_dim == 2
-            and getattr(model, "prior", "gaussian") == "gaussian"):
+    if model.is_generative and not conditional and model.latent_dim == 2 and model.gaussian_prior:
         visualization.save_grid(visualization.latent_manifold(model, n=20), staging / "latent_manifold.png", ncols=20)
-    for file_name, (images, columns) in getattr(model, "card_pictures", dict)().items():  # a variant's own pictures
+    for file_name, (images, columns) in model.card_pictures().items():  # a variant's own pictures
         visualization.save_grid(np.asarray(images), staging / file_name, ncols=columns)
     recipe = dict(run_meta.get("recipe") or {})
     data_license = MNIST_LICENSE if dataset == "mnist" else "CIFAR-10 (Krizhevsky, 2009); no explicit license"

@@ -12,8 +12,8 @@ Commands::
     keraszoo interpolate NAME A.png B.png --steps 10 -o strip.png
     keraszoo export NAME -o PATH [--format F]   for serving: SavedModel (tf_saved_model), litert, onnx
     keraszoo evaluate NAME [--data mnist]       the zoo's metrics (keraszoo.evaluate)
-    keraszoo train ...                          keraszoo.training.train
-    keraszoo finetune NAME --data DIR --out DIR keraszoo.training.finetune
+    keraszoo train ...                          train a model (keraszoo.training)
+    keraszoo finetune NAME --data DIR --out DIR a training run from NAME's weights, on your images
     keraszoo experiment STUDY --out DIR         a sweep of runs, one results.jsonl line each (keraszoo.experiments)
     keraszoo report DIR -o OUT                  the Markdown report of a sweep: figures, tables, L_total consistency check
     keraszoo push DIR ORG/REPO                  upload a save_pretrained folder to the Hub
@@ -26,11 +26,13 @@ Commands::
 Each command group lives in its own module (``catalog``, ``inference``,
 ``demo``, ``evaluate``, ``training``, ``hub``, ``manifest``), whose
 ``register(subparsers, common_parent)`` adds its sub-parsers next to their
-handlers.
+handlers. ``train`` and ``finetune`` get their (many) options only when the
+command line runs one of them.
 
-Exit status: 0 success, 2 bad command line, 1 any other error (reported on one
-line, ``keraszoo: error: ...``; ``--debug`` shows the traceback), 130 when
-interrupted. TensorFlow is imported only by the commands that run a model.
+Exit status: 0 success, 2 bad command line (``keraszoo COMMAND: error: ...``),
+1 any other error (reported on one line, ``keraszoo: error: ...``; ``--debug``
+shows the traceback), 130 when interrupted. TensorFlow is imported only by the
+commands that run a model.
 """
 
 from __future__ import annotations
@@ -49,18 +51,18 @@ from keraszoo.cli import manifest
 from keraszoo.cli import report
 from keraszoo.cli import training
 from keraszoo.cli._quiet import quiet_tensorflow
+from keraszoo.cli._shared import GLOBAL_FLAGS
 from keraszoo.cli._shared import PROG
 from keraszoo.cli._shared import CommandError
 from keraszoo.cli._shared import Formatter
 from keraszoo.cli._shared import UsageError
 from keraszoo.cli._shared import examples
+from keraszoo.cli._shared import exit_status
 
 __all__ = ["main", "build_parser", "CommandError", "UsageError"]
 
 #: The command groups, in the order ``keraszoo --help`` lists their commands.
 GROUPS = (catalog, demo, inference, export, evaluate, training, experiment, hub, manifest, report)
-
-_GLOBAL_FLAGS = ("--debug", "-q", "--quiet")
 
 
 def _common_parent(top):
@@ -74,8 +76,9 @@ def _common_parent(top):
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``keraszoo`` argument parser (``train``/``finetune`` are forwarded before parsing)."""
+def build_parser(command=None) -> argparse.ArgumentParser:
+    """The ``keraszoo`` argument parser; ``command``: the one the command line runs (``""``: none), whose options
+    are all added (``None``: every command's)."""
     from keraszoo.version import __version__
 
     parser = argparse.ArgumentParser(
@@ -94,29 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_parent(top=False)
     for group in GROUPS:
-        group.register(subparsers, common)
+        if group is training:
+            training.register(subparsers, common, command)
+        else:
+            group.register(subparsers, common)
     return parser
 
 
-def _split_global(argv):
-    """Leading --debug / --quiet flags, and the rest.
-
-    For the forwarded commands (train, finetune) the flags are also taken out of
-    the forwarded arguments (up to a ``--``): the training modules do not have them.
-    """
-    flags = {"debug": False, "quiet": False}
-    index = 0
-    while index < len(argv) and argv[index] in _GLOBAL_FLAGS:
-        flags["debug" if argv[index] == "--debug" else "quiet"] = True
-        index += 1
-    rest = argv[index:]
-    if rest and rest[0] in training.FORWARDED:
-        end = rest.index("--") if "--" in rest else len(rest)
-        for arg in rest[1:end]:
-            if arg in _GLOBAL_FLAGS:
-                flags["debug" if arg == "--debug" else "quiet"] = True
-        rest = [rest[0]] + [a for a in rest[1:end] if a not in _GLOBAL_FLAGS] + rest[end:]
-    return flags, rest
+def _command_of(argv) -> str:
+    """The command ``argv`` runs (``""``: none, e.g. ``--help``)."""
+    rest = [a for a in argv if a not in GLOBAL_FLAGS]
+    return rest[0] if rest and not rest[0].startswith("-") else ""
 
 
 def _one_line(err) -> str:
@@ -132,13 +123,13 @@ def _run(name, command, debug):
     """``command()``'s exit status; an interruption or error of command ``name`` is reported on one line."""
     try:
         return int(command() or 0)
-    except UsageError as err:
-        print(f"{PROG} {name}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the command line reports every error on one line
+        if exit_status(err) == 2:  # a bad command line (keraszoo.cli.UsageError, ...)
+            print(f"{PROG} {name}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
         if debug:
             import traceback
 
@@ -150,14 +141,10 @@ def _run(name, command, debug):
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 success, 1 error, 2 usage error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    flags, rest = _split_global(argv)
-    if not (flags["debug"] or "--debug" in argv):
+    if "--debug" not in argv:
         quiet_tensorflow()
-    if rest and rest[0] in training.FORWARDED:
-        return _run(rest[0], lambda: training.forward(rest[0], rest[1:], flags["quiet"]), flags["debug"])
-
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command_of(argv)).parse_args(argv)
     except SystemExit as exit_:  # --help / --version (0) or a usage error (2)
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     args.argv = argv

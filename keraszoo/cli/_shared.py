@@ -11,18 +11,36 @@ import json
 import sys
 from pathlib import Path
 
+from keraszoo import errors
 from keraszoo.argtypes import positive_int
 
 PROG = "keraszoo"
 BATCH_SIZE = 256
+#: The flags of ``keraszoo`` itself, accepted before and after the command.
+GLOBAL_FLAGS = ("--debug", "-q", "--quiet")
 
 
 class CommandError(Exception):
     """An error reported as ``keraszoo: error: <message>`` with exit status 1."""
 
+    exit_status = 1
 
-class UsageError(CommandError):
-    """A bad command line found after parsing; exit status 2."""
+
+class UsageError(errors.UsageError, CommandError):
+    """A bad command line found after parsing: ``keraszoo COMMAND: error: <message>``, exit status 2.
+
+    keraszoo's one :class:`keraszoo.errors.UsageError`, with the exit status of a
+    bad command line; any error whose ``exit_status`` is 2 is reported the same way
+    (e.g. :class:`keraszoo.training.recipe.ArgumentValueError`), every other one
+    with status 1.
+    """
+
+    exit_status = 2
+
+
+def exit_status(err) -> int:
+    """The command line's exit status for ``err``: its ``exit_status`` (2: a bad command line), else 1."""
+    return 2 if getattr(err, "exit_status", 1) == 2 else 1
 
 
 # --------------------------------------------------------------------------- parser helpers
@@ -39,10 +57,10 @@ def examples(*lines):
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def add_command(subparsers, common_parent, name, help, epilog, **kwargs):
-    """A sub-parser with the shared formatter, the --debug/--quiet flags and ``help`` as description."""
-    return subparsers.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
-                                 epilog=epilog, formatter_class=Formatter, parents=[common_parent], **kwargs)
+def add_command(subparsers, common_parent, name, help, epilog, parents=(), **kwargs):
+    """A sub-parser with the shared formatter, the --debug/--quiet flags (and ``parents``) and ``help`` as description."""
+    return subparsers.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=epilog,
+                                 formatter_class=Formatter, parents=[common_parent, *parents], **kwargs)
 
 
 def steps(text):

@@ -91,7 +91,7 @@ def cmd_demo(args):
     written.append("reconstructions.png")
     say(args, f"  reconstructions.png  {len(shown)} digits (top) and their reconstructions (bottom)")
 
-    if getattr(model, "is_generative", False):
+    if model.is_generative:
         samples = to_numpy(model.sample(args.samples, seed=args.seed))
         vis.save_grid(samples, out / "samples.png")
         written.append("samples.png")

@@ -58,7 +58,7 @@ def _label_list(text):
 
 def _given(args, model, count):
     """``{"labels": array}`` for a conditional model (from ``--labels``), ``{}`` for the others."""
-    if not getattr(model, "requires_labels", False):
+    if not model.requires_labels:
         if args.labels is not None:
             raise CommandError(f"--labels is for conditional models; {args.name} ({type(model).__name__}) takes no labels.")
         return {}
@@ -70,7 +70,7 @@ def _given(args, model, count):
         labels = np().full(count, labels[0])
     if len(labels) != count:
         raise CommandError(f"--labels gives {len(labels)} labels for {plural(count, 'image')}; give one for all or one per image.")
-    return {"labels": labels}
+    return model.label_kwargs(labels)
 
 
 def _map_given(args, fn, x, given, label):
@@ -161,8 +161,8 @@ def cmd_decode(args):
         codes = np().asarray(codes, dtype="float32")
     model = load_model(args)
     # One example's codes: (latent_dim,), or a VQ-VAE's (h, w) grid of indices / (h, w, latent_dim) vectors.
-    shapes = [tuple(getattr(model, "code_shape", (model.latent_dim,)))]
-    shapes += [tuple(model.quantized_shape)] if hasattr(model, "quantized_shape") else []
+    shapes = [tuple(model.code_shape)]
+    shapes += [tuple(model.quantized_shape)] if model.quantized_shape is not None else []
     if codes.ndim in (len(s) for s in shapes) and tuple(codes.shape) in shapes:
         codes = codes[None]
     if tuple(codes.shape[1:]) not in shapes:
@@ -179,7 +179,7 @@ def cmd_decode(args):
 
 
 def _require_generative(model, name, what):
-    if getattr(model, "is_generative", False):
+    if model.is_generative:
         return
     from keraszoo.models import list_variants
 

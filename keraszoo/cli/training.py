@@ -1,24 +1,26 @@
-"""``keraszoo train`` and ``keraszoo finetune``: forwarded to keraszoo.training.train / .finetune.
+"""``keraszoo train`` and ``keraszoo finetune``: argparse sub-commands of ``keraszoo`` that run the training engine.
 
-These commands are dispatched before the ``keraszoo`` parser runs (their
-options are those of the training modules); the sub-parsers registered here
-only list them in ``keraszoo --help``.
+Both are one orchestration, :func:`keraszoo.training.train.run`; they share
+the optimization and runtime flags (the parent parsers of
+:mod:`keraszoo.training.arguments`). ``train``'s options include every
+registered variant's flags, which import the model classes (and TensorFlow):
+they are added only when the command line runs one of these commands, so
+``keraszoo list`` stays light.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import json
 
-from keraszoo.cli._shared import PROG
+from keraszoo.cli._shared import GLOBAL_FLAGS
 from keraszoo.cli._shared import add_command
 from keraszoo.cli._shared import examples
 
-FORWARDED = ("train", "finetune")
+COMMANDS = ("train", "finetune")
 
 _HELP = {
-    "train": "train a model (keraszoo.training.train; 'keraszoo train --help' for its options)",
-    "finetune": "fine-tune a pretrained model on your images (keraszoo.training.finetune)",
+    "train": "train a model and write a save_pretrained folder (keraszoo.training)",
+    "finetune": "fine-tune a pretrained model on your images (a training run from its weights)",
 }
 
 _EXAMPLES = {
@@ -34,26 +36,54 @@ _EXAMPLES = {
 }
 
 
-def register(subparsers, common_parent):
-    for name in FORWARDED:
-        p = add_command(subparsers, common_parent, name, _HELP[name], _EXAMPLES[name], add_help=False)
-        p.add_argument("args", nargs=argparse.REMAINDER)
+def register(subparsers, common_parent, command=None):
+    """Add ``train`` and ``finetune``; with their options only when ``command`` (the one to run) is one of
+    them, or is ``None`` (every command's options)."""
+    for name in COMMANDS:
+        if command is not None and command != name:
+            add_command(subparsers, common_parent, name, _HELP[name], _EXAMPLES[name])
+            continue
+        from keraszoo.training import arguments
+
+        defaults = arguments.FINETUNE_DEFAULTS if name == "finetune" else None
+        parents = [arguments.optimization_parent(defaults), arguments.runtime_parent()]
+        p = add_command(subparsers, common_parent, name, _HELP[name], _EXAMPLES[name], parents=parents)
+        if name == "train":
+            arguments.add_train_arguments(p)
+            p.set_defaults(func=_train)
+        else:
+            from keraszoo.training.finetune import add_finetune_arguments
+
+            add_finetune_arguments(p)
+            p.set_defaults(func=_finetune)
 
 
-def forward(command, rest, quiet):
-    """Run ``keraszoo.training.<command>.main(rest)``; ``--help`` shows its options under ``keraszoo <command>``."""
-    module = importlib.import_module(f"keraszoo.training.{command}")
-    if any(arg in ("-h", "--help") for arg in rest):
-        parser = module.build_parser()
-        parser.prog = f"{PROG} {command}"
-        parser.epilog = (_EXAMPLES[command] + f"\n\nThe options are those of keraszoo.training.{command}, "
-                         "to which this command forwards its arguments.")
-        if not issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter):
-            parser.formatter_class = type("Formatter", (argparse.RawDescriptionHelpFormatter,
-                                                        parser.formatter_class), {})
-        parser.print_help()
+def command_argv(argv, command):
+    """The arguments of ``command`` in the full ``keraszoo`` command line ``argv`` (without the global flags)."""
+    rest = list(argv)
+    while rest and rest[0] in GLOBAL_FLAGS:
+        rest.pop(0)
+    rest = rest[1:] if rest and rest[0] == command else rest
+    end = rest.index("--") if "--" in rest else len(rest)
+    return [a for a in rest[:end] if a not in GLOBAL_FLAGS] + rest[end:]
+
+
+def _train(args):
+    from keraszoo.training.arguments import resolve
+
+    recipe, context, argv = resolve(args, command_argv(args.argv, "train"), quiet=args.quiet)
+    if context.dry_run:
+        key, kwargs = recipe.model_spec()
+        print(json.dumps({"args": recipe.to_args(), "variant": key, "model_kwargs": kwargs, "argv": argv},
+                         indent=2, sort_keys=True))
         return 0
-    rest = list(rest)
-    if quiet and not any(arg == "--verbose" or arg.startswith("--verbose=") for arg in rest):
-        rest += ["--verbose", "0"]
-    return int(module.main(rest) or 0)
+    from keraszoo.training.train import run
+
+    return run(recipe, context.out, work_dir=context.work_dir, data_dir=context.data_dir, verbose=context.verbose,
+               cpu_replicas=context.cpu_replicas, argv=argv, rerun_of=context.recipe).status
+
+
+def _finetune(args):
+    from keraszoo.training.finetune import finetune
+
+    return finetune(args, command_argv(args.argv, "finetune"), quiet=args.quiet).status

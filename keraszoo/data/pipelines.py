@@ -19,7 +19,7 @@ __all__ = ["from_numpy", "load"]
 
 #: The attribute that marks a pipeline whose values keraszoo checked when it built it (its arrays in
 #: full, image files by decoding them): ``model.fit`` then checks its ``element_spec`` only, and adds
-#: no per-batch check (keraszoo.models.validation, which reads the same name).
+#: no per-batch check (keraszoo.models.checked_data, which reads the same name).
 VALUES_CHECKED = "_keraszoo_values_checked"
 
 

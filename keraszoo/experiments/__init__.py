@@ -9,8 +9,15 @@
 
 * :mod:`~keraszoo.experiments.study`: :class:`Study` (a dataclass, JSON-loadable) and the budgets;
 * :mod:`~keraszoo.experiments.studies`: the built-in studies (:data:`STUDIES`) and :func:`get_study`;
-* :mod:`~keraszoo.experiments.runner`: planning, one run (:func:`execute_run`), ``results.jsonl``, the sweep;
-* :mod:`~keraszoo.experiments.probes`: what a study measures beyond ``keraszoo.evaluate`` (:data:`PROBES`).
+* :mod:`~keraszoo.experiments.planning`: the planned runs (:class:`RunSpec`, :func:`plan_runs`);
+* :mod:`~keraszoo.experiments.execute`: one run (:func:`execute_run`): one model trained, measured and saved;
+* :mod:`~keraszoo.experiments.results`: ``results.jsonl`` and the folder layout;
+* :mod:`~keraszoo.experiments.runner`: the sweep (:func:`run_study`: lock, workers, skipping finished runs);
+* :mod:`~keraszoo.experiments.probes`: what a study measures beyond ``keraszoo.evaluate`` (:data:`PROBES`);
+* the report: :mod:`~keraszoo.experiments.report` (the README), :mod:`~keraszoo.experiments.view` (each saved
+  model and test split read once), :mod:`~keraszoo.experiments.figures`, :mod:`~keraszoo.experiments.discussion`,
+  :mod:`~keraszoo.experiments.literature` and :mod:`~keraszoo.experiments.consistency` (the L_total check,
+  against each variant's own NumPy ``reference_terms``).
 
 See :mod:`keraszoo.experiments.runner` for the folder layout, the record's fields and how to run a sweep
 on Ray or KerasTuner's distributed mode.

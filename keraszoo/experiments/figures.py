@@ -215,8 +215,7 @@ def reconstruction_grid(ctx, path, count=8):
     rows = [x]
     for r in ctx.runs:
         model = ctx.model(r)
-        kw = {"labels": y} if getattr(model, "requires_labels", False) else {}
-        rows.append(np.asarray(model.reconstruct(x, **kw)))
+        rows.append(np.asarray(model.reconstruct(x, **model.label_kwargs(y))))
     return save_png(make_grid(np.concatenate(rows), ncols=count, scale=1), path)
 
 
@@ -230,7 +229,7 @@ def samples_grid(ctx, path, count=8):
         model = ctx.model(r)
         if not model.is_generative:
             continue
-        kw = {"labels": np.arange(count) % model.num_classes} if getattr(model, "requires_labels", False) else {}
+        kw = model.label_kwargs(model.cycled_labels(count))  # a conditional model: every class in turn
         try:
             rows.append(np.asarray(model.sample(count, seed=0, **kw)))
         except (NotImplementedError, ValueError):  # a VQ-VAE before its prior is trained
@@ -253,7 +252,7 @@ def interpolation_grid(ctx, path, steps=8):
         model = ctx.model(r)
         if not model.is_generative:
             continue
-        kw = {"labels": int(y[0]), "end_labels": int(y[1])} if getattr(model, "requires_labels", False) else {}
+        kw = {"labels": int(y[0]), "end_labels": int(y[1])} if model.requires_labels else {}
         rows.append(np.asarray(model.interpolate(x[0], x[1], steps=steps, **kw)))
     if not rows:
         return None
@@ -270,8 +269,7 @@ def latent_scatter(ctx, path, count=500):
     fig, axes = plt.subplots(1, len(runs), figsize=(2.8 * len(runs), 2.8), squeeze=False)
     for ax, r in zip(axes[0], runs):
         model = ctx.model(r)
-        kw = {"labels": y} if getattr(model, "requires_labels", False) else {}
-        codes = np.asarray(model.encode(x, **kw))
+        codes = np.asarray(model.encode(x, **model.label_kwargs(y)))
         if codes.ndim != 2 or codes.shape[1] != 2:
             continue
         points = ax.scatter(codes[:, 0], codes[:, 1], c=y, cmap="tab10", s=4, vmin=-0.5, vmax=9.5)

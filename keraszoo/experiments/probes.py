@@ -60,7 +60,7 @@ class Probe:
 
 # --------------------------------------------------------------------------- helpers
 def _labels_of(model, y):
-    return (y,) if getattr(model, "requires_labels", False) else ()
+    return (y,) if model.requires_labels else ()
 
 
 def _codes(model, x, y):
@@ -82,16 +82,15 @@ def _reconstruct(model, x, y):
 
 def _flat_codes(model) -> bool:
     """Codes are a float vector of ``latent_dim`` per image (not the VQ-VAE's grid of indices)."""
-    shape = tuple(getattr(model, "code_shape", (model.latent_dim,)))
-    return shape == (model.latent_dim,) and getattr(model, "code_dtype", "float32") == "float32"
+    return model.has_flat_codes
 
 
 def _unconditional_flat(model) -> bool:
-    return _flat_codes(model) and not getattr(model, "requires_labels", False)
+    return model.has_flat_codes and not model.requires_labels
 
 
 def _vae_family(model) -> bool:
-    return hasattr(model, "log_likelihood") and _flat_codes(model)
+    return model.has_likelihood and model.has_flat_codes
 
 
 def corrupt(x, noise, level, rng):

@@ -10,6 +10,12 @@ import warnings
 RESULTS_FILE = "results.jsonl"
 #: the runs' save_pretrained folders, ``DIR/runs/<run_id>/``.
 RUNS_DIR = "runs"
+#: the study, budget, planned run ids, skipped runs and failures of a sweep, ``DIR/study.json``.
+STUDY_FILE = "study.json"
+#: what each run printed, ``DIR/logs/<run_id>.log``.
+LOGS_DIR = "logs"
+#: each run's backups while it trains, ``DIR/work/<run_id>/`` (removed once its folder is complete).
+WORK_DIR = "work"
 
 
 def _complete(model_dir: pathlib.Path) -> bool:

@@ -1,4 +1,4 @@
-"""Running a study: plan its runs, train and evaluate each, append one JSON line per run.
+"""Running a study (the sweep): plan its runs, run each, append one JSON line per run.
 
 :func:`run_study` is ``keraszoo experiment`` from Python. A sweep's folder::
 
@@ -7,12 +7,11 @@
     DIR/runs/<run_id>/       each run's save_pretrained folder (training_log.csv, metadata.json, ...)
     DIR/logs/<run_id>.log    what the run printed
 
-Each run is :func:`execute_run`: ``keraszoo.training.train.run`` (resumable: a
-killed run continues from its backup), then the saved model is loaded back and
-evaluated on the first ``N`` test images -- the loss terms (``model.evaluate``,
-through the training engine), ``keraszoo.evaluate``'s metrics and the study's
-probes (:mod:`keraszoo.experiments.probes`). A run whose folder is complete but
-which has no results line (a kill between the two) is evaluated, not retrained.
+Each run is :func:`~keraszoo.experiments.execute.execute_run` (:mod:`keraszoo.experiments.execute`):
+``keraszoo.training.train.run`` (resumable: a killed run continues from its
+backup) trains one model, which is then evaluated and probed on the first ``N``
+test images, read once. A run whose folder is complete but which has no results
+line (a kill between the two) is loaded and evaluated, not retrained.
 
 Rerunning the command skips the runs already in ``results.jsonl`` whose folder
 is complete, so an interrupted sweep loses at most the run in flight. Each line
@@ -57,21 +56,19 @@ chief then appends the records. Either way the folder reads as one made by
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import datetime
 import json
-import math
 import os
 import pathlib
-import shutil
 import time
 
-from keraszoo.experiments.planning import RunSpec
+from keraszoo.experiments.execute import RunFailed
+from keraszoo.experiments.execute import RunSkipped
+from keraszoo.experiments.execute import execute_run
 from keraszoo.experiments.planning import plan_runs
 from keraszoo.experiments.results import RESULTS_FILE
+from keraszoo.experiments.results import STUDY_FILE
 from keraszoo.experiments.results import ResultsFile
-from keraszoo.experiments.results import _complete
 from keraszoo.experiments.results import read_results
 from keraszoo.experiments.studies import STUDIES
 from keraszoo.experiments.studies import get_study
@@ -79,51 +76,6 @@ from keraszoo.experiments.study import Study
 from keraszoo.experiments.study import StudyError
 
 __all__ = ["RunFailed", "RunSkipped", "SweepResult", "execute_run", "run_study"]
-
-STUDY_FILE = "study.json"
-LOGS_DIR = "logs"
-WORK_DIR = "work"
-
-
-class RunSkipped(Exception):
-    """The run's model cannot be built for the dataset; the message says why (recorded, not an error)."""
-
-
-class RunFailed(Exception):
-    """A run stopped with an error (the loss diverged, a write failed); the sweep goes on without it."""
-
-
-# --------------------------------------------------------------------------- one run
-
-
-def _read_history(path: pathlib.Path) -> dict:
-    """``{column: [value per epoch]}`` of a ``training_log.csv`` (``NA`` -> ``None``; all-``NA`` columns dropped)."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns = [c for c in (rows[0].keys() if rows else []) if c != "epoch"]
-    history = {}
-    for column in columns:
-        values = [_number(row[column]) for row in rows]
-        if any(v is not None for v in values):
-            history[column] = values
-    return history
-
-
-def _number(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _finite(value):
-    """JSON has no NaN/Inf: they are written as ``null``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, int):
-        return value
-    return float(value) if math.isfinite(value) else None
 
 
 def _limit_threads(threads: int):
@@ -134,113 +86,6 @@ def _limit_threads(threads: int):
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-@contextlib.contextmanager
-def _tensorflow_warnings_to(stream):
-    """TensorFlow's Python log (retracing warnings, ...) into the run's log, not the sweep's terminal."""
-    import logging
-
-    logger = logging.getLogger("tensorflow")
-    handler = logging.StreamHandler(stream)
-    saved = logger.handlers[:], logger.propagate
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.handlers[:], logger.propagate = saved
-
-
-def execute_run(spec, out, data_dir=None) -> dict:
-    """Train, save, evaluate and probe one run; returns its ``results.jsonl`` record.
-
-    ``spec`` is a :class:`RunSpec` (or its dict); ``out`` the sweep folder. The
-    run's folder is ``out/spec.model_dir``; what the run prints goes to
-    ``out/logs/<run_id>.log``. A complete folder is evaluated without retraining.
-
-    Raises:
-        RunSkipped: the model cannot be built for the dataset (the reason).
-        RunFailed: training stopped with an error (the message).
-    """
-    import keras
-
-    import keraszoo
-    from keraszoo import data
-    from keraszoo.experiments.probes import compute_probes
-    from keraszoo.training import train
-    from keraszoo.training.recipe import UsageError
-    from keraszoo.version import __version__
-
-    spec = spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)
-    root = pathlib.Path(out)
-    model_dir, work_dir = root / spec.model_dir, root / WORK_DIR / spec.run_id
-    (root / LOGS_DIR).mkdir(parents=True, exist_ok=True)
-    recipe = spec.recipe()
-    info = data.dataset_info(spec.dataset)
-    keras.backend.clear_session()
-    with open(root / LOGS_DIR / f"{spec.run_id}.log", "a") as log, \
-            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _tensorflow_warnings_to(log):
-        if not _complete(model_dir):
-            try:
-                recipe.build_model(info.image_shape)  # a model that cannot exist for this dataset is a skip
-            except UsageError as err:
-                raise RunSkipped(str(err)) from None
-            keras.backend.clear_session()
-            print(f"keraszoo experiment: training {spec.run_id}", flush=True)
-            try:
-                status = train.run(recipe, model_dir, work_dir=work_dir, data_dir=data_dir, verbose=0)
-            except UsageError as err:
-                raise RunFailed(f"{spec.run_id}: {err}") from None
-            if status != 0:
-                raise RunFailed(f"{spec.run_id}: training stopped (exit status {status}); see {LOGS_DIR}/{spec.run_id}.log.")
-        meta = json.loads((model_dir / "metadata.json").read_text())
-        model = keraszoo.load(model_dir)  # the files checked against metadata.json: what is evaluated is what was saved
-        binarize = train._eval_binarize(recipe.binarize)
-        ev = spec.evaluation
-        metrics = keraszoo.evaluate(model, spec.dataset, split="test", source=recipe.data_source, data_dir=data_dir,
-                                    num_examples=ev["num_examples"], binarize=binarize,
-                                    max_train_examples=ev["knn_train_examples"], iwae_samples=ev["iwae_samples"],
-                                    fid=ev["fid"], seed=spec.seed)
-        x, y = data.load_arrays(spec.dataset, f"test[:{ev['num_examples']}]", source=recipe.data_source,
-                                data_dir=data_dir, binarize=binarize)
-        probe_values = compute_probes(model, x, y, spec.probes, seed=spec.seed)
-
-    # test: the loss terms (model.evaluate, by the training engine), then evaluate's metrics, then the probes.
-    test = {k[len("test_"):]: v for k, v in meta.get("metrics", {}).items() if k.startswith("test_")}
-    settings = {"dataset", "split", "num_examples", "binarize", "seconds", "iwae_samples"}
-    for source in ({k: v for k, v in metrics.items() if k not in settings}, probe_values):
-        for k, v in source.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                test.setdefault(k, v)
-    history = _read_history(model_dir / "training_log.csv")
-    n_train = meta["recipe"]["num_train_examples"]
-    epoch_seconds = [n_train / v for v in history.get("images_per_s", []) if v]
-    train_seconds = sum(epoch_seconds) if epoch_seconds else float(meta["recipe"].get("fit_time_s", 0.0))
-    evaluation = {"split": "test", "num_examples": int(metrics["num_examples"]), "binarize": binarize or "none"}
-    if ev["iwae_samples"] and "iwae_samples" in metrics:
-        evaluation["iwae_samples"] = int(metrics["iwae_samples"])
-    record = {
-        "run_id": spec.run_id,
-        "study": spec.study,
-        "variant": spec.variant,
-        "dataset": spec.dataset,
-        "budget": spec.budget,
-        "params": spec.params,
-        "seed": spec.seed,
-        "epochs": spec.epochs,
-        "num_params": int(meta.get("parameter_count") or model.count_params()),
-        "train_seconds": round(train_seconds, 3),
-        "seconds_per_epoch": round(train_seconds / max(1, len(epoch_seconds) or spec.epochs), 3),
-        "history": {k: [_finite(v) for v in vs] for k, vs in history.items()},
-        "test": {k: _finite(v) for k, v in sorted(test.items())},
-        "eval": evaluation,
-        "model_dir": spec.model_dir,
-        "keraszoo_version": __version__,
-        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    shutil.rmtree(work_dir, ignore_errors=True)  # the backups: the folder is complete
-    return record
 
 
 # --------------------------------------------------------------------------- the sweep

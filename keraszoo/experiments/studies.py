@@ -7,6 +7,10 @@ epoch on 256 images: about 2 minutes per study on 2 CPU cores; what the tests
 run), ``default`` (at most about 30 minutes per study on 2 cores) and ``full``
 (the whole train split, for a GPU).
 
+A study's ``baselines`` name its reference runs by their arguments (the
+contractive and noise studies: the plain autoencoder); the report sets the
+other runs beside them.
+
 The latent and beta studies set the seed's own objective, squared error
 (``reconstruction_loss="mse"``), beside the Bernoulli likelihood (``"bce"``).
 """
@@ -85,6 +89,8 @@ STUDIES = {
         budgets={"smoke": {"grid": [{"model": ["cae"], "contractive_weight": [0.1]}, {"model": ["ae"]}]},
                  "default": {"limit": 10000, "epochs": 4, "batch_size": 64}},
         probes=["jacobian_frobenius", "code_shift"],
+        baselines=[{"params": {"model": "ae"}, "label": "the plain autoencoder's"},
+                   {"params": {"contractive_weight": 0.0}, "label": "the unpenalized CAE's (lambda = 0)"}],
     ),
     "noise": Study(
         name="noise",
@@ -100,6 +106,7 @@ STUDIES = {
                                     {"model": ["ae"]}]},
                  "default": {"limit": 10000, "epochs": 5}},
         probes=["denoising_psnr"],
+        baselines=[{"params": {"model": "ae"}, "label": "the plain autoencoder's"}],
     ),
     "variants": Study(
         name="variants",

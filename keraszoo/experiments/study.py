@@ -169,6 +169,11 @@ class Study:
         probes: probe names (``["active_units"]``) or ``{name: {option: value}}``;
             see :mod:`keraszoo.experiments.probes`.
         datasets: the datasets the study is meant for (``--dataset`` must be one).
+        baselines: the reference runs the report sets the others beside, in order:
+            ``[{"params": {argument: value}, "label": "the plain autoencoder's"}]``.
+            A baseline is the first run whose params hold ``params``; it is
+            compared with every other run that sets all of ``params``' arguments
+            (``label`` names it in the report's sentences).
     """
 
     name: str
@@ -179,6 +184,7 @@ class Study:
     budgets: dict = dataclasses.field(default_factory=dict)
     probes: object = ()
     datasets: tuple = ("mnist", "fashion_mnist", "cifar10")
+    baselines: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         self.variants = tuple(self.variants)
@@ -231,6 +237,7 @@ class Study:
         bad = [d for d in self.datasets if d not in known]
         if bad or not self.datasets:
             raise StudyError(f"{where}: datasets must list some of {', '.join(known)}; got {list(self.datasets)!r}.")
+        _check_baselines(where, self.baselines)
 
     def budget(self, name: str) -> Budget:
         """The :class:`Budget` ``name`` with this study's overrides."""
@@ -253,6 +260,7 @@ class Study:
             "budgets": self.budgets,
             "probes": self.probes,
             "datasets": list(self.datasets),
+            "baselines": [dict(b) for b in self.baselines],
         }
 
     @classmethod
@@ -291,6 +299,20 @@ class Study:
         except json.JSONDecodeError as err:
             raise StudyError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.") from None
         return cls.from_dict(spec, where=str(path))
+
+
+def _check_baselines(where, baselines):
+    if not isinstance(baselines, list):
+        raise StudyError(f"{where}: baselines must be a list of {{\"params\": {{argument: value}}, \"label\": text}}; "
+                         f"got {baselines!r}.")
+    for i, baseline in enumerate(baselines):
+        at = f"{where}: baselines[{i}]"
+        if not isinstance(baseline, dict) or set(baseline) != {"params", "label"}:
+            raise StudyError(f"{at} must be an object with exactly the fields params and label; got {baseline!r}.")
+        if not isinstance(baseline["params"], dict) or not baseline["params"]:
+            raise StudyError(f"{at}.params must be a non-empty object {{argument: value}}; got {baseline['params']!r}.")
+        if not isinstance(baseline["label"], str) or not baseline["label"].strip():
+            raise StudyError(f"{at}.label must be a non-empty string; got {baseline['label']!r}.")
 
 
 def expand_grid_entries(grid) -> list:

@@ -14,6 +14,7 @@ from keraszoo.models.cvae import ConditionalVAE
 from keraszoo.models.denoising import DenoisingAutoEncoder
 from keraszoo.models.hierarchical_vae import HierarchicalVAE
 from keraszoo.models.iwae import IWAE
+from keraszoo.models.registry import create_model
 from keraszoo.models.registry import get_variant
 from keraszoo.models.registry import list_presets
 from keraszoo.models.registry import list_variants
@@ -26,6 +27,7 @@ from keraszoo.models.wae import WassersteinAutoEncoder
 # One import line per variant above; the public names follow from the registry.
 __all__ = sorted(cls.__name__ for cls in list_variants().values()) + [
     "BaseAutoEncoder",
+    "create_model",
     "get_variant",
     "list_presets",
     "list_variants",

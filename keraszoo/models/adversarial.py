@@ -6,15 +6,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from keraszoo.models import checks
 from keraszoo.models import losses
 from keraszoo.models import networks
-from keraszoo.models import validation
 from keraszoo.models.autoencoder import AutoEncoder
-from keraszoo.models.base import GenerativeMixin
+from keraszoo.models.generative import GenerativeMixin
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
 from keraszoo.models.numeric import to_numpy
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_softplus
+from keraszoo.models.reference_estimates import deterministic
+from keraszoo.models.reference_estimates import monte_carlo
 from keraszoo.models.registry import keraszoo_export
 from keraszoo.models.steps import Phase
 
@@ -79,17 +83,17 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
     def __init__(self, *args, prior="gaussian", num_components=10, mixture_radius=4.0, prior_std=None,
                  discriminator_hidden_dims=(256, 256), adversarial_weight=1.0, discriminator=None,
                  **kwargs):
-        self.prior = validation.check_choice("prior", prior, PRIORS)
-        self.num_components = validation.check_positive_int("num_components", num_components)
-        self.mixture_radius = validation.check_non_negative("mixture_radius", mixture_radius)
+        self.prior = checks.check_choice("prior", prior, PRIORS)
+        self.num_components = checks.check_positive_int("num_components", num_components)
+        self.mixture_radius = checks.check_non_negative("mixture_radius", mixture_radius)
         if prior_std is None:
             prior_std = 1.0 if prior == "gaussian" else 0.5
-        self.prior_std = validation.check_non_negative("prior_std", prior_std)
+        self.prior_std = checks.check_non_negative("prior_std", prior_std)
         if self.prior_std == 0:
             raise ValueError("`prior_std` must be > 0.")
-        self.discriminator_hidden_dims = validation.check_int_tuple(
+        self.discriminator_hidden_dims = checks.check_int_tuple(
             "discriminator_hidden_dims", discriminator_hidden_dims)
-        self.adversarial_weight = validation.check_non_negative("adversarial_weight", adversarial_weight)
+        self.adversarial_weight = checks.check_non_negative("adversarial_weight", adversarial_weight)
         self._discriminator_arg = discriminator
         super().__init__(*args, **kwargs)
         if prior == "mixture" and self.latent_dim < 2:
@@ -107,6 +111,11 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
         del self._discriminator_arg
 
     # ---------------------------------------------------------------- prior
+    @property
+    def gaussian_prior(self):
+        """Whether the prior is the Gaussian one (not the mixture): see ``BaseAutoEncoder.gaussian_prior``."""
+        return self.prior == "gaussian"
+
     def mixture_means(self):
         """``(num_components, latent_dim)`` means of the mixture prior."""
         angles = 2 * math.pi * np.arange(self.num_components) / self.num_components
@@ -148,6 +157,24 @@ class AdversarialAutoEncoder(GenerativeMixin, AutoEncoder):
             "discriminator_loss": disc,
             "total_loss": rec + self.adversarial_weight * gen,
         }
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: the discriminator's loss against ``mc_samples`` prior draws per image."""
+        del labels
+        z = np_forward(self.encoder, x)
+        rec = self.reference_reconstruction(x, np_forward(self.decoder, z))
+        d_fake = np_forward(self.discriminator, z)[:, 0]
+        gen = np_softplus(-d_fake)
+        disc = np.empty((len(x), ctx.mc_samples))
+        means = self.mixture_means().astype("float64")
+        for k in range(ctx.mc_samples):
+            prior = self.prior_std * ctx.rng.standard_normal(z.shape)
+            if self.prior == "mixture":
+                prior = prior + means[ctx.rng.integers(0, self.num_components, len(x))]
+            d_real = np_forward(self.discriminator, prior)[:, 0]
+            disc[:, k] = 0.5 * (np_softplus(-d_real) + np_softplus(d_fake))
+        return {"reconstruction_loss": deterministic(rec), "generator_loss": deterministic(gen),
+                "discriminator_loss": monte_carlo(disc), "total_loss": deterministic(rec + self.adversarial_weight * gen)}
 
     # -------------------------------------------------------------- training
     @classmethod

@@ -4,6 +4,8 @@ from keras import ops
 
 from keraszoo.models.base import BaseAutoEncoder
 from keraszoo.models.metadata import Paper
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference_estimates import deterministic
 from keraszoo.models.registry import keraszoo_export
 
 
@@ -37,4 +39,10 @@ class AutoEncoder(BaseAutoEncoder):
         x = self._check_inputs(x)
         logits = self.decoder(self.encoder(x, training=training), training=training)
         rec = ops.mean(self.reconstruction_nll(x, logits))
+        return {"reconstruction_loss": rec, "total_loss": rec}
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: the reconstruction through the deterministic code (the DAE's too: evaluation sees clean inputs)."""
+        del labels, ctx
+        rec = deterministic(self.reference_reconstruction(x, np_forward(self.decoder, np_forward(self.encoder, x))))
         return {"reconstruction_loss": rec, "total_loss": rec}

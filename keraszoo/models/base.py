@@ -1,5 +1,11 @@
 """The shared autoencoder API: ``encode``, ``decode``, ``reconstruct``,
-``interpolate``, ``sample``, the loss-term metrics and the input checks.
+``interpolate``, ``sample``, the configuration and the declared capabilities.
+
+:class:`BaseAutoEncoder` is assembled from one mixin per job: the input checks
+(:mod:`keraszoo.models.image_checks`), the checked ``fit``/``evaluate``
+(:mod:`keraszoo.models.checked_training`) and the training steps
+(:mod:`keraszoo.models.steps`); ``sample`` for the variants with a prior is
+:mod:`keraszoo.models.generative`'s.
 
 Every variant subclasses :class:`BaseAutoEncoder` and implements
 ``loss_terms(x, training)``, returning a dict of scalar tensors with the
@@ -15,22 +21,21 @@ the adversarial autoencoder's three) with the drivers of
 :mod:`keraszoo.models.steps`, on the TensorFlow and JAX backends.
 """
 
-import contextlib
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
 
 from keraszoo import argtypes
+from keraszoo.models import checks
 from keraszoo.models import losses
 from keraszoo.models import networks
-from keraszoo.models import validation
+from keraszoo.models.backend import ReplicaSeedGenerator
+from keraszoo.models.checked_training import CheckedTrainingMixin
 from keraszoo.models.compiled import CompiledFunctions
+from keraszoo.models.image_checks import InputChecksMixin
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import merged_table
 from keraszoo.models.registry import list_variants
-from keraszoo.models.steps import Phase
 from keraszoo.models.steps import PhasedTrainingMixin
 
 #: every decoder likelihood a variant may take (the command line's choices); ``_reconstruction_losses``
@@ -38,82 +43,7 @@ from keraszoo.models.steps import PhasedTrainingMixin
 RECONSTRUCTION_LOSSES = ("bce", "mse", "discretized_logistic")
 
 
-def _replica_scale():
-    """1 / num_replicas under a ``tf.distribute`` replica context, else 1.
-
-    Keras' optimizer sums gradients over replicas, so a custom loss computed
-    on a per-replica batch must be divided by the replica count.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return 1.0
-    import tensorflow as tf
-
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None or ctx.num_replicas_in_sync == 1:
-        return 1.0
-    return 1.0 / ctx.num_replicas_in_sync
-
-
-@contextlib.contextmanager
-def _checked_data(model, checks):
-    """Re-raises the ValueError of a data check that failed inside the input pipeline (see ``TrainingData``).
-
-    On the JAX backend, Keras' ``fit``/``evaluate`` detach the variables' values while the loop runs
-    and re-attach them after a completed step; a stream whose *first* batch fails the check would
-    leave the model without any. The values (immutable JAX arrays: references, no copies; the first
-    step donates them) are kept and put back in that case, so the model stays usable.
-    """
-    kept = None
-    if checks is not None and checks.streams and keras.backend.backend() == "jax":
-        kept = [(v, v.value) for v in _jax_loop_variables(model)]
-    try:
-        yield
-    except Exception as err:
-        if kept is not None:
-            _reattach(kept)
-        replacement = None if checks is None else checks.translate(err)
-        if replacement is None:
-            raise
-        raise replacement from None
-
-
-def _jax_loop_variables(model):
-    """The variables whose values Keras' JAX loops detach (``Trainer._purge_model_variables``)."""
-    optimizer = getattr(model, "optimizer", None)
-    return (list(model.trainable_variables) + list(model.non_trainable_variables)
-            + (list(optimizer.variables) if optimizer is not None else []) + list(model.metrics_variables))
-
-
-def _reattach(kept):
-    for variable, value in kept:
-        if getattr(variable, "_value", True) is None and not value.is_deleted():  # detached, never re-attached
-            variable.assign(value)
-
-
-class ReplicaSeedGenerator(keras.random.SeedGenerator):
-    """A ``SeedGenerator`` whose draws differ between ``tf.distribute`` replicas.
-
-    Every replica of a mirrored model holds the same generator state, so a
-    plain ``SeedGenerator`` would hand every replica the same noise (the same
-    reparameterization ``eps`` for different examples). Offsetting the drawn
-    seed by the replica id keeps the draws independent; with one replica the
-    draws are exactly those of ``SeedGenerator``.
-    """
-
-    def next(self, ordered=True):
-        seed = super().next(ordered=ordered)
-        if keras.backend.backend() != "tensorflow":
-            return seed
-        import tensorflow as tf
-
-        ctx = tf.distribute.get_replica_context()
-        if ctx is None or ctx.num_replicas_in_sync == 1:
-            return seed
-        replica = tf.cast(ctx.replica_id_in_sync_group, seed.dtype)
-        return seed + tf.stack([replica * 1_000_003, tf.zeros_like(replica)])
-
-
-class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
+class BaseAutoEncoder(InputChecksMixin, CheckedTrainingMixin, PhasedTrainingMixin, keras.Model):
     """Base class of every keraszoo autoencoder.
 
     Args:
@@ -182,17 +112,20 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
     has_likelihood = False
     #: the model trains a second stage after ``fit`` (:meth:`fit_second_stage`; the VQ-VAE's prior).
     has_second_stage = False
+    #: ``sample`` draws codes from a Gaussian prior centred at 0 (a 2-D code's latent manifold, a grid of the
+    #: standard normal's quantiles, covers it; not the AAE's mixture prior, nor a learned one).
+    gaussian_prior = False
 
     def __init__(self, input_shape=(28, 28, 1), latent_dim=16, architecture="dense",
                  hidden_dims=None, conv_filters=networks.DEFAULT_CONV_FILTERS,
                  reconstruction_loss="bce", encoder=None, decoder=None, seed=None, **kwargs):
         # === Config ===
-        image_shape = validation.check_image_shape(input_shape)
-        latent_dim = validation.check_positive_int("latent_dim", latent_dim)
+        image_shape = checks.check_image_shape(input_shape)
+        latent_dim = checks.check_positive_int("latent_dim", latent_dim)
         self._check_architecture(architecture)
-        hidden_dims = validation.check_int_tuple("hidden_dims", hidden_dims)
-        conv_filters = validation.check_int_tuple("conv_filters", conv_filters, allow_empty=False)
-        validation.check_choice("reconstruction_loss", reconstruction_loss, self._reconstruction_losses())
+        hidden_dims = checks.check_int_tuple("hidden_dims", hidden_dims)
+        conv_filters = checks.check_int_tuple("conv_filters", conv_filters, allow_empty=False)
+        checks.check_choice("reconstruction_loss", reconstruction_loss, self._reconstruction_losses())
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"`seed` must be an integer or None; received {seed!r}.")
         super().__init__(**kwargs)
@@ -219,7 +152,7 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
     @classmethod
     def _check_architecture(cls, architecture):
         """Refuses an architecture the variant cannot build (``architectures``: the VQ-VAE has only ``"conv"``)."""
-        validation.check_choice("architecture", architecture, cls.architectures)
+        checks.check_choice("architecture", architecture, cls.architectures)
 
     def _build_networks(self, encoder, decoder):
         """Sets ``self.encoder`` / ``self.decoder``: the given networks, checked, or the built-in ones.
@@ -358,44 +291,32 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         """
         return {}
 
-    def training_callbacks(self):
-        """Callbacks that :meth:`fit` adds to the caller's (a loss-weight schedule); none by default."""
-        return []
-
     def loss_terms(self, x, training=False):
         """Returns ``{"total_loss", "reconstruction_loss", <regularizers>...}`` (batch means)."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------ input checks
-    def _check_inputs(self, x):
-        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-            x = np.asarray(x)
-        if isinstance(x, np.ndarray) and x.dtype == np.float64:
-            x = x.astype("float32")
-        validation.check_images(x, self.image_shape, type(self).__name__)
-        x = ops.convert_to_tensor(x)
-        if x.dtype != self.compute_dtype:
-            x = ops.cast(x, self.compute_dtype)
-        return x
+    # --------------------------------------------------- the NumPy reference
+    def reference_terms(self, x, labels, ctx):
+        """``{term: Estimate}``: every logged term of :meth:`loss_terms` on images ``x`` recomputed in NumPy.
 
-    def _check_codes(self, z):
-        if not hasattr(z, "shape"):
-            z = np.asarray(z)
-        if isinstance(z, np.ndarray) and z.dtype.kind not in "biuf":
-            raise ValueError(
-                f"{type(self).__name__} expects latent codes of shape (batch, {self.latent_dim}) as numbers; "
-                f"received an array of dtype {z.dtype}.")
-        if isinstance(z, np.ndarray) and z.dtype != np.float32:
-            z = z.astype("float32")
-        shape = tuple(z.shape)
-        if len(shape) != 2 or shape[1] != self.latent_dim:
-            raise ValueError(
-                f"{type(self).__name__} expects latent codes of shape (batch, {self.latent_dim}); "
-                f"received shape {shape}.")
-        values = validation.concrete_value(z)
-        if values is not None and not np.all(np.isfinite(values)):
-            raise ValueError(f"{type(self).__name__}.decode received NaN or Inf codes.")
-        return ops.cast(ops.convert_to_tensor(z), self.compute_dtype)
+        Float64, from the weights, with :mod:`keraszoo.models.reference` (its own forward pass) and never
+        the Keras loss code: what the consistency check of ``keraszoo report`` and the model tests hold
+        the logged terms to. ``labels``: the images' labels (a conditional variant's; else unused);
+        ``ctx``: a :class:`~keraszoo.models.reference_estimates.ReferenceContext` (``batch_size``,
+        ``mc_samples``, ``rng``). Values are averaged over the images as ``evaluate`` averages them
+        (:func:`~keraszoo.models.reference_estimates.deterministic`, ``monte_carlo``). A subclass that keeps
+        its parent's maths inherits its parent's; one that logs a new term extends it.
+        """
+        del x, labels, ctx
+        raise NotImplementedError(f"{type(self).__name__} has no NumPy reference (reference_terms)")
+
+    def reference_reconstruction(self, x, logits):
+        """NumPy (float64) ``reconstruction_nll`` per example: what :meth:`reconstruction_nll` computes."""
+        from keraszoo.models import reference as ref
+
+        if self.reconstruction_loss == "bce":
+            return ref.np_bce(x, logits)
+        return ref.np_squared_error(x, ref.np_sigmoid(logits))
 
     # -------------------------------------------------------- reconstruction
     def reconstruction_nll(self, x, logits):
@@ -458,7 +379,7 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         ``x1``/``x2``: single images (``input_shape``) -> ``(steps,) + input_shape``;
         batches of B images -> ``(B, steps) + input_shape``.
         """
-        steps = validation.check_positive_int("steps", steps)
+        steps = checks.check_positive_int("steps", steps)
         if steps < 2:
             raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
         x1, x2 = (x if hasattr(x, "shape") else np.asarray(x) for x in (x1, x2))  # lists of pixels too
@@ -480,133 +401,6 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
         raise NotImplementedError(
             f"{type(self).__name__} is not a generative model (it has no prior over codes); "
             f"use {', '.join(generative)} to sample.")
-
-    # --------------------------------------------------------------- training
-    def compile(self, optimizer=None, **kwargs):
-        """Like ``keras.Model.compile``; the default optimizer is Adam(1e-3).
-
-        No ``loss`` is needed: the variant's own loss terms are used.
-        """
-        if optimizer is None:
-            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
-        super().compile(optimizer=optimizer, **kwargs)
-
-    #: Whether ``fit`` and ``evaluate`` check their data (see :meth:`fit`); their
-    #: ``check_data`` argument overrides it for one call.
-    check_data = True
-
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1, check_data=None):
-        """``keras.Model.fit``, with the training data checked as ``encode`` checks its input.
-
-        ``x`` (and ``validation_data``) must hold float images in [0, 1],
-        finite, of shape ``(batch,) + input_shape``: a NumPy array or tensor
-        (checked in full before training, min/max slice by slice), a
-        ``tf.data.Dataset`` (shape and dtype from its ``element_spec``
-        before training; every batch's values as the pipeline produces it),
-        a Python generator or a ``keras.utils.PyDataset`` (every batch, as it
-        is produced). Data that breaks the contract -- pixels in 0..255, NaN,
-        a wrong size -- raises a ``ValueError`` naming what was expected,
-        before the first weight update. Labels are passed on unchecked
-        (``fit(x, y)``, datasets of ``(x, y)`` pairs): the unconditional
-        variants train on ``x`` alone and ignore them. A generator may yield
-        ``x`` alone. ``batch_size``, ``epochs``, ``steps_per_epoch`` ... must be
-        positive integers (Keras accepts 0 silently). The model's own
-        :meth:`training_callbacks` (a KL warm-up) run before ``callbacks``.
-
-        Args:
-            check_data: ``False`` skips the data checks (the argument checks
-                stay); ``None`` (default) follows ``model.check_data``
-                (``True`` unless set). The checks cost under 1 % of a
-                training epoch (``benchmarks/run.py --only data_checks``).
-
-        The other arguments are those of ``keras.Model.fit``.
-        """
-        owner = f"{type(self).__name__}.fit"
-        validation.check_fit_arguments(
-            owner, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-            validation_batch_size=validation_batch_size, validation_freq=validation_freq)
-        checks = self._data_checks(owner, check_data)
-        if checks is not None:
-            x = checks.inputs(x, "x")
-            validation_data = checks.validation(validation_data)
-        callbacks = self._with_own_callbacks(callbacks)
-        with _checked_data(self, checks):
-            return super().fit(
-                x=x, y=y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
-                class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
-                steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                validation_batch_size=validation_batch_size, validation_freq=validation_freq)
-
-    def _with_own_callbacks(self, callbacks):
-        """The caller's callbacks after :meth:`training_callbacks` (those of a type the caller passes are not added)."""
-        own = self.training_callbacks()
-        if not own or isinstance(callbacks, keras.callbacks.CallbackList):
-            return callbacks
-        theirs = list(callbacks or [])
-        return [cb for cb in own if not any(type(c) is type(cb) for c in theirs)] + theirs
-
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False, check_data=None, **kwargs):
-        """``keras.Model.evaluate``, with ``x`` checked as :meth:`fit` checks it (``check_data`` likewise)."""
-        if kwargs.get("_use_cached_eval_dataset"):  # fit's validation pass: its data was checked by fit
-            checks = None
-        else:
-            owner = f"{type(self).__name__}.evaluate"
-            validation.check_optional_positive_int(owner, "batch_size", batch_size)
-            validation.check_optional_positive_int(owner, "steps", steps)
-            checks = self._data_checks(owner, check_data)
-            if checks is not None:
-                x = checks.inputs(x, "x")
-        with _checked_data(self, checks):
-            return super().evaluate(x=x, y=y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-                                    steps=steps, callbacks=callbacks, return_dict=return_dict, **kwargs)
-
-    def _data_checks(self, owner, check_data):
-        enabled = self.check_data if check_data is None else check_data
-        if not isinstance(enabled, (bool, np.bool_)):
-            raise ValueError(f"{owner}: `check_data` must be True, False or None; received {check_data!r}.")
-        return validation.TrainingData(self.image_shape, owner) if enabled else None
-
-    def training_phases(self):
-        """The :class:`~keraszoo.models.steps.Phase` s of one training step.
-
-        One phase by default: ``total_loss`` (plus any ``self.losses`` of user
-        networks) over every trainable variable, with ``self.optimizer``.
-        """
-        return (Phase("total", self._training_objective, self.trainable_variables, self.optimizer),)
-
-    def _training_objective(self, x):
-        terms = dict(self.loss_terms(x, training=True))
-        loss = terms["total_loss"]
-        if self.losses:
-            loss = loss + ops.sum(self.losses)
-        terms["loss"] = loss
-        return loss, terms
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The variant's ``total_loss``; updates one metric per loss term.
-
-        ``y`` (labels) and ``sample_weight`` are ignored: the target is ``x``.
-        """
-        del y, y_pred, sample_weight
-        terms = self.loss_terms(x, training=training)
-        self._update_trackers(terms, x)
-        total = terms["total_loss"]
-        if self.losses:
-            total = total + ops.sum(self.losses)
-        return total * _replica_scale()
-
-    def _update_trackers(self, terms, x):
-        # Weighted by the batch size, like Keras' own ``loss`` metric, so that
-        # an epoch's ``loss`` and ``total_loss`` agree when the last batch is short.
-        batch = ops.cast(ops.shape(x)[0], "float32")
-        for tracker in self.loss_trackers:
-            tracker.update_state(terms[tracker.name], sample_weight=batch)
 
     # ------------------------------------------------------------------ export
     def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
@@ -638,27 +432,3 @@ class BaseAutoEncoder(PhasedTrainingMixin, keras.Model):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-class GenerativeMixin:
-    """``sample`` for variants with a prior ``p(z)`` (subclasses define ``sample_prior``)."""
-
-    is_generative = True
-
-    def _sampling_seed(self, seed):
-        """The model's own generator, or a fresh one for a reproducible integer ``seed``."""
-        if seed is None:
-            return self.seed_generator
-        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):  # np.int64 too
-            return keras.random.SeedGenerator(int(seed))
-        return seed
-
-    def sample_prior(self, n, seed=None):
-        """``n`` draws of ``z ~ p(z) = N(0, I)``."""
-        seed = self._sampling_seed(seed)
-        return keras.random.normal((n, self.latent_dim), seed=seed)
-
-    def sample(self, n, seed=None):
-        """Draws ``z ~ p(z)`` and returns the decoder means, shape ``(n,) + input_shape``."""
-        n = validation.check_positive_int("n", n)
-        return self.decode(self.sample_prior(n, seed=seed))

@@ -4,12 +4,16 @@ import keras
 import numpy as np
 from keras import ops
 
-from keraszoo.models import validation
+from keraszoo.models import checks
 from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
 from keraszoo.models.numeric import map_batches
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_jacobian_frobenius_sq
+from keraszoo.models.reference_estimates import batches
+from keraszoo.models.reference_estimates import deterministic
 from keraszoo.models.registry import keraszoo_export
 
 CONTRACTIVE_METHODS = ("autodiff", "closed_form", "projection")
@@ -112,10 +116,10 @@ class ContractiveAutoEncoder(AutoEncoder):
 
     def __init__(self, *args, contractive_weight=0.1, contractive_method="autodiff", num_projections=1,
                  **kwargs):
-        self.contractive_weight = validation.check_non_negative("contractive_weight", contractive_weight)
-        self.contractive_method = validation.check_choice("contractive_method", contractive_method,
+        self.contractive_weight = checks.check_non_negative("contractive_weight", contractive_weight)
+        self.contractive_method = checks.check_choice("contractive_method", contractive_method,
                                                           CONTRACTIVE_METHODS)
-        self.num_projections = validation.check_positive_int("num_projections", num_projections)
+        self.num_projections = checks.check_positive_int("num_projections", num_projections)
         super().__init__(*args, **kwargs)
         if contractive_method == "closed_form" and self._closed_form_layer() is None:
             raise ValueError(
@@ -160,6 +164,16 @@ class ContractiveAutoEncoder(AutoEncoder):
             "contractive_loss": contractive,
             "total_loss": rec + self.contractive_weight * contractive,
         }
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: the Jacobian's squared Frobenius norm by its own reverse pass, exact whatever ``contractive_method``."""
+        del labels, ctx
+        # in chunks: the reverse pass holds latent_dim cotangents of every image
+        chunks = [np_jacobian_frobenius_sq(self.encoder, x[b]) for b in batches(len(x), 256)]
+        h, jac_sq = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+        rec = self.reference_reconstruction(x, np_forward(self.decoder, h))
+        return {"reconstruction_loss": deterministic(rec), "contractive_loss": deterministic(jac_sq),
+                "total_loss": deterministic(rec + self.contractive_weight * jac_sq)}
 
     def evaluation_metrics(self, x, codes, *, batch_size, seed):
         """Mean ``||J_f(x)||_F`` over the first 1000 test images."""

@@ -1,8 +1,6 @@
 """Conditional variational autoencoder (Sohn, Lee & Yan, 2015): a VAE whose encoder and decoder see the class label."""
 
-import contextlib
 import math
-import re
 import sys
 
 import keras
@@ -10,31 +8,20 @@ import numpy as np
 from keras import ops
 
 from keraszoo import argtypes
+from keraszoo.models import checks
+from keraszoo.models import image_checks
 from keraszoo.models import losses
-from keraszoo.models import validation
+from keraszoo.models.conditional_evaluation import classifier_dataset
+from keraszoo.models.conditional_evaluation import conditional_accuracy
+from keraszoo.models.label_checks import checked_label_dataset
+from keraszoo.models.label_checks import label_errors
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
 from keraszoo.models.numeric import to_numpy
+from keraszoo.models.reference import np_forward
 from keraszoo.models.registry import keraszoo_export
 from keraszoo.models.vae import VAE
-
-#: marks a failed label check inside a tf.data pipeline (see ``ConditionalVAE._label_dataset``).
-_MARK = "@@keraszoo-label-check@@"
-_ASSERTED = re.compile(re.escape(_MARK) + r"\] \[(?P<who>[^\]]*)\] \[(?P<lo>[^\]]*)\] \[(?P<hi>[^\]]*)\]")
-
-
-@contextlib.contextmanager
-def _label_errors(num_classes):
-    """Turns a failed dataset label check (raised inside TensorFlow) back into a ValueError."""
-    try:
-        yield
-    except Exception as err:
-        found = _ASSERTED.search(str(err))
-        if not found:
-            raise
-        raise ValueError(f"{found['who']} expects integer class labels in [0, {num_classes}); a batch of the dataset "
-                         f"holds labels in [{found['lo']}, {found['hi']}].") from None
 
 
 @keraszoo_export("cvae")
@@ -89,7 +76,7 @@ class ConditionalVAE(VAE):
     accuracy_samples_per_class = 200
 
     def __init__(self, *args, num_classes=10, **kwargs):
-        self.num_classes = validation.check_positive_int("num_classes", num_classes)
+        self.num_classes = checks.check_positive_int("num_classes", num_classes)
         super().__init__(*args, **kwargs)
 
     @property
@@ -122,7 +109,7 @@ class ConditionalVAE(VAE):
             hint = (" (one-hot? pass labels.argmax(-1))" if labels.ndim == 2
                     else " (cast them: labels.astype(int))" if "float" in dtype else "")
             raise TypeError(f"{owner} expects {expected}; received labels of dtype {dtype}{hint}.")
-        values = validation.concrete_value(labels)
+        values = image_checks.concrete_value(labels)
         ndim = labels.ndim
         if ndim == 0:
             if values is not None:
@@ -216,7 +203,7 @@ class ConditionalVAE(VAE):
         one-hot labels are blended along the line too, so the ends are exactly the two
         reconstructions. Single images -> ``(steps,) + input_shape``; batches of B -> ``(B, steps) + input_shape``.
         """
-        steps = validation.check_positive_int("steps", steps)
+        steps = checks.check_positive_int("steps", steps)
         if steps < 2:
             raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
         single = len(np.shape(x1)) == len(self.image_shape)
@@ -238,7 +225,7 @@ class ConditionalVAE(VAE):
 
     def sample(self, n, labels=None, seed=None):
         """``n`` images of class ``labels`` (one int for all, or one per image): ``z ~ N(0, I)`` decoded given ``y``."""
-        n = validation.check_positive_int("n", n)
+        n = checks.check_positive_int("n", n)
         c = self._condition(labels, n, "sample")
         return self._compiled("decode", self._mean_given, self.sample_prior(n, seed=seed), c)
 
@@ -254,6 +241,11 @@ class ConditionalVAE(VAE):
         rec = ops.mean(self.reconstruction_nll(x, self._logits_given(z, c, training)))
         kl = ops.mean(losses.kl_standard_normal(mean, log_var))
         return {"reconstruction_loss": rec, "kl_loss": kl, "total_loss": rec + self.beta * kl}
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: the VAE's, the one-hot labels fed to both networks."""
+        c = np.eye(self.num_classes)[np.asarray(labels, dtype="int64")]
+        return self._reference_elbo_terms(x, [x, c], lambda z: np_forward(self.decoder, [z, c]), ctx)
 
     def _training_objective(self, x, labels=None):
         # the steps of keraszoo.models.steps pass the labels (requires_labels)
@@ -285,7 +277,7 @@ class ConditionalVAE(VAE):
 
     def log_likelihood(self, x, labels=None, num_samples=5000, chunk_size=None):
         """Importance-weighted estimate of ``log p(x|y)`` per example (nats), as ``VAE.log_likelihood``."""
-        num_samples = validation.check_positive_int("num_samples", num_samples)
+        num_samples = checks.check_positive_int("num_samples", num_samples)
         x = self._check_inputs(x)
         c = self._condition(labels, x, "log_likelihood")
         if chunk_size is None:
@@ -319,14 +311,14 @@ class ConditionalVAE(VAE):
             self._label_data(validation_data[0], labels, owner, "validation_data", checked)
         elif validation_data is not None:
             kwargs["validation_data"] = self._label_data(validation_data, None, owner, "validation_data", checked)
-        with _label_errors(self.num_classes):
+        with label_errors(self.num_classes):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """``VAE.evaluate`` on ``(image, label)`` pairs, checked as :meth:`fit` checks them."""
         if not kwargs.get("_use_cached_eval_dataset"):
             x = self._label_data(x, y, f"{type(self).__name__}.evaluate", "x", kwargs.get("check_data"))
-        with _label_errors(self.num_classes):
+        with label_errors(self.num_classes):
             return super().evaluate(x, y, *args, **kwargs)
 
     def _label_data(self, x, y, owner, name, check_data):
@@ -342,7 +334,7 @@ class ConditionalVAE(VAE):
             if "int" not in keras.backend.standardize_dtype(spec[1].dtype) or spec[1].shape.rank not in (None, 1):
                 raise TypeError(f"{owner}({name}) expects integer class labels of shape (batch,); the dataset's "
                                 f"labels are {spec[1]}.")
-            return self._label_dataset(x, f"{owner}({name})") if values else x
+            return checked_label_dataset(x, f"{owner}({name})", self.num_classes) if values else x
         if x is None or not hasattr(x, "shape") and not isinstance(x, (list, np.ndarray)):
             return x  # a generator or PyDataset: its labels are checked in the training step
         if y is None:
@@ -357,19 +349,6 @@ class ConditionalVAE(VAE):
         if values:
             self._condition(y, count, owner.split(".")[-1])
         return x
-
-    def _label_dataset(self, ds, who):
-        tf = sys.modules["tensorflow"]
-        k = self.num_classes
-
-        def check(x, y, *rest):
-            lo, hi = tf.reduce_min(y), tf.reduce_max(y)
-            verdict = tf.raw_ops.Assert(condition=tf.logical_and(lo >= 0, hi < k), summarize=1,
-                                        data=[tf.constant(_MARK), tf.constant(who), lo, hi, tf.constant(_MARK)])
-            with tf.control_dependencies([verdict]):
-                return (x, tf.identity(y)) + rest
-
-        return ds.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     # ------------------------------------------------------------ evaluation
     def evaluation_metrics(self, x, codes, *, batch_size, seed):
@@ -392,35 +371,3 @@ class ConditionalVAE(VAE):
         config["num_classes"] = self.num_classes
         return config
 
-
-def classifier_dataset(image_shape, num_classes=10):
-    """The dataset whose bundled feature classifier takes ``image_shape`` images (the first by name), or ``None``."""
-    import json
-
-    from keraszoo import feature_classifier as fc
-
-    for info_path in sorted(fc.ASSETS.glob("feature_classifier_*/metadata.json")):
-        info = json.loads(info_path.read_text())
-        if tuple(info["image_shape"]) == tuple(image_shape) and num_classes <= info.get("num_classes", 10):
-            return info["dataset"]
-    return None
-
-
-def conditional_accuracy(model, dataset="mnist", per_class=200, seed=0, batch_size=500, classifier=None):
-    """Fraction of ``model.sample(labels=c)`` images that the bundled classifier of ``dataset`` calls ``c``.
-
-    ``per_class`` samples of every class ``0 .. num_classes - 1`` (seeds ``seed``, ``seed + 1``, ...
-    per batch), each classified by ``keraszoo.feature_classifier.load_classifier(dataset)``
-    (or ``classifier``, a model from images to class logits); 1.0 = every sample shows its class.
-    """
-    from keraszoo import feature_classifier as fc
-
-    per_class = validation.check_positive_int("per_class", per_class)
-    classifier = fc.load_classifier(dataset)[0] if classifier is None else classifier
-    labels = np.repeat(np.arange(model.num_classes), per_class)
-    hits = 0
-    for i, start in enumerate(range(0, len(labels), batch_size)):
-        wanted = labels[start:start + batch_size]
-        images = model.sample(len(wanted), labels=wanted, seed=seed + i)
-        hits += int(np.sum(np.argmax(to_numpy(classifier(images, training=False)), axis=-1) == wanted))
-    return hits / len(labels)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keraszoo.models import validation
+from keraszoo.models import checks
 from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
@@ -57,8 +57,8 @@ class DenoisingAutoEncoder(AutoEncoder):
     )
 
     def __init__(self, *args, noise="gaussian", noise_level=0.3, **kwargs):
-        validation.check_choice("noise", noise, NOISE_TYPES)
-        noise_level = validation.check_non_negative("noise_level", noise_level)
+        checks.check_choice("noise", noise, NOISE_TYPES)
+        noise_level = checks.check_non_negative("noise_level", noise_level)
         if noise != "gaussian" and noise_level > 1:
             raise ValueError(f"For noise={noise!r}, `noise_level` is a probability in [0, 1]; received {noise_level}.")
         self.noise = noise

@@ -51,6 +51,7 @@ from keraszoo.export_targets import SAVED_MODEL_FILE  # noqa: F401 - re-exported
 from keraszoo.export_targets import SUFFIXES  # noqa: F401 - re-exported
 from keraszoo.export_targets import check_converter
 from keraszoo.export_targets import check_target
+from keraszoo.models.base import BaseAutoEncoder
 
 
 class _SeedSequence(keras.random.SeedGenerator):
@@ -80,12 +81,9 @@ class _SeedSequence(keras.random.SeedGenerator):
 
 
 def _check_model(model):
-    missing = [name for name in ("image_shape", "latent_dim", "encode", "decode", "reconstruct")
-               if not hasattr(model, name)]
-    if not isinstance(model, keras.Model) or missing:
-        raise TypeError(f"export_model expects a keraszoo autoencoder (a BaseAutoEncoder); received "
-                        f"{type(model).__name__}" + (f", which has no {', '.join(missing)}." if missing else "."))
-    if getattr(model, "requires_labels", False):
+    if not isinstance(model, BaseAutoEncoder):
+        raise TypeError(f"export_model expects a keraszoo autoencoder (a BaseAutoEncoder); received {type(model).__name__}.")
+    if model.requires_labels:
         raise NotImplementedError(f"{type(model).__name__} is conditional (every call takes class labels), and the served "
                                   "endpoints take images or codes alone: it cannot be exported yet. Serve it from "
                                   "Python (keraszoo.load).")
@@ -96,9 +94,9 @@ def _as_float32(tensor):
 
 
 def _codes(model):
-    """``(shape, dtype)`` of one example's codes: ``model.code_shape``/``code_dtype`` where declared (the VQ-VAE's
-    int32 grid of indices), else ``((latent_dim,), "float32")``."""
-    return tuple(getattr(model, "code_shape", (model.latent_dim,))), getattr(model, "code_dtype", "float32")
+    """``(shape, dtype)`` of one example's codes: ``model.code_shape``/``code_dtype`` (``((latent_dim,), "float32")``;
+    the VQ-VAE's: an int32 grid of indices)."""
+    return tuple(model.code_shape), model.code_dtype
 
 
 def endpoints(model):
@@ -106,7 +104,7 @@ def endpoints(model):
 
     The functions call the model's public API (``encode``, ``decode``,
     ``reconstruct``), whose input checks only look at values when there are
-    values (:func:`keraszoo.models.validation.concrete_value`), so they trace.
+    values (:func:`keraszoo.models.image_checks.concrete_value`), so they trace.
     """
     import tensorflow as tf
 
@@ -129,7 +127,7 @@ def endpoints(model):
         "decode": (decode, [codes]),
         "reconstruct": (reconstruct, [images]),
     }
-    if getattr(model, "is_generative", False):
+    if model.is_generative:
 
         def sample(n, seed):
             # model.sample checks `n` as a Python int; here it is a tensor, checked when the graph runs.
@@ -155,7 +153,7 @@ def describe_endpoints(model, format="tf_saved_model"):
     lines += [f"encode(x: {image}) -> {code}",
               f"decode(z: {code}) -> {image}",
               f"reconstruct(x: {image}) -> {image}"]
-    if getattr(model, "is_generative", False):
+    if model.is_generative:
         sampled = "float32[n, " + ", ".join(str(d) for d in model.image_shape) + "]"
         lines.append(f"sample(n: int32, seed: int64) -> {sampled}   = model.sample(n, seed=seed)")
     return lines

@@ -1,12 +1,22 @@
 """Hierarchical VAE: ladder (LVAE, Sonderby et al., 2016) or bottom-up (Burda et al., 2016) inference."""
 
 import keras
+import numpy as np
 from keras import ops
 
+from keraszoo.models import checks
 from keraszoo.models import losses
 from keraszoo.models import networks
-from keraszoo.models import validation
 from keraszoo.models.metadata import Paper
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_gaussian_entropy
+from keraszoo.models.reference import np_gaussian_params
+from keraszoo.models.reference import np_kl_gaussians
+from keraszoo.models.reference import np_kl_std_normal
+from keraszoo.models.reference import np_log_normal
+from keraszoo.models.reference import np_reparameterize
+from keraszoo.models.reference import np_standard_normal_log_prob
+from keraszoo.models.reference_estimates import monte_carlo
 from keraszoo.models.registry import keraszoo_export
 from keraszoo.models.schedules import KLWarmup
 from keraszoo.models.vae import VAE
@@ -106,15 +116,15 @@ class HierarchicalVAE(VAE):
         latent_dim = kwargs.get("latent_dim", args[1] if len(args) > 1 else 16)
         if upper_latent_dims is None:
             upper_latent_dims = (max(1, int(latent_dim) // 2),) if isinstance(latent_dim, int) else (1,)
-        upper_latent_dims = validation.check_int_tuple("upper_latent_dims", upper_latent_dims, allow_empty=False)
+        upper_latent_dims = checks.check_int_tuple("upper_latent_dims", upper_latent_dims, allow_empty=False)
         self.upper_latent_dims = upper_latent_dims
-        self.ladder_hidden_dim = validation.check_positive_int("ladder_hidden_dim", ladder_hidden_dim)
-        validation.check_choice("inference", inference, self.INFERENCE)
+        self.ladder_hidden_dim = checks.check_positive_int("ladder_hidden_dim", ladder_hidden_dim)
+        checks.check_choice("inference", inference, self.INFERENCE)
         self.inference = inference
         ladder = inference == "ladder"
-        self.batch_norm = ladder if batch_norm is None else validation.check_bool("batch_norm", batch_norm)
+        self.batch_norm = ladder if batch_norm is None else checks.check_bool("batch_norm", batch_norm)
         self.kl_warmup_epochs = (LADDER_KL_WARMUP_EPOCHS if ladder else 0) if kl_warmup_epochs is None else (
-            validation.check_non_negative_int("kl_warmup_epochs", kl_warmup_epochs))
+            checks.check_non_negative_int("kl_warmup_epochs", kl_warmup_epochs))
         self.extra_metric_names = tuple(f"kl_loss_{i + 1}" for i in range(len(upper_latent_dims) + 1)) + (
             ("kl_weight",) if self.kl_warmup_epochs else ())
         super().__init__(*args, **kwargs)
@@ -252,6 +262,59 @@ class HierarchicalVAE(VAE):
         if self.kl_warmup_epochs:
             terms["kl_weight"] = weight
         return terms
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: ``mc_samples`` draws of the hierarchy per image (:meth:`_reference_draw`); its weight after training."""
+        del labels
+        h = np_forward(self.encoder, x)
+        draws = {}
+        for _ in range(ctx.mc_samples):
+            z, kls, _, _ = self._reference_draw(h, ctx.rng)
+            rec = self.reference_reconstruction(x, np_forward(self.decoder, z))
+            kl = sum(kls[1:], kls[0])
+            values = {"reconstruction_loss": rec, "kl_loss": kl, "total_loss": rec + self.beta * kl}
+            values.update({f"kl_loss_{i + 1}": v for i, v in enumerate(kls)})
+            for name, v in values.items():
+                draws.setdefault(name, []).append(v)
+        return {name: monte_carlo(np.stack(v, axis=1)) for name, v in draws.items()}
+
+    def _reference_draw(self, h, rng):
+        """NumPy: one draw of ``(z_1, [kl_1..kl_L], log q(z|x), log p(z))`` per image from the encoder's features ``h``,
+        ladder or bottom-up (the IWAE's importance samples too; the ladder's draw leaves the log densities ``None``)."""
+        if self.inference == "bottom_up":
+            mean, log_var = np_gaussian_params(np_forward(self.posterior_heads[0], h), LOG_VAR_BOUND)
+            zs, posteriors = [], []
+            for i in range(len(self.latent_dims)):
+                if i > 0:
+                    mean, log_var = np_gaussian_params(np_forward(self.bottom_up[i - 1], zs[-1]), LOG_VAR_BOUND)
+                zs.append(np_reparameterize(mean, log_var, rng))
+                posteriors.append((mean, log_var))
+            mean, log_var = posteriors[-1]
+            kls = [np_kl_std_normal(mean, log_var)]
+            log_q, log_p = np_log_normal(zs[-1], mean, log_var), np_standard_normal_log_prob(zs[-1])
+            for i in reversed(range(len(zs) - 1)):
+                mean_p, log_var_p = np_gaussian_params(np_forward(self.top_down_priors[i], zs[i + 1]), LOG_VAR_BOUND)
+                mean, log_var = posteriors[i]
+                log_p_i = np_log_normal(zs[i], mean_p, log_var_p)
+                kls.insert(0, -np_gaussian_entropy(log_var) - log_p_i)
+                log_q, log_p = log_q + np_log_normal(zs[i], mean, log_var), log_p + log_p_i
+            return zs[0], kls, log_q, log_p
+        params = []
+        for i, head in enumerate(self.posterior_heads):
+            if i > 0:
+                h = np_forward(self.bottom_up[i - 1], h)
+            params.append(np_gaussian_params(np_forward(head, h)))
+        mean, log_var = params[-1]
+        z = np_reparameterize(mean, log_var, rng)
+        kls = [np_kl_std_normal(mean, log_var)]
+        for i in reversed(range(len(params) - 1)):
+            mean_p, log_var_p = np_gaussian_params(np_forward(self.top_down_priors[i], z))
+            mean_h, log_var_h = params[i]
+            log_var_q = -np.logaddexp(-log_var_h, -log_var_p)
+            mean_q = (mean_h * np.exp(-log_var_h) + mean_p * np.exp(-log_var_p)) * np.exp(log_var_q)
+            z = np_reparameterize(mean_q, log_var_q, rng)
+            kls.insert(0, np_kl_gaussians(mean_q, log_var_q, mean_p, log_var_p))
+        return z, kls, None, None
 
     def elbo(self, x):
         x = self._check_inputs(x)

@@ -1,13 +1,17 @@
 """Importance weighted autoencoder, IWAE (Burda, Grosse & Salakhutdinov, 2016)."""
 
+import numpy as np
 from keras import ops
 
 from keraszoo import argtypes
+from keraszoo.models import checks
 from keraszoo.models import losses
-from keraszoo.models import validation
 from keraszoo.models.hierarchical_vae import HierarchicalVAE
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_log_mean_exp
+from keraszoo.models.reference_estimates import monte_carlo
 from keraszoo.models.registry import keraszoo_export
 from keraszoo.models.vae import VAE
 
@@ -109,18 +113,18 @@ class IWAE(HierarchicalVAE):
     def __init__(self, *args, num_samples=5, stochastic_layers=None, upper_latent_dims=None, ladder_hidden_dim=256,
                  **kwargs):
         # === Config ===
-        self.num_samples = validation.check_positive_int("num_samples", num_samples)
+        self.num_samples = checks.check_positive_int("num_samples", num_samples)
         if stochastic_layers is not None:
-            stochastic_layers = validation.check_positive_int("stochastic_layers", stochastic_layers)
+            stochastic_layers = checks.check_positive_int("stochastic_layers", stochastic_layers)
         if upper_latent_dims is None:
             latent_dim = kwargs.get("latent_dim", args[1] if len(args) > 1 else 16)
             upper_latent_dims = default_upper_latent_dims(latent_dim, 2 if stochastic_layers is None else stochastic_layers)
-        upper_latent_dims = validation.check_int_tuple("upper_latent_dims", upper_latent_dims)
+        upper_latent_dims = checks.check_int_tuple("upper_latent_dims", upper_latent_dims)
         if stochastic_layers is not None and stochastic_layers != 1 + len(upper_latent_dims):
             raise ValueError(
                 f"`stochastic_layers={stochastic_layers}` needs {stochastic_layers - 1} upper latent size(s) (z_2..z_L); "
                 f"received upper_latent_dims={upper_latent_dims}.")
-        beta = validation.check_non_negative("beta", kwargs.get("beta", 1.0))
+        beta = checks.check_non_negative("beta", kwargs.get("beta", 1.0))
         if beta != 1.0:
             raise ValueError(
                 f"IWAE's bound is a bound on log p(x) and needs `beta` = 1; received beta={beta!r} "
@@ -129,7 +133,7 @@ class IWAE(HierarchicalVAE):
         # does not, so IWAE sets HierarchicalVAE's attributes itself and runs VAE's constructor (the layers).
         self.upper_latent_dims = upper_latent_dims
         self.stochastic_layers = 1 + len(upper_latent_dims)
-        self.ladder_hidden_dim = validation.check_positive_int("ladder_hidden_dim", ladder_hidden_dim)
+        self.ladder_hidden_dim = checks.check_positive_int("ladder_hidden_dim", ladder_hidden_dim)
         self.inference = "bottom_up"
         self.batch_norm, self.kl_warmup_epochs = False, 0  # the bound is trained as it is, on plain MLPs
         VAE.__init__(self, *args, **kwargs)
@@ -164,6 +168,26 @@ class IWAE(HierarchicalVAE):
         kl = ops.mean(log_q - log_p)
         return {"reconstruction_loss": rec, "kl_loss": kl, "iwae_gap": bound - rec - kl,
                 "iwae_bound": bound, "total_loss": bound}
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: ``mc_samples`` draws of the bound, each of the run's ``num_samples`` importance samples per image."""
+        del labels
+        h = np_forward(self.encoder, x)
+        draws = {}
+        for _ in range(ctx.mc_samples):
+            log_w, log_px, log_pq = [], [], []
+            for _ in range(self.num_samples):
+                z, _, log_q, log_p = self._reference_draw(h, ctx.rng)
+                lpx = -self.reference_reconstruction(x, np_forward(self.decoder, z))
+                log_w.append(lpx + log_p - log_q)
+                log_px.append(lpx)
+                log_pq.append(log_q - log_p)
+            bound = -np_log_mean_exp(np.stack(log_w, 1), axis=1)
+            rec, kl = -np.mean(log_px, axis=0), np.mean(log_pq, axis=0)
+            for name, v in (("reconstruction_loss", rec), ("kl_loss", kl), ("iwae_gap", bound - rec - kl),
+                            ("iwae_bound", bound), ("total_loss", bound)):
+                draws.setdefault(name, []).append(v)
+        return {name: monte_carlo(np.stack(v, axis=1)) for name, v in draws.items()}
 
     def get_config(self):
         config = super().get_config()

@@ -28,7 +28,8 @@ from keras import layers
 from keras import ops
 
 from keraszoo import argtypes
-from keraszoo.models import validation
+from keraszoo.models import checks
+from keraszoo.models import image_checks
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.numeric import map_batches
 from keraszoo.models.registry import keraszoo_export
@@ -164,6 +165,7 @@ class PixelCNNPriorMixin:
 
     is_generative = _GenerativeOnceItsPriorIsTrained()
     has_second_stage = True
+    gaussian_prior = False  # a learned prior over code indices
     training_options = {
         "prior_epochs": Hyperparameter("VQ-VAE: epochs of the PixelCNN prior, trained on the codes after the "
                                        "autoencoder (default 0: no prior, no sampling)", argtypes.positive_int),
@@ -181,7 +183,7 @@ class PixelCNNPriorMixin:
     @property
     def prior_trained(self):
         """Whether :meth:`fit_prior` has trained the prior (so ``sample`` works)."""
-        value = validation.concrete_value(self.prior_epochs_trained.value)
+        value = image_checks.concrete_value(self.prior_epochs_trained.value)
         return True if value is None else bool(int(value) > 0)
 
     # ---------------------------------------------------------------- the prior
@@ -238,9 +240,9 @@ class PixelCNNPriorMixin:
         cross-entropy in nats per code. Returns the Keras ``History``;
         afterwards ``sample`` works.
         """
-        epochs = validation.check_positive_int("epochs", epochs)
-        batch_size = validation.check_positive_int("batch_size", batch_size)
-        learning_rate = validation.check_non_negative("learning_rate", learning_rate)
+        epochs = checks.check_positive_int("epochs", epochs)
+        batch_size = checks.check_positive_int("batch_size", batch_size)
+        learning_rate = checks.check_non_negative("learning_rate", learning_rate)
         codes = self._codes_of(x, batch_size)
         val = None if validation_data is None else self._codes_of(validation_data, batch_size)
         history = train_prior(self.prior, codes, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -269,8 +271,8 @@ class PixelCNNPriorMixin:
 
     def compile(self, optimizer=None, prior_epochs=0, prior_lr=1e-3, **kwargs):
         """The host's ``compile``; ``prior_epochs``/``prior_lr`` configure :meth:`fit_second_stage`."""
-        self.prior_epochs = validation.check_non_negative_int("prior_epochs", prior_epochs)
-        self.prior_lr = validation.check_non_negative("prior_lr", prior_lr)
+        self.prior_epochs = checks.check_non_negative_int("prior_epochs", prior_epochs)
+        self.prior_lr = checks.check_non_negative("prior_lr", prior_lr)
         super().compile(optimizer=optimizer, **kwargs)
 
     def get_compile_config(self):

@@ -3,12 +3,17 @@
 import numpy as np
 from keras import ops
 
+from keraszoo.models import checks
 from keraszoo.models import losses
-from keraszoo.models import validation
 from keraszoo.models.autoencoder import AutoEncoder
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_kl_sparsity
+from keraszoo.models.reference_estimates import batch_weights
+from keraszoo.models.reference_estimates import batches
+from keraszoo.models.reference_estimates import deterministic
 from keraszoo.models.registry import keraszoo_export
 
 SPARSITY_TYPES = ("kl", "l1")
@@ -49,12 +54,12 @@ class SparseAutoEncoder(AutoEncoder):
     extra_metric_names = ("mean_activation",)
 
     def __init__(self, *args, sparsity="kl", sparsity_weight=None, sparsity_target=0.05, **kwargs):
-        validation.check_choice("sparsity", sparsity, SPARSITY_TYPES)
+        checks.check_choice("sparsity", sparsity, SPARSITY_TYPES)
         if sparsity_weight is None:
             sparsity_weight = 1.0 if sparsity == "kl" else 0.1
         self.sparsity = sparsity
-        self.sparsity_weight = validation.check_non_negative("sparsity_weight", sparsity_weight)
-        self.sparsity_target = validation.check_fraction("sparsity_target", sparsity_target)
+        self.sparsity_weight = checks.check_non_negative("sparsity_weight", sparsity_weight)
+        self.sparsity_target = checks.check_fraction("sparsity_target", sparsity_target)
         self.code_activation = "sigmoid" if sparsity == "kl" else "relu"
         super().__init__(*args, **kwargs)
 
@@ -75,6 +80,21 @@ class SparseAutoEncoder(AutoEncoder):
             "total_loss": rec + self.sparsity_weight * sparsity,
             "mean_activation": ops.mean(h),
         }
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: the KL penalty per evaluation batch (its mean activation is the batch's), or the L1 per image."""
+        del labels
+        h = np_forward(self.encoder, x)
+        rec = deterministic(self.reference_reconstruction(x, np_forward(self.decoder, h)))
+        n = len(x)
+        if self.sparsity == "kl":
+            parts = batches(n, ctx.batch_size)
+            sparsity = deterministic([np_kl_sparsity(h[b], self.sparsity_target) for b in parts], batch_weights(parts, n))
+        else:
+            sparsity = deterministic(np.abs(h).reshape(n, -1).sum(1))
+        return {"reconstruction_loss": rec, "sparsity_loss": sparsity,
+                "mean_activation": deterministic(h.reshape(n, -1).mean(1)),
+                "total_loss": rec.plus(sparsity, self.sparsity_weight)}
 
     def get_config(self):
         config = super().get_config()

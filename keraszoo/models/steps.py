@@ -31,6 +31,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import keras
+from keras import ops
+
+from keraszoo.models.backend import replica_scale
 
 
 class Phase(NamedTuple):
@@ -52,7 +55,7 @@ def _objective_inputs(model, data):
     """``(x, extra)``: the checked images and the objective's other arguments, ``(y,)`` for a model that
     ``requires_labels`` (a conditional variant's objective takes the labels), else none."""
     x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return model._check_inputs(x), ((y,) if getattr(model, "requires_labels", False) else ())
+    return model._check_inputs(x), ((y,) if model.requires_labels else ())
 
 
 def _record(model, terms, x):
@@ -68,10 +71,8 @@ def tensorflow_train_step(model, data):
     """The phases with one ``tf.GradientTape`` each (graph mode inside ``fit``)."""
     import tensorflow as tf
 
-    from keraszoo.models.base import _replica_scale
-
     x, extra = _objective_inputs(model, data)
-    scale = _replica_scale()
+    scale = replica_scale()
     terms = {}
     for phase in model.training_phases():
         with tf.GradientTape() as tape:
@@ -135,14 +136,58 @@ def jax_train_step(model, state, data):
 class PhasedTrainingMixin:
     """``train_step`` through :func:`training_phases` on every backend.
 
-    Mixed into ``keras.Model`` subclasses (``BaseAutoEncoder``). Also keeps the
+    Mixed into ``keras.Model`` subclasses (``BaseAutoEncoder``), whose ``loss_terms`` give the
+    objective: ``compile`` (a default optimizer), the default single phase, ``compute_loss`` (for
+    Keras' own step) and the loss-term metrics (``loss_trackers``) are here. Also keeps the
     variables of every phase optimizer, not only ``model.optimizer``'s, in the
     JAX backend's training state, so that ``fit`` carries and writes back all
     of them (Keras' JAX trainer knows one optimizer).
     """
 
+    def compile(self, optimizer=None, **kwargs):
+        """Like ``keras.Model.compile``; the default optimizer is Adam(1e-3).
+
+        No ``loss`` is needed: the variant's own loss terms are used.
+        """
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+        super().compile(optimizer=optimizer, **kwargs)
+
     def training_phases(self):
-        raise NotImplementedError
+        """The :class:`~keraszoo.models.steps.Phase` s of one training step.
+
+        One phase by default: ``total_loss`` (plus any ``self.losses`` of user
+        networks) over every trainable variable, with ``self.optimizer``.
+        """
+        return (Phase("total", self._training_objective, self.trainable_variables, self.optimizer),)
+
+    def _training_objective(self, x):
+        terms = dict(self.loss_terms(x, training=True))
+        loss = terms["total_loss"]
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        terms["loss"] = loss
+        return loss, terms
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The variant's ``total_loss``; updates one metric per loss term.
+
+        ``y`` (labels) and ``sample_weight`` are ignored: the target is ``x``.
+        """
+        del y, y_pred, sample_weight
+        terms = self.loss_terms(x, training=training)
+        self._update_trackers(terms, x)
+        total = terms["total_loss"]
+        if self.losses:
+            total = total + ops.sum(self.losses)
+        return total * replica_scale()
+
+    def _update_trackers(self, terms, x):
+        # Weighted by the batch size, like Keras' own ``loss`` metric, so that
+        # an epoch's ``loss`` and ``total_loss`` agree when the last batch is short.
+        batch = ops.cast(ops.shape(x)[0], "float32")
+        for tracker in self.loss_trackers:
+            tracker.update_state(terms[tracker.name], sample_weight=batch)
 
     def combine_phase_terms(self, terms):
         """The step's reported terms from those of its phases (adds ``total_loss`` where phases split it)."""
@@ -152,7 +197,7 @@ class PhasedTrainingMixin:
         backend = keras.backend.backend()
         if backend == "tensorflow":
             return tensorflow_train_step(self, *args)
-        if len(self.training_phases()) == 1 and not getattr(self, "requires_labels", False):
+        if len(self.training_phases()) == 1 and not self.requires_labels:
             return super().train_step(*args)  # Keras' own step: it calls the model on x alone (no labels)
         if backend == "jax":
             return jax_train_step(self, *args)

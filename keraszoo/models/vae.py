@@ -6,12 +6,21 @@ import keras
 import numpy as np
 from keras import ops
 
+from keraszoo.models import checks
 from keraszoo.models import losses
-from keraszoo.models import validation
 from keraszoo.models.base import BaseAutoEncoder
-from keraszoo.models.base import GenerativeMixin
+from keraszoo.models.generative import GenerativeMixin
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
+from keraszoo.models.reference import np_discretized_logistic_nll
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_gaussian_nll
+from keraszoo.models.reference import np_gaussian_params
+from keraszoo.models.reference import np_kl_std_normal
+from keraszoo.models.reference import np_reparameterize
+from keraszoo.models.reference import np_sigmoid
+from keraszoo.models.reference_estimates import deterministic
+from keraszoo.models.reference_estimates import monte_carlo
 from keraszoo.models.registry import keraszoo_export
 
 
@@ -69,8 +78,8 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
     has_likelihood = True
 
     def __init__(self, *args, beta=1.0, decoder_std=0.1, **kwargs):
-        self.beta = validation.check_non_negative("beta", beta)
-        decoder_std = validation.check_non_negative("decoder_std", decoder_std)
+        self.beta = checks.check_non_negative("beta", beta)
+        decoder_std = checks.check_non_negative("decoder_std", decoder_std)
         if decoder_std == 0:
             raise ValueError("`decoder_std` must be > 0.")
         self.decoder_std = decoder_std
@@ -138,6 +147,28 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         kl = ops.mean(losses.kl_standard_normal(mean, log_var))
         return {"reconstruction_loss": rec, "kl_loss": kl, "total_loss": rec + self.beta * kl}
 
+    def reference_reconstruction(self, x, logits):
+        """NumPy ``-log p(x|z)``: Bernoulli, the Gaussian of ``decoder_std``, or the discretized logistic of the learned scales."""
+        if self.reconstruction_loss == "bce":
+            return super().reference_reconstruction(x, logits)
+        if self.reconstruction_loss == "discretized_logistic":
+            return np_discretized_logistic_nll(x, np_sigmoid(logits), np.asarray(self.decoder_log_scale))
+        return np_gaussian_nll(x, np_sigmoid(logits), math.log(self.decoder_std))
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: ``mc_samples`` reparameterized draws per image, the analytic KL."""
+        del labels
+        return self._reference_elbo_terms(x, x, lambda z: np_forward(self.decoder, z), ctx)
+
+    def _reference_elbo_terms(self, x, encoder_input, decode, ctx):
+        """The terms of :meth:`loss_terms` in NumPy, for an encoder taking ``encoder_input`` and a decoder ``decode(z)``."""
+        mean, log_var = np_gaussian_params(np_forward(self.encoder, encoder_input))
+        kl = np_kl_std_normal(mean, log_var)
+        rec = np.stack([self.reference_reconstruction(x, decode(np_reparameterize(mean, log_var, ctx.rng)))
+                        for _ in range(ctx.mc_samples)], axis=1)
+        return {"reconstruction_loss": monte_carlo(rec), "kl_loss": deterministic(kl),
+                "total_loss": monte_carlo(rec + self.beta * kl[:, None])}
+
     def elbo(self, x):
         """Single-sample ELBO ``E_q[log p(x|z)] - KL(q||p)`` per example (nats; beta ignored)."""
         x = self._check_inputs(x)
@@ -165,7 +196,7 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         ``num_samples`` grows (``num_samples=1`` is the ELBO). Samples are
         drawn in chunks of ``chunk_size`` to bound memory.
         """
-        num_samples = validation.check_positive_int("num_samples", num_samples)
+        num_samples = checks.check_positive_int("num_samples", num_samples)
         x = self._check_inputs(x)
         if chunk_size is None:
             per_image = int(np.prod(self.image_shape))

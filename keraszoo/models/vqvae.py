@@ -6,17 +6,25 @@ from keras import layers
 from keras import ops
 
 from keraszoo import argtypes
+from keraszoo.models import checks
+from keraszoo.models import image_checks
 from keraszoo.models import losses
 from keraszoo.models import networks
 from keraszoo.models import pixelcnn
-from keraszoo.models import validation
 from keraszoo.models.base import BaseAutoEncoder
-from keraszoo.models.base import GenerativeMixin
+from keraszoo.models.generative import GenerativeMixin
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
 from keraszoo.models.quantizer import CODEBOOK_UPDATES
 from keraszoo.models.quantizer import VectorQuantizer
+from keraszoo.models.reference import np_code_perplexity_usage
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_nearest_codes
+from keraszoo.models.reference import per_example_sum
+from keraszoo.models.reference_estimates import batch_weights
+from keraszoo.models.reference_estimates import batches
+from keraszoo.models.reference_estimates import deterministic
 from keraszoo.models.registry import keraszoo_export
 
 ENCODE_OUTPUTS = ("indices", "quantized", "continuous")
@@ -147,20 +155,20 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
                  num_embeddings=512, commitment_weight=0.25, codebook_update="loss", ema_decay=0.99,
                  ema_epsilon=1e-5, dead_code_threshold=0.0, prior_channels=32, prior_layers=6, prior_kernel_size=5, **kwargs):
         # === Config === (the VQ-VAE's own; BaseAutoEncoder checks the shared arguments)
-        self.num_embeddings = validation.check_positive_int("num_embeddings", num_embeddings)
+        self.num_embeddings = checks.check_positive_int("num_embeddings", num_embeddings)
         if self.num_embeddings < 2:
             raise ValueError(f"`num_embeddings` (the codebook size) must be at least 2; received {num_embeddings}.")
-        self.commitment_weight = validation.check_non_negative("commitment_weight", commitment_weight)
-        self.codebook_update = validation.check_choice("codebook_update", codebook_update, CODEBOOK_UPDATES)
-        self.ema_decay = validation.check_fraction("ema_decay", ema_decay)
-        self.ema_epsilon = validation.check_non_negative("ema_epsilon", ema_epsilon)
-        self.dead_code_threshold = validation.check_non_negative("dead_code_threshold", dead_code_threshold)
+        self.commitment_weight = checks.check_non_negative("commitment_weight", commitment_weight)
+        self.codebook_update = checks.check_choice("codebook_update", codebook_update, CODEBOOK_UPDATES)
+        self.ema_decay = checks.check_fraction("ema_decay", ema_decay)
+        self.ema_epsilon = checks.check_non_negative("ema_epsilon", ema_epsilon)
+        self.dead_code_threshold = checks.check_non_negative("dead_code_threshold", dead_code_threshold)
         if self.dead_code_threshold and codebook_update != "ema":
             raise ValueError("`dead_code_threshold` (random restarts of unused codes) needs codebook_update='ema'; "
                              f"received codebook_update={codebook_update!r}.")
-        self.prior_channels = validation.check_positive_int("prior_channels", prior_channels)
-        self.prior_layers = validation.check_positive_int("prior_layers", prior_layers)
-        self.prior_kernel_size = validation.check_positive_int("prior_kernel_size", prior_kernel_size)
+        self.prior_channels = checks.check_positive_int("prior_channels", prior_channels)
+        self.prior_layers = checks.check_positive_int("prior_layers", prior_layers)
+        self.prior_kernel_size = checks.check_positive_int("prior_kernel_size", prior_kernel_size)
         if self.prior_kernel_size % 2 == 0:
             raise ValueError(f"`prior_kernel_size` must be odd; received {prior_kernel_size}.")
         self.regularizer_names = ("codebook_loss", "commitment_loss") if codebook_update == "loss" else (
@@ -253,6 +261,25 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         terms["total_loss"] = total
         return terms
 
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: the nearest codes by squared distance; perplexity and usage per evaluation batch."""
+        del labels
+        z_e = np_forward(self.encoder, x)
+        indices, z_q = np_nearest_codes(z_e, np.asarray(self.quantizer.codebook.numpy(), dtype="float64"))
+        rec = self.reference_reconstruction(x, np_forward(self.decoder, z_q))
+        commitment = per_example_sum((z_e - z_q) ** 2)
+        parts = batches(len(x), ctx.batch_size)
+        perplexity, usage = zip(*(np_code_perplexity_usage(indices[b], self.num_embeddings) for b in parts))
+        w = batch_weights(parts, len(x))
+        terms = {"reconstruction_loss": deterministic(rec), "commitment_loss": deterministic(commitment),
+                 "perplexity": deterministic(perplexity, w), "usage": deterministic(usage, w)}
+        total = rec + self.commitment_weight * commitment
+        if self.codebook_update == "loss":
+            terms["codebook_loss"] = deterministic(commitment)  # the same squared distance, the gradient differs
+            total = total + commitment
+        terms["total_loss"] = deterministic(total)
+        return terms
+
     # ---------------------------------------------------------------- the API
     def encode(self, x, sample=False, output="indices"):
         """The codes of ``x``: indices ``(batch, h, w)`` int32 (default), or vectors.
@@ -262,7 +289,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         encoder is deterministic: ``sample`` changes nothing.
         """
         del sample
-        validation.check_choice("output", output, ENCODE_OUTPUTS)
+        checks.check_choice("output", output, ENCODE_OUTPUTS)
         x = self._check_inputs(x)
         fn = {"indices": self._indices, "quantized": self._deterministic_code,
               "continuous": lambda t: self.encoder(t, training=False)}[output]
@@ -276,7 +303,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         shape, owner = tuple(z.shape), type(self).__name__
         dtype = str(getattr(z.dtype, "name", z.dtype))
         if shape[1:] == self.code_shape:
-            values = validation.concrete_value(z)
+            values = image_checks.concrete_value(z)
             if values is not None:
                 values = np.asarray(values)
                 if values.size and (not np.all(np.isfinite(values)) or np.any(values != np.round(values))
@@ -285,7 +312,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
                                      f"{self.num_embeddings - 1} (its codebook size is {self.num_embeddings}).")
             return "indices", ops.cast(ops.convert_to_tensor(z), "int32")
         if shape[1:] == self.quantized_shape and ("float" in dtype or "int" in dtype):
-            values = validation.concrete_value(z)
+            values = image_checks.concrete_value(z)
             if values is not None and not np.all(np.isfinite(np.asarray(values, dtype="float32"))):
                 raise ValueError(f"{owner}.decode received NaN or Inf codes.")
             return "vectors", ops.cast(ops.convert_to_tensor(z), self.compute_dtype)
@@ -319,7 +346,7 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         single images -> ``(steps,) + input_shape``; batches of B images ->
         ``(B, steps) + input_shape``.
         """
-        steps = validation.check_positive_int("steps", steps)
+        steps = checks.check_positive_int("steps", steps)
         if steps < 2:
             raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
         single = len(np.shape(x1)) == len(self.image_shape)

@@ -5,13 +5,19 @@ import math
 import numpy as np
 from keras import ops
 
-from keraszoo.models import validation
+from keraszoo.models import checks
 from keraszoo.models.autoencoder import AutoEncoder
-from keraszoo.models.base import GenerativeMixin
+from keraszoo.models.generative import GenerativeMixin
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
 from keraszoo.models.numeric import to_numpy
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_imq_mmd
+from keraszoo.models.reference_estimates import batch_weights
+from keraszoo.models.reference_estimates import batches
+from keraszoo.models.reference_estimates import deterministic
+from keraszoo.models.reference_estimates import monte_carlo
 from keraszoo.models.registry import keraszoo_export
 
 #: The scales ``s`` of the official implementation (github.com/tolstikhin/wae, ``mmd_penalty``):
@@ -138,7 +144,7 @@ class WassersteinAutoEncoder(GenerativeMixin, AutoEncoder):
 
     def __init__(self, *args, mmd_weight=10.0, kernel_scales=DEFAULT_KERNEL_SCALES, reconstruction_loss="mse",
                  **kwargs):
-        self.mmd_weight = validation.check_non_negative("mmd_weight", mmd_weight)
+        self.mmd_weight = checks.check_non_negative("mmd_weight", mmd_weight)
         if self.mmd_weight > _FLOAT32_MAX:
             raise ValueError(f"`mmd_weight` must be representable in float32 (<= {_FLOAT32_MAX:.4g}); "
                              f"received {mmd_weight!r}.")
@@ -165,6 +171,16 @@ class WassersteinAutoEncoder(GenerativeMixin, AutoEncoder):
             prior_samples = self.sample_prior(ops.shape(x)[0])
         mmd = ops.cast(self.mmd(z, prior_samples), rec.dtype)
         return {"reconstruction_loss": rec, "mmd_loss": mmd, "total_loss": rec + self.mmd_weight * mmd}
+
+    def reference_terms(self, x, labels, ctx):
+        """NumPy: the MMD per evaluation batch against ``mc_samples`` sets of prior draws."""
+        del labels
+        z = np_forward(self.encoder, x)
+        rec = deterministic(self.reference_reconstruction(x, np_forward(self.decoder, z)))
+        parts = batches(len(x), ctx.batch_size)
+        mmd = monte_carlo([[np_imq_mmd(z[b], ctx.rng.standard_normal(z[b].shape), self.kernel_constant, self.kernel_scales)
+                            for _ in range(ctx.mc_samples)] for b in parts], batch_weights(parts, len(x)))
+        return {"reconstruction_loss": rec, "mmd_loss": mmd, "total_loss": rec.plus(mmd, self.mmd_weight)}
 
     def evaluation_metrics(self, x, codes, *, batch_size, seed):
         """``code_mmd``: the MMD estimate between the first 1000 test codes and as many prior draws."""

@@ -7,7 +7,8 @@ scripts of a source checkout) parse their command line into this engine, so
 retraining works from an installed wheel::
 
     from keraszoo.training import Recipe, run
-    run(Recipe(model="beta_vae", model_kwargs={"latent_dim": 10}, epochs=5), out="runs/bvae")
+    result = run(Recipe(model="beta_vae", model_kwargs={"latent_dim": 10}, epochs=5), out="runs/bvae")
+    result.status, result.metrics, result.model   # 0, the saved metrics, the trained model
 
 TensorFlow and Keras are imported only when a run starts.
 """

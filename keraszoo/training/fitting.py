@@ -33,8 +33,12 @@ import time
 import keras
 
 from keraszoo.training import callbacks as cb
+from keraszoo.training.backup import ResumableBackup
+from keraszoo.training.diskio import check_room
+from keraszoo.training.diskio import write_failure
 from keraszoo.training.early_stopping import ResumableCheckpoint
 from keraszoo.training.early_stopping import ResumableEarlyStopping
+from keraszoo.training.recipe import CheckpointWriteError
 from keraszoo.training.recipe import TrainingDivergedError
 from keraszoo.training.recipe import UsageError
 from keraszoo.utils import atomic_path
@@ -56,7 +60,7 @@ class FitResult:
     #: always ``False``: a NaN/inf loss raises :class:`TrainingDivergedError` (kept for callers).
     diverged: bool
     #: the backup callback (call ``finish()`` once outputs are written).
-    backup: cb.ResumableBackup
+    backup: ResumableBackup
 
     def record(self, started: float) -> dict:
         """The timing facts of a recipe record (``started``: ``time.time()`` at the run's start)."""
@@ -109,7 +113,7 @@ def save_run(model, out, *, metrics, recipe, dataset):
         # model's, model.keras (an uncompressed zip) the optimizer's too.
         inference = _nbytes(model.variables)
         archive = inference + _nbytes(getattr(model.optimizer, "variables", []) if model.optimizer else [])
-        cb.check_room(out / "model.keras", archive, total=inference + archive)
+        check_room(out / "model.keras", archive, total=inference + archive)
         atomic_write_text(out / "command.txt", recipe["command"] + "\n")
         keraszoo.save_pretrained(model, out, metrics=metrics, recipe=recipe, dataset=dataset)
     except OSError as err:
@@ -118,7 +122,7 @@ def save_run(model, out, *, metrics, recipe, dataset):
         for tmp in out.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
         path = err.filename or out
-        raise cb.write_failure(
+        raise write_failure(
             err, path, what="the trained model to", advice=(
                 f"Nothing usable was left in {out} (no metadata.json); the training backup is kept: "
                 "free some space and run the same command again to write the model without retraining."),
@@ -161,18 +165,21 @@ def fit_resumable(
     verbose=1,
     tensorboard: bool = False,
     early_stopping: int = 0,
+    callbacks=(),
 ) -> FitResult:
     """Train ``model`` on a ``keraszoo.data.EpochStream`` for ``epochs`` epochs.
 
     The model must be compiled. The latest backup in ``work_dir/backup`` is
     restored first (a run killed mid-epoch continues at the very next step);
     ``out_dir/training_log.csv`` is appended to (and trimmed to the epochs
-    that are not retrained).
+    that are not retrained). ``callbacks`` run after the run's own: Keras
+    callbacks, or functions ``f(backup) -> callback`` for a callback that reads
+    the run's :class:`ResumableBackup` (its global step, its save phases).
     """
     out_dir, work_dir = pathlib.Path(out_dir), pathlib.Path(work_dir)
     multiworker = distribution.name == "multiworker"
     steps = stream.steps_per_epoch
-    backup = cb.ResumableBackup(
+    backup = ResumableBackup(
         work_dir / "backup",
         steps_per_epoch=steps,
         save_freq=backup_every if backup_every and backup_every > 0 else "epoch",
@@ -205,6 +212,7 @@ def fit_resumable(
     (work_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     best_path = work_dir / "checkpoints" / "best.weights.h5"
     guard = cb.StopOnNonFinite(backup)
+    extra = [c if isinstance(c, keras.callbacks.Callback) else c(backup) for c in callbacks]
     callbacks = [
         stream.callback(),
         throughput,  # before CSVLogger and the progress bar: adds logs["images_per_s"]
@@ -229,9 +237,7 @@ def fit_resumable(
         # Its state is replayed from the log on a resume (keraszoo.training.early_stopping).
         stopper = ResumableEarlyStopping(log_path, best_path, monitor=monitor, patience=early_stopping, epochs=epochs)
         callbacks.append(stopper)
-    kill = cb.kill_hook_from_env(backup)
-    if kill is not None:
-        callbacks.append(kill)
+    callbacks += extra
 
     if val_ds is not None:
         val_ds = distribute_options(val_ds, multiworker)
@@ -256,11 +262,11 @@ def fit_resumable(
             backup.begin_segment(epoch * steps)
             ds = distribute_options(stream.dataset(), multiworker)
             histories.append(model.fit(ds, initial_epoch=epoch, epochs=epochs, **fit_kwargs).history)
-    except cb.CheckpointWriteError:
+    except CheckpointWriteError:
         raise
     except OSError as err:  # the training log or the best-weights checkpoint could not be written
         path = err.filename or work_dir
-        raise cb.write_failure(err, path, what="the training files in", advice=_resume_advice(backup)) from None
+        raise write_failure(err, path, what="the training files in", advice=_resume_advice(backup)) from None
     fit_time = time.time() - t0
     if guard.diverged:
         raise _diverged(guard, backup, model, out_dir)

@@ -4,8 +4,9 @@ A :class:`Recipe` is produced by the command line (``keraszoo train``), by
 ``--recipe NAME`` (a manifest entry's ``recipe["args"]``) and by the experiment
 runner, and consumed by :func:`keraszoo.training.train.run`. Its serialized
 form, :meth:`Recipe.to_args`, is the flat ``{argument: value}`` dict stored in
-every ``metadata.json`` and manifest entry; :meth:`Recipe.from_args` reads it
-back (also the form written by earlier keraszoo versions).
+every ``metadata.json`` and manifest entry: the engine's fields and only the
+model arguments given; :meth:`Recipe.from_args` reads it back (also the form
+written by earlier keraszoo versions, with every variant's flag in it).
 
 Where things are (``out``, ``data_dir``, ...) is not part of a recipe: the same
 recipe reruns anywhere.
@@ -17,7 +18,7 @@ import dataclasses
 import json
 
 from keraszoo.argtypes import flag_of
-from keraszoo.errors import ModelBuildError  # noqa: F401 - re-exported
+from keraszoo.errors import ModelBuildError
 from keraszoo.errors import UsageError
 
 
@@ -72,11 +73,21 @@ RUNTIME_FIELDS = (
 )
 
 
+class ArgumentValueError(UsageError):
+    """A training argument is missing, of the wrong kind, or holds a value that cannot train.
+
+    On the command line a bad argument: exit status 2 (``keraszoo train: error: ...``).
+    """
+
+    exit_status = 2
+
+
 def model_flags() -> dict:
     """``{name: Hyperparameter}`` of every registered variant's constructor flags.
 
     A name declared by several variants (``beta`` by VAE and its subclasses)
-    appears once; the table comes from the variant classes, never from here.
+    appears once, as its declaring class wrote it (the registry refuses two
+    meanings of one name); the table comes from the variant classes, never from here.
     """
     return _merged_flags("all_hyperparameters")
 
@@ -106,7 +117,7 @@ def variants_with_option(name) -> list:
 def parse_hparam(text: str):
     """``"name=value"`` -> ``(name, value)`` with JSON-ish value parsing."""
     if "=" not in text:
-        raise UsageError(f"--hparam expects NAME=VALUE, got {text!r}.")
+        raise ArgumentValueError(f"--hparam expects NAME=VALUE, got {text!r}.")
     name, value = text.split("=", 1)
     name = name.strip().replace("-", "_")
     try:
@@ -118,14 +129,21 @@ def parse_hparam(text: str):
     return name, parsed
 
 
+_NOT_FIELDS = ("model_kwargs", "options", "hparam")
+
+
 @dataclasses.dataclass
 class Recipe:
-    """One training run, independent of where its files live.
+    """One training run, independent of where its files live: what was asked, and nothing else.
 
     ``model`` is a variant key or preset name (``"beta_vae"``);
     ``model_kwargs`` the constructor arguments given on top of the preset (the
-    variants' flags, ``--latent-dim``, ..., and ``--hparam NAME=VALUE``);
-    ``options`` the variants' training options (``--discriminator-lr``).
+    variant's flags, ``--latent-dim``, ..., and ``--hparam NAME=VALUE``);
+    ``options`` the variant's training options (``--discriminator-lr``).
+    Making a recipe checks it: the engine's values, and that every model
+    argument and option belongs to the variant, with a value of the right kind
+    (the numeric ranges of model arguments are the constructor's, when the
+    model is built).
     """
 
     model: str
@@ -159,79 +177,147 @@ class Recipe:
     eval_batch_size: int = 500
 
     def __post_init__(self):
+        self.hparam = tuple(str(item) for item in self.hparam)
         check_recipe_values(self)
+        check_model_arguments(self)
 
     # ------------------------------------------------------------ the flat form
     @classmethod
     def from_args(cls, args: dict) -> Recipe:
-        """A recipe from the flat ``{argument: value}`` form (``to_args``, an argparse namespace)."""
-        args = dict(args)
-        flags, options = model_flags(), option_flags()
-        given_flags = {k: args.pop(k) for k in list(args) if k in flags}
-        given_options = {k: args.pop(k) for k in list(args) if k in options}
-        model_kwargs = {k: _plain(v) for k, v in given_flags.items() if v is not None}
-        opts = {k: v for k, v in given_options.items() if v is not None}
+        """A recipe from the flat ``{argument: value}`` form (:meth:`to_args`, a parsed command line).
+
+        Also reads the records of earlier keraszoo versions, which hold every
+        flag of every variant then registered: a ``None`` value is "not
+        given", whatever its name (a plugin's flag included). A given value
+        that is neither a recipe field, a training option nor an argument of
+        the variant is an error.
+        """
+        args = {k: v for k, v in dict(args).items() if v is not None}
+        names = {f.name for f in dataclasses.fields(cls)} - set(_NOT_FIELDS)
+        fields = {k: args.pop(k) for k in list(args) if k in names}
         hparam = tuple(str(item) for item in args.pop("hparam", None) or ())
+        options = {k: args.pop(k) for k in list(args) if k in option_flags()}
+        unknown = sorted(k for k in args if k not in model_flags() and not _takes(fields.get("model"), k))
+        if unknown:
+            raise UsageError(f"Unknown training argument(s) {unknown} in the recipe.")
+        if fields.get("model") is None:
+            raise ArgumentValueError("A recipe needs a model (a variant or preset name).")
+        model_kwargs = {k: _plain(v) for k, v in args.items()}
         for item in hparam:  # after the flags: --hparam wins, as on the command line
             name, value = parse_hparam(item)
             model_kwargs[name] = value
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(args) - fields)
-        if unknown:
-            raise UsageError(f"Unknown training argument(s) {unknown} in the recipe.")
-        if args.get("model") is None:
-            raise UsageError("A recipe needs a model (a variant or preset name).")
-        return cls(model_kwargs=model_kwargs, options=opts, hparam=hparam, **args)
+        return cls(model_kwargs=model_kwargs, options=options, hparam=hparam, **fields)
 
     def to_args(self) -> dict:
-        """The flat, JSON-ready form: every flag of every variant (``None`` when not set)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name not in ("model_kwargs", "options", "hparam")}
+        """The flat, JSON-ready form: the engine's fields, and the model arguments and options given."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_FIELDS}
         from_hparam = {parse_hparam(item)[0] for item in self.hparam}
-        for name in model_flags():
-            given = name in self.model_kwargs and name not in from_hparam
-            out[name] = self.model_kwargs[name] if given else None
-        for name in option_flags():
-            out[name] = self.options.get(name)
+        out.update({k: v for k, v in self.model_kwargs.items() if k not in from_hparam})
+        out.update(self.options)
         out["hparam"] = list(self.hparam)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(out.items())}
+        return {k: _plain(v) for k, v in sorted(out.items())}
 
     def semantic_args(self) -> dict:
         """:meth:`to_args` without the runtime fields: what a resumed backup must match."""
         return {k: v for k, v in self.to_args().items() if k not in RUNTIME_FIELDS}
 
     # ------------------------------------------------------------ the model
+    def variant_class(self):
+        """The variant class of :attr:`model` (a variant key or a preset)."""
+        from keraszoo.models import resolve_preset
+
+        try:
+            return resolve_preset(self.model)[0]
+        except ValueError as err:
+            raise UsageError(f"--model: {err}") from None
+
     def model_spec(self):
         """``(variant_key, constructor kwargs)``: the preset, then the given kwargs, then the seed."""
         from keraszoo.models import resolve_preset
 
-        try:
-            cls, kwargs = resolve_preset(self.model)
-        except ValueError as err:
-            raise UsageError(f"--model: {err}") from None
+        cls, kwargs = self.variant_class(), resolve_preset(self.model)[1]
         kwargs.update(self.model_kwargs)
         kwargs.setdefault("seed", self.seed)
         return cls.variant, kwargs
 
     def build_model(self, input_shape):
-        """The variant, built for ``input_shape``, with the recipe's hyperparameters."""
-        from keraszoo.models import get_variant
+        """The variant, built for ``input_shape``, with the recipe's hyperparameters.
 
-        key, kwargs = self.model_spec()
-        cls = get_variant(key)
-        check_hyperparameters(cls, kwargs)
+        Raises:
+            ModelBuildError: the variant's constructor refuses the configuration
+                (e.g. a conv stack too deep for the images).
+        """
+        from keraszoo.models import create_model
+
+        kwargs = dict(self.model_kwargs)
+        kwargs.setdefault("seed", self.seed)
         try:
-            return cls(input_shape=input_shape, **kwargs)
+            return create_model(self.model, input_shape=input_shape, **kwargs)  # the preset's arguments, then these
         except (TypeError, ValueError) as e:
-            raise UsageError(f"Cannot build {cls.__name__} with {kwargs}: {e}") from e
+            cls, preset = self.variant_class(), self.model_spec()[1]
+            raise ModelBuildError(f"Cannot build {cls.__name__} with {preset}: {e}") from e
 
     def compile_kwargs(self, cls) -> dict:
         """``compile`` arguments of the recipe's training options for variant class ``cls``."""
-        for name in self.options:
-            if name not in cls.all_training_options():
-                raise UsageError(f"{flag_of(name)} applies to {', '.join(variants_with_option(name))} only "
-                                 f"(not {cls.variant}).")
+        _check_options(cls, self.options)
         return cls.compile_options(**self.options)
+
+
+def _takes(model, name) -> bool:
+    """Whether the variant of ``model`` (a name) takes constructor argument ``name``."""
+    from keraszoo.models import resolve_preset
+
+    try:
+        cls = resolve_preset(model)[0]
+    except (TypeError, ValueError):
+        return False
+    return name in accepted_arguments(cls)
+
+
+def _check_options(cls, options):
+    for name in options:
+        if name not in cls.all_training_options():
+            raise UsageError(f"{flag_of(name)} applies to {', '.join(variants_with_option(name))} only "
+                             f"(not {cls.variant}).")
+
+
+def check_model_arguments(recipe) -> None:
+    """Refuse model arguments and options that the recipe's variant does not take, or of the wrong kind.
+
+    The variant decides: its constructor's arguments (``--hparam`` reaches
+    any of them), its declared flags' kinds and choices, its training options.
+    """
+    cls = recipe.variant_class()
+    check_hyperparameters(cls, recipe.model_kwargs)
+    flags = cls.all_hyperparameters()
+    for name, value in recipe.model_kwargs.items():
+        if name in flags:
+            _check_kind(name, flags[name], value, cls)
+    _check_options(cls, recipe.options)
+    options = cls.all_training_options()
+    for name, value in recipe.options.items():
+        _check_kind(name, options[name], value, cls)
+
+
+def _check_kind(name, spec, value, cls) -> None:
+    from keraszoo import argtypes
+
+    ints = (argtypes.int_list, argtypes.hidden_dims)
+    if spec.choices is not None:
+        ok, expected = value in spec.choices, "one of " + ", ".join(map(str, spec.choices))
+    elif spec.type is float:
+        ok, expected = _is_real(value), "a number"
+    elif spec.type in (int, argtypes.positive_int):
+        ok, expected = _is_int(value), "an integer"
+    elif spec.type in ints:
+        ok = isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
+        ok, expected = ok and (len(value) or spec.type is argtypes.hidden_dims), "a list of integers"
+    elif spec.type is str:
+        ok, expected = isinstance(value, str), "a string"
+    else:
+        return
+    if not ok:
+        raise ArgumentValueError(f"{flag_of(name)} must be {expected} ({cls.__name__}: {spec.help}); got {value!r}.")
 
 
 def _is_int(value) -> bool:
@@ -253,12 +339,12 @@ def check_recipe_values(recipe) -> None:
     folder is created or any data is read.
 
     Raises:
-        UsageError: naming the flag, what it must be and the value received.
+        ArgumentValueError: naming the flag, what it must be and the value received.
     """
     import math
 
     def bad(flag, expected, value):
-        raise UsageError(f"--{flag} must be {expected}; got {value!r}.")
+        raise ArgumentValueError(f"--{flag} must be {expected}; got {value!r}.")
 
     lr = recipe.lr
     if not _is_real(lr) or not math.isfinite(float(lr)) or float(lr) <= 0:
@@ -285,8 +371,8 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def check_hyperparameters(cls, kwargs: dict):
-    """Refuse keyword arguments that ``cls`` (a variant class) does not take."""
+def accepted_arguments(cls) -> set:
+    """The constructor arguments of variant class ``cls`` (along its MRO, down to ``BaseAutoEncoder``)."""
     import inspect
 
     from keraszoo.models import BaseAutoEncoder
@@ -301,26 +387,15 @@ def check_hyperparameters(cls, kwargs: dict):
                 accepted.add(p.name)
         if klass is BaseAutoEncoder:
             break
+    return accepted - {"self"}
+
+
+def check_hyperparameters(cls, kwargs: dict):
+    """Refuse keyword arguments that ``cls`` (a variant class) does not take."""
+    accepted = accepted_arguments(cls)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise UsageError(
             f"{cls.__name__} ({cls.variant}) has no hyperparameter(s) "
-            f"{unknown}; it accepts {sorted(accepted - {'self', 'args', 'kwargs'})}."
+            f"{unknown}; it accepts {sorted(accepted - {'args', 'kwargs'})}."
         )
-
-
-def read_recipe_args(name: str, manifest_path=None):
-    """The ``recipe["args"]`` of manifest entry ``name`` (a dict or an argv list)."""
-    from keraszoo.weights import manifest
-
-    entry = manifest.get_entry(name, path=manifest_path)
-    recipe = entry.get("recipe") or {}
-    args = recipe.get("args")
-    if args is None:
-        raise UsageError(
-            f"The manifest entry {name!r} has no recipe['args'] to rerun (its command was: "
-            f"{recipe.get('command', '?')!r})."
-        )
-    if not isinstance(args, (dict, list)):
-        raise UsageError(f"recipe['args'] of {name!r} must be a dict or a list, got {args!r}.")
-    return args

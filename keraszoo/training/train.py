@@ -1,6 +1,8 @@
 """Train any keraszoo autoencoder variant on MNIST, Fashion-MNIST or CIFAR-10.
 
-Examples::
+:func:`run` is the one orchestration of a training run -- ``keraszoo train``,
+``keraszoo finetune`` (a run that starts from given weights, on given
+images) and the experiment runner all go through it. Examples::
 
     keraszoo train --model vae --dataset mnist --epochs 30 --out runs/vae_mnist
     keraszoo train --model beta_vae --beta 8 --latent-dim 10 --out runs/bvae
@@ -27,68 +29,109 @@ kill and resume (see ``keraszoo.data.EpochStream``).
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import pathlib
 import shlex
 import sys
 import time
 
 from keraszoo.training import runtime
-from keraszoo.training.arguments import PROG
-from keraszoo.training.arguments import build_parser
-from keraszoo.training.arguments import resolve_args
 from keraszoo.training.recipe import Recipe
 from keraszoo.training.recipe import UsageError
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["StartFrom", "TrainImages", "TrainResult", "run"]
 
 
-def _training_arrays(recipe: Recipe, data_dir):
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`run` did."""
+
+    #: 0: trained and saved; 3: the loss became NaN/inf (nothing saved).
+    status: int
+    #: the trained model in float32, as ``keraszoo.load`` of the saved folder gives it (``None`` when the run diverged).
+    model: object = None
+    #: the metrics saved with the model.
+    metrics: dict = dataclasses.field(default_factory=dict)
+    #: the ``recipe`` record of ``metadata.json``.
+    record: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class StartFrom:
+    """Fine-tuning: the run starts from ``model``'s weights instead of building the recipe's model.
+
+    ``name`` is what the model was loaded from (recorded as ``base_model``);
+    ``freeze_encoder`` trains with ``model.encoder`` frozen (the saved model
+    is trainable as a whole again).
+    """
+
+    model: object
+    name: str | None = None
+    freeze_encoder: bool = False
+
+
+@dataclasses.dataclass
+class TrainImages:
+    """Training images given as arrays (``[0, 1]`` floats or uint8, NHWC) instead of ``recipe.dataset``'s.
+
+    ``y``: their labels (a conditional model); ``source``: where they came
+    from (recorded).
+    """
+
+    x: object
+    y: object = None
+    source: str | None = None
+
+
+def _training_arrays(recipe: Recipe, data_dir, given: TrainImages | None, needs_labels: bool):
+    """``(x, x_val, y, y_val)``: the training images, held-out validation images, and their labels (or None)."""
     from keraszoo import data
     from keraszoo.training.fitting import hold_out
 
-    static = recipe.binarize in ("static", "threshold")
-    x, _ = data.load_arrays(recipe.dataset, "train", source=recipe.data_source, data_dir=data_dir,
-                            binarize=recipe.binarize if static else None, dtype="uint8")
+    if given is not None:
+        x, y = given.x, given.y
+    else:
+        static = recipe.binarize in ("static", "threshold")  # the catalog's fixed sample, binarized on loading
+        x, y = data.load_arrays(recipe.dataset, "train", source=recipe.data_source, data_dir=data_dir,
+                                binarize=recipe.binarize if static else None, dtype="uint8")
     if recipe.limit:
-        x = x[: recipe.limit]
+        x, y = x[: recipe.limit], y[: recipe.limit] if y is not None else None
     x_train, x_val = hold_out(x, recipe.val_split)
+    y_train, y_val = hold_out(y, recipe.val_split) if needs_labels else (None, None)  # the same permutation
     if len(x_train) == 0:
-        raise ValueError(f"No training images left: --val-split {recipe.val_split:g} holds out {len(x_val)} of the "
+        raise UsageError(f"No training images left: --val-split {recipe.val_split:g} holds out {len(x_val)} of the "
                          f"{len(x)} images; use a smaller --val-split or more images (--limit).")
-    return x_train, x_val
+    return x_train, x_val, y_train, y_val
 
 
-def _training_labels(recipe: Recipe, data_dir):
-    """``(y, y_val)``: the labels of :func:`_training_arrays`' images (a conditional variant trains on them)."""
-    from keraszoo import data
-    from keraszoo.training.fitting import hold_out
-
-    _, y = data.load_arrays(recipe.dataset, "train", source=recipe.data_source, data_dir=data_dir, dtype="uint8")
-    return hold_out(y[: recipe.limit] if recipe.limit else y, recipe.val_split)  # hold_out's fixed permutation
+def _stream_binarize(recipe: Recipe, given):
+    """The stream's binarization: the catalog's static modes are applied on loading, given images' by the stream."""
+    if recipe.binarize == "dynamic" or (given is not None and recipe.binarize != "none"):
+        return recipe.binarize
+    return None
 
 
-def _labels_if_needed(model_class, labels):
-    """``labels`` for a conditional variant (``requires_labels``: it trains and evaluates on them), else ``None``."""
-    return labels if getattr(model_class, "requires_labels", False) else None
-
-
-def _eval_binarize(binarize):
-    return {"none": None, "dynamic": "static"}.get(binarize, binarize)
-
-
-def _evaluate(model, recipe: Recipe, data_dir, last_logs):
+def _evaluate(model, recipe: Recipe, data_dir, last_logs, test_data, val):
+    """The saved metrics: the evaluation on ``recipe.eval_split`` (or ``test_data``), then the last epoch's."""
     from keraszoo import data
     from keraszoo.training.fitting import final_metrics
 
     metrics = {}
     if recipe.eval:
-        xt, yt = data.load_arrays(recipe.dataset, recipe.eval_split, source=recipe.data_source,
-                                  data_dir=data_dir, binarize=_eval_binarize(recipe.binarize), dtype="uint8")
-        test_ds = data.from_numpy(xt, _labels_if_needed(type(model), yt), batch_size=recipe.eval_batch_size,
-                                  shuffle=False)
-        results = model.evaluate(test_ds, return_dict=True, verbose=0)
         split_name = recipe.eval_split.split("[")[0]
+        binarize = None  # test_data and the catalog's split come binarized as the evaluation wants
+        if test_data is None and split_name == "val":
+            if val[0] is None:
+                raise UsageError("--eval-split val evaluates on the held-out images: give --val-split > 0.")
+            test_data, binarize = val, data.evaluation_binarize(recipe.binarize)
+        elif test_data is None:
+            x, y = data.load_arrays(recipe.dataset, recipe.eval_split, source=recipe.data_source, data_dir=data_dir,
+                                    binarize=data.evaluation_binarize(recipe.binarize), dtype="uint8")
+            test_data = (x, y)
+        x, y = test_data
+        test_ds = data.from_numpy(x, y if model.requires_labels else None, batch_size=recipe.eval_batch_size, shuffle=False,
+                                  binarize=binarize)
+        results = model.evaluate(test_ds, return_dict=True, verbose=0)
         metrics = {f"{split_name}_{k}": float(v) for k, v in results.items() if k != "loss"}
     for k, v in final_metrics(last_logs).items():
         metrics.setdefault(k, v)
@@ -107,103 +150,108 @@ def _output_dirs(out, work_dir, dist):
     return out, work
 
 
-def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_replicas=0,
-        argv=None, rerun_of=None) -> int:
-    """Train ``recipe`` and write a ``save_pretrained`` folder to ``out``.
-
-    ``argv`` is the command line recorded in the recipe (default: the one that
-    reproduces ``recipe``). Returns 0, or 3 when the loss became NaN/inf.
-    """
-    runtime.setup_cpu_replicas(cpu_replicas)
+def _prepare_model(recipe: Recipe, start: StartFrom | None, image_shape, dist, spe, jit):
+    """The compiled model: the recipe's, built in the strategy's scope, or the given one (fine-tuning)."""
     import keras
 
-    from keraszoo import data
-    from keraszoo.models import get_variant
-    from keraszoo.training.arguments import recipe_to_argv
-    from keraszoo.training.fitting import fit_resumable
-    from keraszoo.training.fitting import save_run
+    if start is None:
+        with dist.scope():
+            model = recipe.build_model(image_shape)
+    else:
+        if dist.name != "default":
+            raise UsageError("A run from given weights uses the default strategy (one device).")
+        model = start.model
+        if start.freeze_encoder:
+            model.encoder.trainable = False
+    with dist.scope():
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=recipe.lr), steps_per_execution=spe,
+                      jit_compile=jit, **recipe.compile_kwargs(type(model)))
+    return model
 
+
+def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_replicas=0, argv=None, rerun_of=None,
+        test_data=None, initial_weights=None, train_data=None, extra_callbacks=()) -> TrainResult:
+    """Train ``recipe`` and write a ``save_pretrained`` folder to ``out``.
+
+    Args:
+        argv: the command line recorded with the run (default: :func:`~keraszoo.training.arguments.recipe_argv`).
+        rerun_of: the manifest entry whose recipe this run repeats (recorded).
+        test_data: ``(x, y)`` arrays, binarized as the evaluation wants, evaluated at the end instead of
+            ``recipe.eval_split`` (``y`` ``None`` but for a conditional model).
+        initial_weights: a :class:`StartFrom` (or a built model): fine-tuning, from its weights.
+        train_data: :class:`TrainImages` trained on instead of ``recipe.dataset``'s training split.
+        extra_callbacks: more Keras callbacks, or functions ``f(backup) -> callback`` of the run's
+            :class:`~keraszoo.training.backup.ResumableBackup` (see :func:`~keraszoo.training.fitting.fit_resumable`).
+
+    Returns:
+        a :class:`TrainResult`; its ``status`` is 3 when the loss became NaN/inf.
+
+    Raises:
+        ModelBuildError: the variant's constructor refuses the configuration (before any folder is made).
+        UsageError: a bad configuration, missing data, a failed write (a ``UsageError`` subclass).
+    """
+    runtime.setup_cpu_replicas(cpu_replicas)
+    from keraszoo import data
+    from keraszoo.training import fitting
+    from keraszoo.training.arguments import recipe_argv
+
+    start = initial_weights if initial_weights is None or isinstance(initial_weights, StartFrom) \
+        else StartFrom(initial_weights)
     t_start = time.time()
-    argv = list(recipe_to_argv(recipe) if argv is None else argv)
-    key, kwargs = recipe.model_spec()
-    info = data.dataset_info(recipe.dataset)
+    argv = list(recipe_argv(recipe) if argv is None else argv)
     dist = runtime.Distribution(recipe.strategy)
-    try:
-        x, x_val = _training_arrays(recipe, data_dir)
-        variant = get_variant(key)
-        y, y_val = _training_labels(recipe, data_dir) if getattr(variant, "requires_labels", False) else (None, None)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
     deterministic, jit, spe = runtime.resolve_runtime(recipe.jit_compile, recipe.steps_per_execution,
                                                       recipe.deterministic, dist)
-
+    needs_labels = (start.model if start else recipe.variant_class()).requires_labels
+    try:
+        x, x_val, y, y_val = _training_arrays(recipe, data_dir, train_data, needs_labels)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     with runtime.determinism(recipe.seed, deterministic), runtime.dtype_policy(recipe.mixed_precision) as policy:
-        stream = data.EpochStream(x, batch_size=recipe.batch_size, seed=recipe.seed,
-                                  binarize="dynamic" if recipe.binarize == "dynamic" else None,
-                                  drop_remainder=recipe.drop_remainder, labels=y)
+        stream = data.EpochStream(x, batch_size=recipe.batch_size, seed=recipe.seed, labels=y,
+                                  binarize=_stream_binarize(recipe, train_data), drop_remainder=recipe.drop_remainder)
         val_ds = None
         if x_val is not None:
             val_ds = data.from_numpy(x_val, y_val, batch_size=recipe.eval_batch_size, shuffle=False,
-                                     binarize=_eval_binarize(recipe.binarize))
-        fingerprint = dict(recipe.semantic_args(), num_examples=stream.num_examples,
+                                     binarize=data.evaluation_binarize(recipe.binarize))
+        facts = _start_facts(start, train_data)
+        fingerprint = dict(recipe.semantic_args(), **facts, num_examples=stream.num_examples,
                            steps_per_epoch=stream.steps_per_epoch)
-        with dist.scope():
-            model = recipe.build_model(info.image_shape)
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=recipe.lr), steps_per_execution=spe,
-                          jit_compile=jit, **recipe.compile_kwargs(type(model)))
+        image_shape = start.model.image_shape if start else data.dataset_info(recipe.dataset).image_shape
+        model = _prepare_model(recipe, start, image_shape, dist, spe, jit)
 
         out, work = _output_dirs(out, work_dir, dist)  # once the data and the model are ready: no folder on errors
-        result = fit_resumable(
+        result = fitting.fit_resumable(
             model, stream, epochs=recipe.epochs, out_dir=out, work_dir=work, fingerprint=fingerprint,
             distribution=dist, backup_every=recipe.backup_every, val_ds=val_ds, verbose=verbose,
-            tensorboard=recipe.tensorboard, early_stopping=recipe.early_stopping,
+            tensorboard=recipe.tensorboard, early_stopping=recipe.early_stopping, callbacks=extra_callbacks,
         )
         if result.diverged:
             print("error: the loss became NaN/inf; nothing was saved. Lower --lr or check the data. "
                   f"The last good backup is in {result.backup.backup_dir}.", file=sys.stderr)
-            return 3
+            return TrainResult(status=3)
+        if start is not None and start.freeze_encoder:
+            model.encoder.trainable = True  # saved models are trainable as a whole again
         # A variant's own stage after fit, on the same training images (the VQ-VAE's prior: --prior-epochs).
-        second_stage = getattr(model, "fit_second_stage", None)
         stage_metrics = {}
-        if second_stage is not None:
+        if model.has_second_stage:
             with dist.scope():
-                stage_metrics = second_stage(data.from_numpy(x, batch_size=recipe.eval_batch_size, shuffle=False,
-                                                             binarize=_eval_binarize(recipe.binarize)),
-                                             batch_size=recipe.batch_size, verbose=verbose)
-        metrics = {**_evaluate(model, recipe, data_dir, result.last_logs), **stage_metrics}
-
-        hw = runtime.hardware_info()
-        record = {
-            "command": " ".join([PROG, shlex.join(argv)]).strip(),
-            "argv": argv,
-            "args": recipe.to_args(),
-            "script": "keraszoo train",
-            "model": {"alias": recipe.model, "variant": key, "kwargs": kwargs},
-            "dataset": recipe.dataset,
-            "data_source": recipe.data_source,
-            "num_train_examples": int(stream.num_examples),
-            "steps_per_epoch": int(stream.steps_per_epoch),
-            "epochs": int(recipe.epochs),
-            "batch_size": int(recipe.batch_size),
-            "lr": float(recipe.lr),
-            "seed": int(recipe.seed),
-            "binarization": recipe.binarize,
-            "hardware": hw["description"],
-            "hardware_details": hw,
-            "strategy": recipe.strategy,
-            "num_replicas": dist.num_replicas,
-            "dtype_policy": policy,
-            "jit_compile": bool(jit),
-            "steps_per_execution": int(spe),
-            "deterministic": bool(deterministic),
-            **result.record(t_start),
-            "versions": runtime.versions(),
-        }
+                stage_metrics = model.fit_second_stage(
+                    data.from_numpy(x, batch_size=recipe.eval_batch_size, shuffle=False,
+                                    binarize=data.evaluation_binarize(recipe.binarize)),
+                    batch_size=recipe.batch_size, verbose=verbose)
+        metrics = {**_evaluate(model, recipe, data_dir, result.last_logs, test_data, (x_val, y_val)),
+                   **stage_metrics}
+        prog = "keraszoo finetune" if start is not None else "keraszoo train"
+        record = _record(recipe, prog, argv, facts, stream, dist, policy, jit, spe, deterministic)
+        record.update(**result.record(t_start), versions=runtime.versions())
         if rerun_of:
             record["rerun_of"] = rerun_of
+        final = model if policy == "float32" else runtime.float32_copy(model)
         if dist.is_chief:
-            final = model if policy == "float32" else runtime.float32_copy(model)
-            save_run(final, out, metrics=metrics, recipe=record, dataset={"name": info.name, "split": "train"})
+            dataset = {"name": recipe.dataset, "split": "train"} if train_data is None else \
+                {"name": recipe.dataset, "path": train_data.source}
+            fitting.save_run(final, out, metrics=metrics, recipe=record, dataset=dataset)
         result.backup.finish()
 
     throughput = result.throughput
@@ -212,41 +260,65 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
         f"{throughput.images_per_s:.0f} images/s ({throughput.steady_images_per_s:.0f} images/s "
         f"after warm-up) on {record['hardware']}. Model written to {out}."
     )
-    return 0
+    return TrainResult(status=0, model=_random_state_as_saved(final), metrics=metrics, record=record)
 
 
-def main(argv=None) -> int:
-    """Entry point: ``keraszoo train ...`` / ``python training/train.py ...``.
+def _random_state_as_saved(model):
+    """``model`` with its random generators back at their first draw, as ``keraszoo.load(out)`` builds them.
 
-    Returns the exit status: 0 success, 1 a reported error (missing data, bad
-    configuration, the loss became NaN, a full disk), 2 bad command line.
+    The weights files hold no generator state, so the saved folder's model draws from ``[seed, 0]`` (a
+    ``SeedGenerator``'s state: its seed and the draws made so far), while the trained one has drawn during
+    training. Reset, the returned model measures (ELBO, IWAE bound, noise) as the saved folder does.
     """
-    try:
-        recipe, context, effective = resolve_args(argv)
-    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
-        return int(e.code or 0)
-    except (UsageError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if context.dry_run:
-        try:
-            key, kwargs = recipe.model_spec()
-        except UsageError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(json.dumps({"args": recipe.to_args(), "variant": key, "model_kwargs": kwargs,
-                          "argv": effective}, indent=2, sort_keys=True))
-        return 0
-    from keraszoo.data import DatasetUnavailableError
+    import numpy as np
 
-    try:
-        return run(recipe, context.out, work_dir=context.work_dir, data_dir=context.data_dir,
-                   verbose=context.verbose, cpu_replicas=context.cpu_replicas, argv=effective,
-                   rerun_of=context.recipe)
-    except (UsageError, DatasetUnavailableError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    from keraszoo.training.backup import rng_variables
+
+    for state in rng_variables(model):
+        state.assign(np.asarray(state.numpy()) * np.array([1, 0], dtype=state.dtype))
+    return model
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _start_facts(start: StartFrom | None, given: TrainImages | None) -> dict:
+    """What a fine-tuning run starts from, for its fingerprint and record."""
+    facts = {}
+    if start is not None:
+        facts.update(base_model=start.name, freeze_encoder=bool(start.freeze_encoder))
+    if given is not None:
+        facts["data"] = given.source
+    return facts
+
+
+def _record(recipe: Recipe, prog, argv, facts, stream, dist, policy, jit, spe, deterministic) -> dict:
+    """The ``recipe`` record of ``metadata.json`` (the timings are added by the caller)."""
+    hw = runtime.hardware_info()
+    record = {
+        "command": " ".join([prog, shlex.join(argv)]).strip(),
+        "argv": argv,
+        "args": recipe.to_args(),
+        "script": prog,
+        **facts,
+    }
+    if "base_model" not in facts:
+        key, kwargs = recipe.model_spec()
+        record["model"] = {"alias": recipe.model, "variant": key, "kwargs": kwargs}
+    record.update({
+        "dataset": recipe.dataset,
+        "data_source": recipe.data_source,
+        "num_train_examples": int(stream.num_examples),
+        "steps_per_epoch": int(stream.steps_per_epoch),
+        "epochs": int(recipe.epochs),
+        "batch_size": int(recipe.batch_size),
+        "lr": float(recipe.lr),
+        "seed": int(recipe.seed),
+        "binarization": recipe.binarize,
+        "hardware": hw["description"],
+        "hardware_details": hw,
+        "strategy": recipe.strategy,
+        "num_replicas": dist.num_replicas,
+        "dtype_policy": policy,
+        "jit_compile": bool(jit),
+        "steps_per_execution": int(spe),
+        "deterministic": bool(deterministic),
+    })
+    return record

@@ -51,9 +51,11 @@ def _check_model(model):
             f"save_pretrained expects a keraszoo model (see keraszoo.models.list_variants()); "
             f"{type(model).__name__} is registered as {registered!r}."
         )
-    for attribute in ("image_shape", "latent_dim", "variant"):
-        if not hasattr(model, attribute):
-            raise ValueError(f"{type(model).__name__} has no {attribute!r}; is it a keraszoo model?")
+    from keraszoo.models import BaseAutoEncoder
+
+    if not isinstance(model, BaseAutoEncoder) or model.variant is None:
+        raise ValueError(f"save_pretrained expects a keraszoo autoencoder (a variant of keraszoo.models.list_variants()); "
+                         f"{type(model).__name__} is registered as {registered!r} but is none.")
     return registered
 
 
@@ -184,8 +186,8 @@ def save_pretrained(
             "registered_name": registered,
             "variant": model.variant,
             "latent_dim": int(model.latent_dim),
-            "architecture": getattr(model, "architecture", None),
-            "is_generative": bool(getattr(model, "is_generative", False)),
+            "architecture": model.architecture,
+            "is_generative": bool(model.is_generative),
         },
         "parameter_count": int(model.count_params()),
         "input": {

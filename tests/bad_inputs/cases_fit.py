@@ -1,7 +1,7 @@
 """Bad training data: ``model.fit`` / ``model.evaluate`` with arrays, ``tf.data`` datasets, generators and
 ``keras.utils.PyDataset``, their counting arguments, and ``keraszoo train`` / ``keraszoo finetune``.
 
-The checks themselves are in ``keraszoo/models/validation.py`` (``TrainingData``). Each ``run``
+The checks themselves are in ``keraszoo/models/checked_data.py`` (``TrainingData``). Each ``run``
 receives an empty tmp folder; inputs it prepares go under ``tmp / "in"``, outputs elsewhere.
 """
 
@@ -237,7 +237,8 @@ def _train(*extra):
 def _cli_cases():
     return [
         cli("cli-finetune-nan-npy", "keraszoo finetune MODEL --data x.npy --out ft (a NaN pixel)",
-            _finetune(_npy("x.npy", with_value(1, np.nan))), ErrorExit, r"^error: --data .*x\.npy: x contains NaN or infinite values"),
+            _finetune(_npy("x.npy", with_value(1, np.nan))), ErrorExit,
+            r"^keraszoo: error: --data .*x\.npy: x contains NaN or infinite values"),
         cli("cli-finetune-float-0-255-npy", "keraszoo finetune MODEL --data x.npy --out ft (float pixels 0..255)",
             _finetune(_npy("x.npy", x(value=255.0))), ErrorExit, r"Float x must be scaled to \[0, 1\], found 255\.\.255.*divide by 255"),
         cli("cli-finetune-empty-npy", "keraszoo finetune MODEL --data x.npy --out ft (no images)",
@@ -245,7 +246,8 @@ def _cli_cases():
         cli("cli-finetune-wrong-size-npy", "keraszoo finetune MODEL --data x.npy --out ft (9x9 images, 8x8 model)",
             _finetune(_npy("x.npy", x(shape=(9, 9, 1)))), ErrorExit, r"holds 9x9 images, expected 8x8"),
         cli("cli-finetune-val-split-leaves-nothing", "keraszoo finetune MODEL --data one.npy --val-split 0.5 (1 image)",
-            _finetune(_npy("one.npy", x(n=1))) + ["--val-split", "0.5"], ErrorExit, r"No training images left after --val-split"),
+            _finetune(_npy("one.npy", x(n=1))) + ["--val-split", "0.5"], ErrorExit,
+            r"No training images left: --val-split 0\.5 holds out 1 of the 1 images"),
         cli("cli-train-val-split-leaves-nothing", "keraszoo train ... --limit 1 --val-split 0.5",
             _train("--limit", "1", "--val-split", "0.5"), ErrorExit,
             r"No training images left: --val-split 0\.5 holds out 1 of the 1 images"),

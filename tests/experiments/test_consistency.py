@@ -6,13 +6,17 @@ import json
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
+import keraszoo
 from keraszoo.experiments import consistency
-from keraszoo.experiments.reference import np_forward
-from keraszoo.experiments.reference import np_jacobian_frobenius_sq
 from keraszoo.models import list_variants
 from keraszoo.models import networks
 from keraszoo.models import vqvae
+from keraszoo.models.autoencoder import AutoEncoder
+from keraszoo.models.base import BaseAutoEncoder
+from keraszoo.models.reference import np_forward
+from keraszoo.models.reference import np_jacobian_frobenius_sq
 from tests.experiments.report_fixtures import find
 from tests.experiments.report_fixtures import results_dir_for
 
@@ -66,15 +70,12 @@ def test_every_variant_is_recomputed_or_reported_not_checked(name, mnist_sample)
     """What ``evaluate`` reports for each variant matches the NumPy terms; a variant without them fails, visibly."""
     x, y = mnist_sample[0][:64], mnist_sample[1][:64].astype("int64")
     cls = list_variants()[name]
-    architecture = getattr(cls, "architectures", ("dense",))[0]
+    architecture = cls.architectures[0]
     model = cls(latent_dim=4, architecture=architecture, hidden_dims=(32,), conv_filters=(8, 16), seed=1)
     model.compile()
-    reported = model.evaluate(x, y if getattr(model, "requires_labels", False) else None, batch_size=32, verbose=0,
+    reported = model.evaluate(x, y if model.requires_labels else None, batch_size=32, verbose=0,
                               return_dict=True)
-    terms, problems = consistency.check_test(model, name, reported, x, y, batch_size=32, mc_samples=16)
-    if name not in consistency.REFERENCES:
-        assert problems and problems[0].startswith("not checked"), problems
-        return
+    terms, problems = consistency.check_test(model, reported, x, y, batch_size=32, mc_samples=16)
     assert not problems, problems
     assert {t.name for t in terms} == {k for k in consistency.logged_terms(model) if k in reported}
     for t in terms:
@@ -118,19 +119,60 @@ def test_the_discretized_logistic_likelihood_is_recomputed_with_its_learned_scal
     model.decoder_log_scale.assign(np.log([0.07]))  # not the initial scale: the check must read the trained one
     model.compile()
     reported = model.evaluate(x, batch_size=32, verbose=0, return_dict=True)
-    terms, problems = consistency.check_test(model, name, reported, x, None, batch_size=32, mc_samples=16)
+    terms, problems = consistency.check_test(model, reported, x, None, batch_size=32, mc_samples=16)
     assert not problems and "reconstruction_loss" in {t.name for t in terms}, problems
     assert all(t.ok for t in terms), terms
     reported["reconstruction_loss"] *= 1.02
-    terms, _ = consistency.check_test(model, name, reported, x, None, batch_size=32, mc_samples=16)
+    terms, _ = consistency.check_test(model, reported, x, None, batch_size=32, mc_samples=16)
     assert not next(t for t in terms if t.name == "reconstruction_loss").ok
 
 
-def test_unknown_variant_and_missing_terms_are_not_silent_passes():
+def test_a_model_without_a_reference_and_missing_terms_are_not_silent_passes():
     model = list_variants()["ae"](latent_dim=2, hidden_dims=(8,))
     x = np.zeros((4, 28, 28, 1), "float32")
-    _, problems = consistency.check_test(model, "my_variant", {"total_loss": 1.0}, x, None, batch_size=4)
-    assert problems and "not checked" in problems[0]
-    _, problems = consistency.check_test(model, "ae", {"mse_per_pixel": 0.1}, x, None, batch_size=4)
+    _, problems = consistency.check_test(model, {"mse_per_pixel": 0.1}, x, None, batch_size=4)
     assert problems and "no total_loss" in problems[0]
     keras.backend.clear_session()
+
+
+class NoReferenceAE(BaseAutoEncoder):
+    """A model (not registered) with the AutoEncoder's maths and the base's reference_terms: none."""
+
+    loss_terms = AutoEncoder.loss_terms
+
+
+class NewTermAE(AutoEncoder):
+    """A subclass that logs a term its inherited (AutoEncoder's) reference does not recompute."""
+
+    regularizer_names = ("code_loss",)
+
+    def loss_terms(self, x, training=False):
+        terms = super().loss_terms(x, training)
+        code = ops.mean(ops.sum(ops.square(self.encoder(self._check_inputs(x))), axis=-1))
+        return {**terms, "code_loss": code, "total_loss": terms["total_loss"] + code}
+
+
+def test_no_reference_and_a_term_without_one_are_reported_not_checked(mnist_sample):
+    x = mnist_sample[0][:8]
+    model = NoReferenceAE(latent_dim=2, hidden_dims=(8,), seed=0)
+    model.compile()
+    reported = model.evaluate(x, batch_size=4, verbose=0, return_dict=True)
+    terms, problems = consistency.check_test(model, reported, x, None, batch_size=4)
+    assert not terms and problems == ["not checked: NoReferenceAE has no NumPy reference (reference_terms)"]
+    model = NewTermAE(latent_dim=2, hidden_dims=(8,), seed=0)
+    model.compile()
+    reported = model.evaluate(x, batch_size=4, verbose=0, return_dict=True)
+    terms, problems = consistency.check_test(model, reported, x, None, batch_size=4)
+    assert "not checked: test code_loss has no NumPy recomputation" in problems, problems
+    assert not next(t for t in terms if t.name == "total_loss").ok  # AutoEncoder's total leaves the new term out
+
+
+def test_check_run_uses_a_given_model_instead_of_loading_one(results, tmp_path):
+    results_dir, data_dir, records = results
+    record = find(records, "latent", latent_dim=2)
+    model = keraszoo.load(str(results_dir / record["model_dir"]))
+    moved = copy.deepcopy(record)
+    moved["model_dir"] = "nowhere"  # the saved model is not read
+    check = consistency.check_run(moved, tmp_path, data_dir=data_dir, model=model)
+    assert check.ok, check.problems()
+    assert not consistency.check_run(moved, tmp_path, data_dir=data_dir).ok  # without it, the model must load

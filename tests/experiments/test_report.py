@@ -8,6 +8,8 @@ import pytest
 from keraszoo.cli import main
 from keraszoo.experiments import figures
 from keraszoo.experiments import report
+from keraszoo.experiments import view
+from keraszoo.experiments.studies import STUDIES
 from tests.experiments.report_fixtures import results_dir_for
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -39,7 +41,7 @@ def test_report_files_figures_and_tables(written):
         assert f"figures/{name}" in text
     for r in records:  # the tables hold each run's numbers
         row = next(line for line in text.splitlines() if line.startswith(f"| {r['run_id']} |"))
-        assert report._fmt(r["test"]["total_loss"]) in row and report._fmt(r["history"]["total_loss"][-1]) in row
+        assert view.fmt(r["test"]["total_loss"]) in row and view.fmt(r["history"]["total_loss"][-1]) in row
     assert "keraszoo experiment beta --dataset mnist --budget smoke" in text and "keraszoo report" in text
     assert "### Discussion" in text and "Lowest test reconstruction error" in text
     assert "## Literature" in text and "## Consistency check" in text
@@ -83,7 +85,7 @@ def test_contractive_discussion_sets_each_penalty_beside_the_unpenalized_cae_too
                 "test": {"reconstruction_loss": rec, "jacobian_frobenius": jac, "code_shift_relative": 0.5}}
 
     runs = [run("c0", "cae", 0.0, 150.0, 10.0), run("c1", "cae", 1.0, 165.0, 1.0), run("ae", "ae", None, 80.0, 20.0)]
-    text = "\n".join(report.discussion(report.Study(name="contractive", runs=runs, results_dir=tmp_path)))
+    text = "\n".join(report.discussion(view.StudyRuns(name="contractive", runs=runs, spec=STUDIES["contractive"])))
     assert "jacobian_frobenius: contractive_weight=1, model=cae 1 against the unpenalized CAE's (lambda = 0) 10 " \
            "(-90.0 %)." in text
     assert "reconstruction_loss: contractive_weight=1, model=cae 165 against the unpenalized CAE's (lambda = 0) " \

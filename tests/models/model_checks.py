@@ -14,35 +14,17 @@ import keraszoo.models  # noqa: F401  (registers the classes)
 
 # The NumPy reference lives in the package (the experiment report's consistency check runs it from a wheel);
 # the model tests import it from here.
-from keraszoo.experiments.reference import np_bce  # noqa: F401
-from keraszoo.experiments.reference import np_discretized_logistic_nll  # noqa: F401
-from keraszoo.experiments.reference import np_forward  # noqa: F401
-from keraszoo.experiments.reference import np_kl_std_normal  # noqa: F401
-from keraszoo.experiments.reference import np_log_normal  # noqa: F401
-from keraszoo.experiments.reference import np_sigmoid  # noqa: F401
-from keraszoo.experiments.reference import np_softplus  # noqa: F401
+from keraszoo.models.reference import np_bce  # noqa: F401
+from keraszoo.models.reference import np_discretized_logistic_nll  # noqa: F401
+from keraszoo.models.reference import np_forward  # noqa: F401
+from keraszoo.models.reference import np_kl_std_normal  # noqa: F401
+from keraszoo.models.reference import np_log_normal  # noqa: F401
+from keraszoo.models.reference import np_sigmoid  # noqa: F401
+from keraszoo.models.reference import np_softplus  # noqa: F401
 
 
 def to_numpy(t):
     return np.asarray(ops.convert_to_numpy(t))
-
-
-def labels_for(model, n):
-    """Class labels ``0, 1, .., K-1, 0, ..`` for ``n`` examples of a conditional model (``requires_labels``); else ``None``."""
-    return np.arange(n) % model.num_classes if getattr(model, "requires_labels", False) else None
-
-
-def given(model, labels):
-    """The label argument of a conditional model's API, ``{"labels": labels}``; ``{}`` for the others.
-
-    ``model.encode(x, **given(model, y))`` runs the same contract over conditional and unconditional variants.
-    """
-    return {"labels": labels} if getattr(model, "requires_labels", False) else {}
-
-
-def code_shape(model):
-    """One example's ``encode(x)`` shape: ``model.code_shape`` (a VQ-VAE's ``(h, w)`` grid of indices), else ``(latent_dim,)``."""
-    return tuple(getattr(model, "code_shape", (model.latent_dim,)))
 
 
 def check_config_roundtrip(model):
@@ -64,7 +46,7 @@ def check_keras_roundtrip(model, x, path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded) is type(model)
-    kw = given(model, labels_for(model, len(x)))
+    kw = model.label_kwargs(model.cycled_labels(len(x)))
     np.testing.assert_allclose(to_numpy(loaded.reconstruct(x, **kw)), to_numpy(model.reconstruct(x, **kw)), atol=1e-6)
     np.testing.assert_allclose(to_numpy(loaded.encode(x, **kw)), to_numpy(model.encode(x, **kw)), atol=1e-6)
     return loaded
@@ -73,10 +55,10 @@ def check_keras_roundtrip(model, x, path):
 def check_api_shapes(model, x):
     n = x.shape[0]
     shape = tuple(model.image_shape)
-    y = labels_for(model, n)
-    kw = given(model, y)
+    y = model.cycled_labels(n)
+    kw = model.label_kwargs(y)
     z = to_numpy(model.encode(x, **kw))
-    assert z.shape == (n,) + code_shape(model)
+    assert z.shape == (n,) + tuple(model.code_shape)
     rec = to_numpy(model.reconstruct(x, **kw))
     assert rec.shape == (n,) + shape and rec.min() >= 0 and rec.max() <= 1
     np.testing.assert_allclose(to_numpy(model(x if y is None else (x, y))), rec, atol=1e-6)
@@ -94,9 +76,9 @@ def check_api_shapes(model, x):
     batch_strip = to_numpy(model.interpolate(x[:2], x[2:4], steps=3, **ends(slice(0, 2), slice(2, 4))))
     assert batch_strip.shape == (2, 3) + shape
     if model.is_generative:
-        samples = to_numpy(model.sample(6, **given(model, labels_for(model, 6))))
+        samples = to_numpy(model.sample(6, **model.label_kwargs(model.cycled_labels(6))))
         assert samples.shape == (6,) + shape and samples.min() >= 0 and samples.max() <= 1
-        kw = given(model, 1)
+        kw = model.label_kwargs(1)
         np.testing.assert_allclose(to_numpy(model.sample(3, seed=7, **kw)), to_numpy(model.sample(3, seed=7, **kw)),
                                    err_msg="sample(seed=int) must be reproducible")
     else:
@@ -115,7 +97,7 @@ def check_fit_step(model, x):
     path is exercised by every variant's learning test.
     """
     model.compile(run_eagerly=True)
-    history = model.fit(x, labels_for(model, len(x)), epochs=1, batch_size=len(x) // 2 + 1, verbose=0)  # a short last batch
+    history = model.fit(x, model.cycled_labels(len(x)), epochs=1, batch_size=len(x) // 2 + 1, verbose=0)  # a short last batch
     logs = {k: v[-1] for k, v in history.history.items()}
     for name in ("loss", "total_loss", "reconstruction_loss", *model.regularizer_names):
         assert name in logs and np.isfinite(logs[name]), f"missing or non-finite metric {name}: {logs}"

@@ -17,8 +17,8 @@ SHAPES = {"mnist": (28, 28, 1), "cifar": (32, 32, 3)}
 
 
 def architectures(name):
-    """The architectures a variant builds: its class's ``architectures`` (the VQ-VAE's grid of codes: conv only), else both."""
-    return tuple(getattr(list_variants()[name], "architectures", ("dense", "conv")))
+    """The architectures a variant builds: its class's ``architectures`` (the VQ-VAE's grid of codes: conv only)."""
+    return tuple(list_variants()[name].architectures)
 
 
 def make(name, shape=(28, 28, 1), architecture=None, **kwargs):
@@ -102,7 +102,7 @@ def test_command_line_hyperparameters_are_constructor_arguments(name):
 def test_evaluation_hook_returns_exactly_the_reported_metrics(name):
     model = make(name)
     x = batch((28, 28, 1), 16)
-    codes = np.asarray(model.encode(x, **model_checks.given(model, model_checks.labels_for(model, len(x)))))
+    codes = np.asarray(model.encode(x, **model.label_kwargs(model.cycled_labels(len(x)))))
     values = model.evaluation_metrics(x, codes, batch_size=8, seed=0)
     reported = {m.name for m in type(model).reported_metrics}
     references = {m.reference for m in type(model).reported_metrics if m.reference}
@@ -116,7 +116,7 @@ def test_evaluation_hook_returns_exactly_the_reported_metrics(name):
 def test_sample_works_exactly_for_generative_variants(name):
     model = make(name)
     if model.is_generative:
-        assert tuple(model.sample(2, seed=0, **model_checks.given(model, 0)).shape) == (2, 28, 28, 1)
+        assert tuple(model.sample(2, seed=0, **model.label_kwargs(0)).shape) == (2, 28, 28, 1)
     else:
         with pytest.raises(NotImplementedError, match="not a generative model"):
             model.sample(2)
@@ -157,13 +157,13 @@ def test_weights_file_roundtrip_after_training(name, tmp_path):
     model = make(name)
     x = batch((28, 28, 1), 16)
     model.compile(run_eagerly=True)  # the compiled path is covered by the learning test
-    labels = model_checks.labels_for(model, len(x))
+    labels = model.cycled_labels(len(x))
     model.fit(x, labels, epochs=2, batch_size=8, verbose=0)
     path = str(tmp_path / "model.weights.h5")
     model.save_weights(path)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model), safe_mode=True)
     clone.load_weights(path)
-    kw = model_checks.given(model, labels)
+    kw = model.label_kwargs(labels)
     np.testing.assert_allclose(model_checks.to_numpy(clone.reconstruct(x, **kw)),
                                model_checks.to_numpy(model.reconstruct(x, **kw)), atol=1e-6)
 
@@ -173,7 +173,7 @@ def test_user_supplied_networks(name, tmp_path):
     cls = list_variants()[name]
     probe = make(name)
     enc_dim = probe._encoder_output_dim()
-    grid = getattr(probe, "quantized_shape", None)  # a VQ-VAE's networks map to and from a grid of code vectors
+    grid = probe.quantized_shape  # a VQ-VAE's networks map to and from a grid of code vectors
     encoder = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                                 keras.layers.Dense(int(np.prod(grid)) if grid else enc_dim, activation=probe.code_activation)]
                                + ([keras.layers.Reshape(grid)] if grid else []), name="my_encoder")
@@ -218,7 +218,7 @@ def test_bad_inputs_raise_clear_value_errors(name):
         model.reconstruct(bad)
     with pytest.raises(ValueError, match="divide uint8-range pixels by 255"):
         model.encode(good * 255)
-    codes = ", ".join(map(str, model_checks.code_shape(model)))
+    codes = ", ".join(map(str, model.code_shape))
     with pytest.raises(ValueError, match=re.escape(f"latent codes of shape (batch, {codes})")):
         model.decode(np.zeros((2, 3), "float32"))
 
@@ -264,7 +264,7 @@ def test_each_variant_learns_on_real_mnist_digits(name, mnist_sample):
     """On 256 real MNIST test digits, 40 compiled (graph-mode) steps cut the loss clearly."""
     x = mnist_sample[0][:256]
     model = list_variants()[name](input_shape=(28, 28, 1), latent_dim=8, seed=3)
-    y = mnist_sample[1][:256] if getattr(model, "requires_labels", False) else None  # a conditional model's labels
+    y = mnist_sample[1][:256] if model.requires_labels else None  # a conditional model's labels
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
     before = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)
     history = model.fit(x, y, epochs=5, batch_size=32, verbose=0, shuffle=True)  # 8 steps an epoch
@@ -289,8 +289,7 @@ def test_loss_weights_add_up_to_total_loss(name, mnist_sample):
         except ValueError:  # IWAE's bound needs beta = 1: the changed weights keep what the class accepts
             model = make(name, **{k: v for k, v in changed.items() if k != "beta"})
         weights = model.loss_weights()
-        kw = {"labels": y} if getattr(model, "requires_labels", False) else {}
-        terms = {k: float(v) for k, v in model.loss_terms(x, **kw).items()}
+        terms = {k: float(v) for k, v in model.loss_terms(x, **model.label_kwargs(y)).items()}
         assert set(weights) <= set(terms), (weights, sorted(terms))
         for arg, value in changed.items():
             if getattr(model, arg, None) == value:

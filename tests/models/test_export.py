@@ -23,7 +23,7 @@ from keraszoo.models import list_variants
 from tests.models.model_checks import to_numpy
 
 #: the exported variants; conditional ones (requires_labels) are refused, see test_conditional_models_are_refused_clearly.
-VARIANTS = sorted(key for key, cls in list_variants().items() if not getattr(cls, "requires_labels", False))
+VARIANTS = sorted(key for key, cls in list_variants().items() if not cls.requires_labels)
 CONDITIONAL = sorted(set(list_variants()) - set(VARIANTS))
 #: configurations whose endpoints take other code paths than the dense default.
 EXTRA_CASES = {
@@ -112,13 +112,13 @@ def served(tmp_path_factory):
             model = build()
             x = rng.random((5,) + tuple(model.image_shape), dtype=np.float32)
             z = rng.standard_normal((5, model.latent_dim)).astype("float32")
-            if hasattr(model, "code_shape"):  # codes that are not flat floats (a VQ-VAE's grid of indices): real ones
+            if not model.has_flat_codes:  # codes that are not flat floats (a VQ-VAE's grid of indices): real ones
                 z = to_numpy(model.encode(rng.random((5,) + tuple(model.image_shape), dtype=np.float32)))
             np.save(folder / "x.npy", x)
             np.save(folder / "z.npy", z)
             path = model.export(folder / "export", verbose=False)
             assert path == folder / "export"
-            facts = {"generative": model.is_generative, "code_shape": getattr(model, "code_shape", (model.latent_dim,))}
+            facts = {"generative": model.is_generative, "code_shape": model.code_shape}
             results[case] = (facts, expected_outputs(model, x, z))
             folders.append(str(folder))
         except Exception as err:  # noqa: BLE001 - reported by the case's own test

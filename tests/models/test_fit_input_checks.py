@@ -1,4 +1,4 @@
-"""``fit`` and ``evaluate`` check their data as ``encode`` checks its input (keraszoo.models.validation.TrainingData).
+"""``fit`` and ``evaluate`` check their data as ``encode`` checks its input (keraszoo.models.checked_data.TrainingData).
 
 Arrays are checked in full before training, ``tf.data`` datasets by ``element_spec`` and then batch by
 batch in the pipeline, generators and ``PyDataset`` batch by batch; a failed check raises a
@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from keraszoo import data
 from keraszoo.models import AutoEncoder
-from keraszoo.models import validation
+from keraszoo.models import checked_data
+from keraszoo.models import image_checks
 
 SHAPE = (8, 8, 1)
 
@@ -125,16 +126,16 @@ def test_a_bad_batch_later_in_a_stream_stops_training_where_it_appears(shared_mo
 
 
 def test_the_array_check_reads_slices_and_finds_the_first_bad_image(monkeypatch):
-    monkeypatch.setattr(validation, "CHECK_SLICE_VALUES", 3 * 64)  # 3 images per slice
+    monkeypatch.setattr(image_checks, "CHECK_SLICE_VALUES", 3 * 64)  # 3 images per slice
     x = images(10)
     x[7, 0, 0, 0], x[8, 0, 0, 0], x[2, 4, 4, 0] = np.nan, np.nan, np.inf
     with pytest.raises(ValueError, match=r"received NaN and Inf values \(2 NaN, 1 Inf, the first in x\[2\]\)"):
-        validation.check_image_array(x, SHAPE, "AE.fit(x)")
+        image_checks.check_image_array(x, SHAPE, "AE.fit(x)")
     y = images(10)
     y[8] *= 255
     with pytest.raises(ValueError, match=r"received values in \[[\d.e-]+, 2[\d.]+\] \(the first image outside: x\[8\]"):
-        validation.check_image_array(y, SHAPE, "AE.fit(x)")
-    validation.check_image_array(images(10), SHAPE, "AE.fit(x)")  # good data in several slices
+        image_checks.check_image_array(y, SHAPE, "AE.fit(x)")
+    image_checks.check_image_array(images(10), SHAPE, "AE.fit(x)")  # good data in several slices
 
 
 def test_tensorflow_min_and_max_propagate_nan_as_the_dataset_check_assumes():
@@ -192,9 +193,9 @@ def test_generators_may_yield_images_alone_and_pydatasets_are_checked(shared_mod
 def test_keraszoo_pipelines_get_their_spec_checked_and_other_datasets_a_check_map_once(shared_model):
     from keraszoo.data.pipelines import VALUES_CHECKED
 
-    assert VALUES_CHECKED == validation._VALUES_CHECKED
+    assert VALUES_CHECKED == checked_data._VALUES_CHECKED
     x = images()
-    checks = validation.TrainingData(SHAPE, "AutoEncoder.fit")
+    checks = checked_data.TrainingData(SHAPE, "AutoEncoder.fit")
     stream = data.EpochStream((x * 255).astype(np.uint8), batch_size=4, seed=0)
     built = [data.from_numpy(x, batch_size=4), data.from_numpy(x, np.arange(8), batch_size=4), stream.dataset(),
              stream.partial_epoch(0, 1), stream.dataset().with_options(tf.data.Options())]
@@ -215,8 +216,8 @@ def test_keraszoo_pipelines_get_their_spec_checked_and_other_datasets_a_check_ma
 
 def test_evaluate_is_checked_and_fit_does_not_check_its_validation_data_every_epoch(shared_model, monkeypatch):
     calls = []
-    original = validation.check_image_array
-    monkeypatch.setattr(validation, "check_image_array", lambda *a, **k: (calls.append(k.get("name")), original(*a, **k)))
+    original = image_checks.check_image_array
+    monkeypatch.setattr(image_checks, "check_image_array", lambda *a, **k: (calls.append(k.get("name")), original(*a, **k)))
     model = shared_model
     x = images()
     model.fit(x, epochs=2, batch_size=8, verbose=0, validation_data=(x,))
@@ -276,7 +277,7 @@ def test_checks_neither_retrace_the_train_step_nor_change_what_is_trained_on():
     assert results[True][0] == results[False][0]
     for a, b in zip(results[True][1], results[False][1]):
         np.testing.assert_array_equal(a, b)
-    checked = validation.TrainingData(SHAPE, "AutoEncoder.fit").inputs(ds)
+    checked = checked_data.TrainingData(SHAPE, "AutoEncoder.fit").inputs(ds)
     assert checked.element_spec == ds.element_spec and int(checked.cardinality()) == int(ds.cardinality())
 
 

@@ -33,18 +33,17 @@ for name, cls in sorted(M.list_variants().items()):
         continue
     model = cls(input_shape=(28, 28, 1), latent_dim=6, hidden_dims=(64,), seed=0)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    labels = y if getattr(cls, "requires_labels", False) else None  # a conditional variant trains on (x, y)
-    given = {} if labels is None else {"labels": 0}
-    term = "reconstruction_loss" if name == "aae" else "total_loss"
+    labels = y if cls.requires_labels else None  # a conditional variant trains on (x, y)
+    phases = model.training_phases()  # several: an adversarial game, whose total is not minimised jointly
+    term = "reconstruction_loss" if len(phases) > 1 else "total_loss"
     before = model.evaluate(x, labels, verbose=0, return_dict=True)[term]
     history = model.fit(x, labels, epochs=4, batch_size=32, verbose=0)
     after = model.evaluate(x, labels, verbose=0, return_dict=True)[term]
     logs = {k: v[-1] for k, v in history.history.items()}
     out[name] = {"before": before, "after": after, "loss": logs["loss"], "total": logs["total_loss"],
-                 "logs": logs, "sample": list(np.asarray(model.sample(2, **given)).shape) if model.is_generative else None}
-    if name == "aae":  # fit wrote every phase optimizer's state back (24 steps each)
-        out[name]["iterations"] = [int(o.iterations) for o in (
-            model.optimizer, model.discriminator_optimizer, model.generator_optimizer)]
+                 "logs": logs, "sample": list(np.asarray(model.sample(2, **model.label_kwargs(0))).shape) if model.is_generative else None}
+    if len(phases) > 1:  # fit wrote every phase optimizer's state back (24 steps each)
+        out[name]["iterations"] = [int(p.optimizer.iterations) for p in phases]
 print("RESULT" + json.dumps(out))
 """
 

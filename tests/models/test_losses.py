@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keraszoo.experiments.reference import np_discretized_logistic_nll
 from keraszoo.models import losses
+from keraszoo.models.reference import np_discretized_logistic_nll
 
 
 def np_softplus(v):

@@ -446,8 +446,8 @@ def test_saved_model_serves_indices_and_prior_samples(mnist_sample, tmp_path):
 
 @pytest.mark.slow
 def test_training_script_trains_the_prior_second(tmp_path):
-    from keraszoo.training.train import main
     from tests.conftest import SHARED_DATA
+    from tests.training.helpers import train_cli
 
     if not (SHARED_DATA / "mnist.npz").exists():
         pytest.skip("needs mnist.npz in ../shared/data")
@@ -455,7 +455,7 @@ def test_training_script_trains_the_prior_second(tmp_path):
     argv = ["--model", "vqvae", "--dataset", "mnist", "--data-dir", str(SHARED_DATA), "--data-source", "npz",
             "--limit", "256", "--epochs", "1", "--batch-size", "64", "--latent-dim", "8", "--conv-filters", "8,16",
             "--prior-epochs", "1", "--out", str(out)]
-    assert main(argv) == 0
+    assert train_cli(argv) == 0
     import keraszoo
 
     model = keraszoo.load(str(out))

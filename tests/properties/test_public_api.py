@@ -2,7 +2,7 @@
 result or raises one of the documented errors -- nothing else, and the right one of the two.
 
 For each method an *oracle* written from the documented contract (README, the
-docstrings of ``keraszoo.models.validation``) says whether an input is valid:
+docstrings of ``keraszoo.models.checks`` and ``keraszoo.models.image_checks``) says whether an input is valid:
 
 * images: shape ``(batch,) + input_shape``, a floating dtype, finite values within
   ``[0, 1]`` (1e-6 tolerance; float64 is converted to float32 first); an empty batch is valid;

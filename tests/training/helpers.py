@@ -11,6 +11,28 @@ import numpy as np
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO_ROOT / "training" / "train.py"
+KILLED_SCRIPT = REPO_ROOT / "tests" / "support" / "train_killed.py"
+
+
+def train_cli(argv) -> int:
+    """``keraszoo train ARGV`` in this process (``keraszoo.cli.main``): its exit status."""
+    from keraszoo.cli import main
+
+    return main(["train", *[os.fspath(a) for a in argv]])
+
+
+def train_in_process(argv) -> int:
+    """The run of the ``keraszoo train`` command line ``argv``, straight through the engine: its status.
+
+    Unlike :func:`train_cli` an exception (a simulated crash) propagates.
+    """
+    from keraszoo.training.arguments import parse_train_argv
+    from keraszoo.training.train import run
+
+    argv = [os.fspath(a) for a in argv]
+    recipe, context = parse_train_argv(argv)
+    return run(recipe, context.out, work_dir=context.work_dir, data_dir=context.data_dir, verbose=context.verbose,
+               cpu_replicas=context.cpu_replicas, argv=argv).status
 
 
 def base_args(data_dir, **overrides):
@@ -99,21 +121,24 @@ def assert_same_weights(a, b, atol=0.0):
             np.testing.assert_allclose(wa[k], wb[k], atol=atol, rtol=0, err_msg=k)
 
 
-def run_script(argv, *, env=None, prelude=None, timeout=240):
+def run_script(argv, *, env=None, prelude=None, kill=None, timeout=240):
     """Run ``training/train.py`` in a fresh Python process.
 
-    ``prelude``: Python code run before the script's ``main`` (e.g. to split
-    the CPU into logical devices before TensorFlow initializes).
+    ``prelude``: Python code run before the command (e.g. to split the CPU
+    into logical devices before TensorFlow initializes); ``kill``: a
+    ``STEP[@PHASE]`` at which the run is SIGKILLed (``tests/support/train_killed.py``).
     """
     full_env = dict(os.environ)
     full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     full_env.update(env or {})
-    if prelude is None:
+    if kill is not None:
+        cmd = [sys.executable, str(KILLED_SCRIPT), str(kill), "train", *argv]
+    elif prelude is None:
         cmd = [sys.executable, str(TRAIN_SCRIPT), *argv]
     else:
         code = (
             f"import sys\n{prelude}\n"
-            "from keraszoo.training.train import main\nsys.exit(main(sys.argv[1:]))\n"
+            "from keraszoo.cli import main\nsys.exit(main(['train', *sys.argv[1:]]))\n"
         )
         cmd = [sys.executable, "-c", code, *argv]
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout,

@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 
+from keraszoo.training import backup as bk
 from keraszoo.training import callbacks as cb
 from keraszoo.training import fitting
 from keraszoo.training import recipe
 from keraszoo.training import runtime
+from tests.support import faults
 
 
 def _tiny_vae(seed=0):
@@ -21,7 +23,7 @@ def _tiny_vae(seed=0):
 
 def test_backup_counts_global_steps_with_steps_per_execution(tmp_path):
     model = _tiny_vae()
-    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=8, save_freq=3)
+    backup = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=8, save_freq=3)
     backup.set_model(model)
     saved = []
     backup._save = lambda logs=None: saved.append(backup.global_step) or setattr(
@@ -47,33 +49,33 @@ def test_backup_restores_weights_optimizer_and_random_state(tmp_path):
     x = np.random.default_rng(0).random((8, 4, 4, 1), dtype=np.float32)
     model = _tiny_vae()
     model.fit(x, epochs=1, batch_size=4, verbose=0)  # moves weights, optimizer and RNG state
-    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1})
+    backup = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1})
     backup.set_model(model)
     backup.global_step = 2
     backup._save({"loss": 1.0})
     assert json.loads((tmp_path / "b" / "latest.json").read_text())["global_step"] == 2
 
     fresh = _tiny_vae()
-    other = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1})
+    other = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1})
     assert other.restore(fresh) == 2
     for a, b in zip(model.variables, fresh.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
     assert int(fresh.optimizer.iterations.numpy()) == 2
-    assert cb.rng_variables(fresh) and all(
+    assert bk.rng_variables(fresh) and all(
         np.array_equal(np.asarray(a), np.asarray(b))
-        for a, b in zip(cb.rng_variables(model), cb.rng_variables(fresh)))
+        for a, b in zip(bk.rng_variables(model), bk.rng_variables(fresh)))
     # the next random draws continue the saved stream
     np.testing.assert_array_equal(np.asarray(model.encode(x, sample=True)),
                                   np.asarray(fresh.encode(x, sample=True)))
 
-    mismatch = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 2})
+    mismatch = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 2})
     with pytest.raises(recipe.BackupMismatchError, match="differs in: lr"):
         mismatch.restore(_tiny_vae())
 
 
 def test_backup_never_saves_nan_and_survives_partial_writes(tmp_path):
     model = _tiny_vae()
-    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
+    backup = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
     backup.set_model(model)
     backup.global_step = 4
     backup._save({"loss": float("nan")})
@@ -100,16 +102,13 @@ def test_throughput_counts_training_time(monkeypatch):
     assert t.steady_images_per_s == pytest.approx(200 / 2.0)  # without the first batch
 
 
-def test_kill_hook_from_environment(monkeypatch):
-    backup = cb.ResumableBackup("unused", steps_per_epoch=4)
-    monkeypatch.delenv(cb.KILL_ENV, raising=False)
-    assert cb.kill_hook_from_env(backup) is None
-    monkeypatch.setenv(cb.KILL_ENV, "3:raise")
-    hook = cb.kill_hook_from_env(backup)
+def test_kill_hook_of_the_tests():
+    backup = bk.ResumableBackup("unused", steps_per_epoch=4)
+    hook = faults.kill_hook("3:raise")(backup)
     backup.global_step = 2
     hook.on_train_batch_end(1)
     backup.global_step = 3
-    with pytest.raises(cb.SimulatedCrash):
+    with pytest.raises(faults.SimulatedCrash):
         hook.on_train_batch_end(2)
 
 
@@ -157,12 +156,12 @@ def test_a_backup_resumes_when_a_newer_keraszoo_adds_a_flag_left_unset(tmp_path)
     # a flag that is set, or a changed value, is named in the refusal.
     model = _tiny_vae()
     model.optimizer.build(model.trainable_variables)
-    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1})
+    backup = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1})
     backup.set_model(model)
     backup.global_step = 2
     backup._save({"loss": 1.0})
-    newer = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1, "num_samples": None})
+    newer = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1, "num_samples": None})
     assert newer.restore(_tiny_vae()) == 2
     for fingerprint, named in (({"lr": 1, "num_samples": 5}, "num_samples"), ({}, "lr")):
         with pytest.raises(recipe.BackupMismatchError, match=f"differs in: {named}\\)"):
-            cb.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint=fingerprint).restore(_tiny_vae())
+            bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint=fingerprint).restore(_tiny_vae())

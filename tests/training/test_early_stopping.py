@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from keraszoo.training import train
 from keraszoo.training.early_stopping import ResumableCheckpoint
 from keraszoo.training.early_stopping import ResumableEarlyStopping
 from tests.training.helpers import assert_same_weights
 from tests.training.helpers import base_args
+from tests.training.helpers import train_cli
 
 
 def _log(path, values, monitor="val_loss"):
@@ -59,14 +59,16 @@ def test_the_state_is_replayed_from_the_log_by_keras_rule(values, patience, stop
     assert checkpoint.best == (min(values) if values else checkpoint.best)  # a worse epoch does not overwrite it
 
 
-def test_a_run_killed_at_an_epoch_boundary_stops_and_ends_as_the_uninterrupted_one(tiny_mnist_dir, tmp_path, monkeypatch):
-    from keraszoo.training.callbacks import SimulatedCrash
+def test_a_run_killed_at_an_epoch_boundary_stops_and_ends_as_the_uninterrupted_one(tiny_mnist_dir, tmp_path):
+    from tests.support.faults import SimulatedCrash
+    from tests.support.faults import injected
+    from tests.training.helpers import train_in_process
 
     # lr 0.2 on 204 digits: the validation loss goes up and down, so patience 1 stops the run early.
     common = {"--epochs": "8", "--early-stopping": "1", "--val-split": "0.2", "--lr": "0.2", "--no-eval": "",
               "--backup-every": "0", "--steps-per-execution": "1"}
     reference = tmp_path / "reference"
-    assert train.main(base_args(tiny_mnist_dir, **common, **{"--out": reference})) == 0
+    assert train_cli(base_args(tiny_mnist_dir, **common, **{"--out": reference})) == 0
     rows = list(csv.DictReader((reference / "training_log.csv").open()))
     val = [float(r["val_loss"]) for r in rows]
     assert len(rows) < 8, val  # it stopped early: the case this test is about
@@ -77,11 +79,9 @@ def test_a_run_killed_at_an_epoch_boundary_stops_and_ends_as_the_uninterrupted_o
     kill_epoch = min(best + 1, len(rows) - 1)
     out = tmp_path / "crashed"
     argv = base_args(tiny_mnist_dir, **common, **{"--out": out})
-    monkeypatch.setenv("KERASZOO_DEBUG_KILL_AFTER_STEP", f"{(kill_epoch + 1) * steps}:raise")
-    with pytest.raises(SimulatedCrash):
-        train.main(argv)
-    monkeypatch.delenv("KERASZOO_DEBUG_KILL_AFTER_STEP")
-    assert train.main(argv) == 0
+    with injected(f"{(kill_epoch + 1) * steps}:raise"), pytest.raises(SimulatedCrash):
+        train_in_process(argv)
+    assert train_cli(argv) == 0
     resumed = [float(r["val_loss"]) for r in csv.DictReader((out / "training_log.csv").open())]
     assert resumed == val  # the same epochs, stopped at the same one
     assert_same_weights(reference, out)  # the best epoch's weights, restored in both

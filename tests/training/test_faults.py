@@ -64,14 +64,14 @@ import numpy as np
 import pytest
 
 import keraszoo
-from keraszoo.training import callbacks as cb
+from keraszoo.training import backup as bk
 from keraszoo.training import runtime
-from keraszoo.training import train
 from keraszoo.training.fitting import RUN_FILES
 from keraszoo.training.fitting import fit_resumable
 from keraszoo.training.recipe import BackupDamagedError
 from keraszoo.training.recipe import CheckpointWriteError
 from keraszoo.training.recipe import TrainingDivergedError
+from tests.support import faults
 from tests.training.helpers import archive_weights_of
 from tests.training.helpers import assert_same_archive
 from tests.training.helpers import assert_same_weights
@@ -80,6 +80,8 @@ from tests.training.helpers import cli_error
 from tests.training.helpers import keraszoo_lines
 from tests.training.helpers import log_rows
 from tests.training.helpers import run_script
+from tests.training.helpers import train_cli
+from tests.training.helpers import train_in_process
 
 #: A VAE (sampling noise) on dynamically binarized digits: every random stream must survive a kill.
 #: 256 images / 32 = 8 steps per epoch; a backup every 3 steps and at each epoch's end.
@@ -112,7 +114,7 @@ def _restore_backup(out, model_kwargs, *, lr=1e-3):
     variant, kwargs = model_kwargs
     model = get_variant(variant)(input_shape=(28, 28, 1), **kwargs)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr))
-    backup = cb.ResumableBackup(backup_dir, steps_per_epoch=full["steps_per_epoch"], fingerprint=full["fingerprint"])
+    backup = bk.ResumableBackup(backup_dir, steps_per_epoch=full["steps_per_epoch"], fingerprint=full["fingerprint"])
     return model, backup.restore(model)
 
 
@@ -133,7 +135,7 @@ def _assert_same_outputs(reference, out, *, epochs):
 
 def _reference(tmp_path_factory, data_dir, epochs):
     out = tmp_path_factory.mktemp("reference") / "run"
-    assert train.main(base_args(data_dir, **RUN_ARGS, **{"--epochs": epochs, "--out": out})) == 0
+    assert train_cli(base_args(data_dir, **RUN_ARGS, **{"--epochs": epochs, "--out": out})) == 0
     return out
 
 
@@ -165,7 +167,7 @@ def kill_points(seed=KILL_SEED, epochs=3):
     boundaries = [e * STEPS for e in range(1, epochs + 1)]
     points = list(zip(sorted(rng.sample(boundaries, 2)), rng.sample(["step", "weights", "saved"], 2)))
     mid = [s for s in backups if s not in boundaries]
-    phases = list(cb.SAVE_PHASES)
+    phases = list(bk.SAVE_PHASES)
     rng.shuffle(phases)
     points += list(zip(rng.sample(mid, 5), phases))
     plain = [s for s in range(1, total) if s not in backups]
@@ -189,26 +191,24 @@ def test_the_kill_points_cover_steps_epoch_boundaries_and_every_phase_of_a_check
     steps = [s for s, _ in points]
     assert steps == sorted(set(steps))  # each restart is killed further on
     assert sum(s % STEPS == 0 for s in steps) == 2
-    assert {w for _, w in points} >= set(cb.SAVE_PHASES)
+    assert {w for _, w in points} >= set(bk.SAVE_PHASES)
     assert sum(w == "step" and s % STEPS != 0 for s, w in points) == 3
     assert expected_backup(8, "step") == 6 and expected_backup(9, "step") == 9
     assert expected_backup(12, "weights") == 9 and expected_backup(12, "pointer") == 12
 
 
-def test_kill_hook_grammar(monkeypatch):
-    backup = cb.ResumableBackup("unused", steps_per_epoch=4)
-    monkeypatch.setenv(cb.KILL_ENV, "12@renamed:raise")
-    hook = cb.kill_hook_from_env(backup)
+def test_kill_hook_grammar():
+    backup = bk.ResumableBackup("unused", steps_per_epoch=4)
+    hook = faults.kill_hook("12@renamed:raise")(backup)
     assert (hook.step, hook.where, hook.mode) == (12, "renamed", "raise") and backup.save_hook is not None
     backup.global_step = 12
     hook.on_train_batch_end(0)  # a phase hook does not fire after a batch
     backup.save_hook("weights", 12)  # nor at another phase ...
     backup.save_hook("renamed", 11)  # ... or another step
-    with pytest.raises(cb.SimulatedCrash, match="backup of global step 12, after its 'renamed'"):
+    with pytest.raises(faults.SimulatedCrash, match="backup of global step 12, after its 'renamed'"):
         backup.save_hook("renamed", 12)
-    monkeypatch.setenv(cb.KILL_ENV, "3@nowhere")
     with pytest.raises(ValueError, match="STEP\\[@PHASE\\]\\[:raise\\].*weights"):
-        cb.kill_hook_from_env(backup)
+        faults.kill_hook("3@nowhere")
 
 
 def test_crashes_inside_backups_and_at_an_epoch_boundary_resume_to_the_uninterrupted_run(
@@ -219,17 +219,15 @@ def test_crashes_inside_backups_and_at_an_epoch_boundary_resume_to_the_uninterru
     backup = out / "train_state" / "backup"
     # (point, the backup latest.json names afterwards, what else is on disk)
     for spec, expected in (("6@weights", 3), ("12@renamed", 9)):
-        monkeypatch.setenv(cb.KILL_ENV, spec + ":raise")
-        with pytest.raises(cb.SimulatedCrash):
-            train.main(argv)
+        with faults.injected(spec + ":raise"), pytest.raises(faults.SimulatedCrash):
+            train_in_process(argv)
         assert _state(out)["global_step"] == expected, spec
         assert not (out / "metadata.json").exists()
-    monkeypatch.delenv(cb.KILL_ENV)
     assert (backup / "step-0000000012" / "state.json").is_file()  # complete, but not (yet) the pointer's
     assert not (backup / ".step-0000000006.tmp").exists()  # redone by the next run's backup of step 6
     # the second run went through the end of epoch 1 (step 8): its row is logged once, not twice
     assert [r["epoch"] for r in log_rows(out)] == ["0"]
-    assert train.main(argv) == 0
+    assert train_cli(argv) == 0
     meta = _assert_same_outputs(reference2, out, epochs=2)
     assert meta["recipe"]["resumed_from_step"] == 9
 
@@ -247,7 +245,7 @@ def test_sigkill_at_ten_random_points_then_resume_gives_exactly_the_uninterrupte
     resumed_from = 0
     for step, where in kill_points():
         spec = _kill_spec(step, where)
-        res = run_script(argv, env={cb.KILL_ENV: spec})
+        res = run_script(argv, kill=spec)
         assert res.returncode == -signal.SIGKILL, (spec, res.stderr[-3000:])
         if resumed_from:
             assert f"(global step {resumed_from})" in res.stderr, spec
@@ -269,7 +267,7 @@ def test_sigkill_at_ten_random_points_then_resume_gives_exactly_the_uninterrupte
     assert meta["recipe"]["resumed_from_step"] == resumed_from
 
 
-#: Run before train.main in the subprocess: SIGKILL in the middle of the final save_pretrained folder
+#: Run before the command in the subprocess: SIGKILL in the middle of the final save_pretrained folder
 #: (config.json, model.weights.h5 and model.keras written; README.md and metadata.json not).
 KILL_IN_SAVE_PRETRAINED = """
 import os, signal
@@ -285,7 +283,7 @@ def test_independent_kills_before_the_first_backup_and_inside_the_final_folder(t
     # before any backup: the rerun starts over (and ends the same)
     out = tmp_path / "early"
     argv = base_args(tiny_mnist_dir, **RUN_ARGS, **{"--epochs": 3, "--out": out})
-    res = run_script(argv, env={cb.KILL_ENV: "2"})
+    res = run_script(argv, kill="2")
     assert res.returncode == -signal.SIGKILL and _state(out) is None
     res = run_script(argv)
     assert res.returncode == 0 and "Resuming" not in res.stderr, res.stderr[-3000:]
@@ -313,7 +311,7 @@ def test_independent_kills_before_the_first_backup_and_inside_the_final_folder(t
 def _one_error(argv, capfd):
     """``keraszoo train ARGV`` fails with exit status 1 and one line on stderr (no traceback); that line."""
     code, lines = cli_error(["train", *argv], capfd)
-    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: "), (code, lines)
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("keraszoo: error: "), (code, lines)
     return lines[0]
 
 
@@ -339,7 +337,7 @@ def test_a_diverging_learning_rate_stops_the_run_with_one_clear_line(tiny_mnist_
     assert 0 < state["global_step"] < bad
     assert f"last good backup (global step {state['global_step']}, finite weights)" in message
     model, step = _restore_backup(out, ("ae", {"latent_dim": 4, "hidden_dims": (32,), "seed": 0}), lr=1e6)
-    assert step == state["global_step"] and cb.weights_are_finite(model)
+    assert step == state["global_step"] and bk.weights_are_finite(model)
     assert int(model.optimizer.iterations.numpy()) == step
 
 
@@ -379,8 +377,8 @@ def test_nan_in_a_later_batch_stops_at_that_step_and_keeps_the_backup_before_it(
     assert [r["epoch"] for r in rows] == ["0", "1"] and rows[0]["loss"] != "nan" and rows[1]["loss"] == "nan"
     fresh = AutoEncoder(input_shape=(8, 8, 1), latent_dim=2, hidden_dims=(8,), seed=0)
     fresh.compile(optimizer=keras.optimizers.Adam(1e-3))
-    assert cb.ResumableBackup(tmp_path / "work" / "backup", steps_per_epoch=8, fingerprint={"test": 1}).restore(fresh) == 12
-    assert cb.weights_are_finite(fresh) and int(fresh.optimizer.iterations.numpy()) == 12
+    assert bk.ResumableBackup(tmp_path / "work" / "backup", steps_per_epoch=8, fingerprint={"test": 1}).restore(fresh) == 12
+    assert bk.weights_are_finite(fresh) and int(fresh.optimizer.iterations.numpy()) == 12
 
 
 def _tiny_model():
@@ -394,7 +392,7 @@ def _tiny_model():
 
 def test_the_backup_refuses_nan_weights_even_after_a_finite_loss(tmp_path):
     model = _tiny_model()
-    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
+    backup = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
     backup.set_model(model)
     backup.global_step = 4
     backup._save({"loss": 1.0})
@@ -421,7 +419,7 @@ def test_a_full_disk_during_a_backup_keeps_the_previous_backup(tiny_mnist_dir, t
                                                                capfd):
     out = tmp_path / "out"
     argv = base_args(tiny_mnist_dir, **RUN_ARGS, **{"--epochs": 2, "--out": out})
-    real, backups = cb.write_file, []
+    real, backups = bk.write_file, []
 
     def write_file(path, data):  # where a backup's bytes reach the disk
         if str(path).endswith("model.weights.h5"):
@@ -431,7 +429,7 @@ def test_a_full_disk_during_a_backup_keeps_the_previous_backup(tiny_mnist_dir, t
                 raise OSError(errno.ENOSPC, "injected")
         return real(path, data)
 
-    monkeypatch.setattr(cb, "write_file", write_file)
+    monkeypatch.setattr(bk, "write_file", write_file)
     message = _one_error(argv, capfd)
     backup = out / "train_state" / "backup"
     assert f"Could not write the training backup {backup}/.step-0000000008.tmp/model.weights.h5" in message
@@ -442,7 +440,7 @@ def test_a_full_disk_during_a_backup_keeps_the_previous_backup(tiny_mnist_dir, t
     model, step = _restore_backup(out, ("vae", {"latent_dim": 4, "hidden_dims": (32,), "seed": 0}))
     assert step == 6 and int(model.optimizer.iterations.numpy()) == 6
     monkeypatch.undo()
-    assert train.main(argv) == 0  # space freed: the same command resumes
+    assert train_cli(argv) == 0  # space freed: the same command resumes
     _assert_same_outputs(reference2, out, epochs=2)
 
 
@@ -460,7 +458,7 @@ def test_a_full_disk_while_writing_the_model_leaves_no_folder_that_looks_complet
     assert _state(out)["global_step"] == 2 * STEPS  # ... and the finished training's backup
     monkeypatch.undo()
     capfd.readouterr()
-    assert train.main(argv) == 0
+    assert train_cli(argv) == 0
     assert "The backup holds the finished training (global step 16): writing the model." in capfd.readouterr().err
     meta = _assert_same_outputs(reference2, out, epochs=2)
     assert meta["recipe"]["resumed_from_step"] == 16
@@ -476,13 +474,13 @@ def _limit():
 
 #: ... from the first backup after step 6 on, no file may grow beyond 4 KB (a backup's weights are ~300 KB).
 LIMIT_AFTER_STEP_6 = _RLIMIT + """
-from keraszoo.training import callbacks as _cb
-_real_save = _cb.ResumableBackup._save
+from keraszoo.training import backup as _bk
+_real_save = _bk.ResumableBackup._save
 def _save(self, logs=None):
     _real_save(self, logs)
     if self._last_saved >= 6:
         _limit()
-_cb.ResumableBackup._save = _save
+_bk.ResumableBackup._save = _save
 """
 
 #: ... once training is done, while the final folder is written.
@@ -510,12 +508,12 @@ def test_a_file_size_limit_during_a_backup_keeps_the_previous_backup(tiny_mnist_
     assert res.returncode == 1, res.stderr[-3000:]
     line = _one_line(res.stderr)
     backup = out / "train_state" / "backup"
-    assert line.startswith(f"error: Could not write the training backup {backup}/.step-0000000008.tmp/model.weights.h5: "
+    assert line.startswith(f"keraszoo: error: Could not write the training backup {backup}/.step-0000000008.tmp/model.weights.h5: "
                            "File too large (a file-size limit (ulimit -f)"), line
     assert "The previous backup (global step 6)" in line
     assert sorted(p.name for p in backup.iterdir()) == ["latest.json", "step-0000000006"]
     model, step = _restore_backup(out, ("vae", {"latent_dim": 4, "hidden_dims": (32,), "seed": 0}))
-    assert step == 6 and cb.weights_are_finite(model)
+    assert step == 6 and bk.weights_are_finite(model)
     res = run_script(argv)
     assert res.returncode == 0 and "(global step 6)" in res.stderr, res.stderr[-3000:]
     _assert_same_outputs(reference3, out, epochs=3)
@@ -529,7 +527,7 @@ def test_a_file_size_limit_while_writing_the_model_leaves_no_folder_that_looks_c
     res = run_script(argv, prelude=LIMIT_WHILE_SAVING)
     assert res.returncode == 1, res.stderr[-3000:]
     line = _one_line(res.stderr)
-    assert line.startswith(f"error: Could not write the trained model to {out}"), line
+    assert line.startswith(f"keraszoo: error: Could not write the trained model to {out}"), line
     assert "File too large" in line
     assert not any((out / name).exists() for name in RUN_FILES) and not list(out.glob(".*.tmp"))
     assert _state(out)["global_step"] == 24
@@ -540,7 +538,7 @@ def test_a_file_size_limit_while_writing_the_model_leaves_no_folder_that_looks_c
 
 def test_backup_write_errors_are_reported_once_with_the_path_and_the_disk(tmp_path, monkeypatch):
     model = _tiny_model()
-    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
+    backup = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
     backup.set_model(model)
     backup.global_step = 4
     backup._save({"loss": 1.0})
@@ -548,7 +546,7 @@ def test_backup_write_errors_are_reported_once_with_the_path_and_the_disk(tmp_pa
     def full(path, text, **kwargs):
         raise OSError(errno.ENOSPC, "injected")
 
-    monkeypatch.setattr(cb, "atomic_write_text", full)
+    monkeypatch.setattr(bk, "atomic_write_text", full)
     with pytest.raises(CheckpointWriteError) as caught:  # the pointer's write fails, after the rename
         backup._save({"loss": 1.0})
     err = caught.value
@@ -561,12 +559,12 @@ def test_a_disk_already_full_is_caught_before_a_backup_writes_anything(tmp_path,
     import collections
 
     model = _tiny_model()
-    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
+    backup = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
     backup.set_model(model)
     backup.global_step = 4
     backup._save({"loss": 1.0})
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(cb.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))  # 100 bytes free
+    monkeypatch.setattr(bk.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))  # 100 bytes free
     backup.global_step = 8
     with pytest.raises(CheckpointWriteError, match=r"step-0000000008\.tmp/model\.weights\.h5: No space left on device "
                                                     r"\(the disk is full: 100 B free of 1\.0 GB\)\. The previous backup "
@@ -580,7 +578,7 @@ def test_a_disk_already_full_is_caught_before_a_backup_writes_anything(tmp_path,
 
 def _two_backups(tmp_path):
     model = _tiny_model()
-    backup = cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
+    backup = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4)
     backup.set_model(model)
     backup.global_step = 4
     backup._save({"loss": 1.0})
@@ -592,16 +590,16 @@ def test_a_truncated_backup_is_a_clear_error_not_a_traceback(tmp_path):
     weights = tmp_path / "b" / "step-0000000004" / "model.weights.h5"
     weights.write_bytes(weights.read_bytes()[:200])
     with pytest.raises(BackupDamagedError, match=f"The training backup {weights} cannot be read .*Delete "):
-        cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4).restore(_tiny_model())
+        bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4).restore(_tiny_model())
 
 
 def test_a_damaged_or_missing_pointer_falls_back_to_the_complete_backup_folder(tmp_path):
     _, backup = _two_backups(tmp_path)
     pointer = tmp_path / "b" / "latest.json"
     pointer.write_text("{not json")
-    assert cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4).restore(_tiny_model()) == 4
+    assert bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4).restore(_tiny_model()) == 4
     pointer.unlink()  # e.g. killed after the first backup's folder got its name, before the pointer
-    assert cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4).restore(_tiny_model()) == 4
+    assert bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4).restore(_tiny_model()) == 4
     (tmp_path / "b" / "step-0000000004" / "state.json").write_text("garbage")
     with pytest.raises(BackupDamagedError, match="is damaged .*Delete that folder"):
-        cb.ResumableBackup(tmp_path / "b", steps_per_epoch=4).restore(_tiny_model())
+        bk.ResumableBackup(tmp_path / "b", steps_per_epoch=4).restore(_tiny_model())

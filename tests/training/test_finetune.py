@@ -11,6 +11,13 @@ from keraszoo import data
 from keraszoo.training import finetune
 
 
+def finetune_cli(argv) -> int:
+    """``keraszoo finetune ARGV`` in this process: its exit status."""
+    from keraszoo.cli import main
+
+    return main(["finetune", *argv])
+
+
 @pytest.fixture(scope="module")
 def pretrained_dir(tmp_path_factory):
     """A save_pretrained folder of a small (untrained) VAE."""
@@ -46,7 +53,7 @@ def test_finetune_script_freezes_the_encoder(pretrained_dir, png_dir, tmp_path):
     out = tmp_path / "ft"
     argv = [str(pretrained_dir), "--data", str(png_dir), "--epochs", "2", "--batch-size", "16",
             "--freeze-encoder", "--out", str(out), "--verbose", "0", "--steps-per-execution", "1"]
-    assert finetune.main(argv) == 0
+    assert finetune_cli(argv) == 0
     base, tuned = keraszoo.load(str(pretrained_dir)), keraszoo.load(str(out))
     for a, b in zip(_arrays(base, "encoder"), _arrays(tuned, "encoder")):
         np.testing.assert_array_equal(a, b)
@@ -63,20 +70,20 @@ def test_finetune_refuses_other_sizes_unless_resize(pretrained_dir, tmp_path, ca
     np.save(tmp_path / "x.npy", x)
     base = [str(pretrained_dir), "--data", str(tmp_path / "x.npy"), "--epochs", "1", "--verbose", "0",
             "--steps-per-execution", "1"]
-    assert finetune.main(base + ["--out", str(tmp_path / "a")]) == 1
+    assert finetune_cli(base + ["--out", str(tmp_path / "a")]) == 1
     err = capsys.readouterr().err
     assert "32x32 images, expected 28x28" in err and "resize=True" in err
-    assert finetune.main(base + ["--resize", "--out", str(tmp_path / "b")]) == 0
+    assert finetune_cli(base + ["--resize", "--out", str(tmp_path / "b")]) == 0
     assert keraszoo.load(str(tmp_path / "b")).image_shape == (28, 28, 1)
 
 
 def test_finetune_reports_bad_inputs(pretrained_dir, tmp_path, capsys):
-    assert finetune.main([str(pretrained_dir), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"),
+    assert finetune_cli([str(pretrained_dir), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"),
                           "--verbose", "0"]) == 1
     assert "no such file or folder" in capsys.readouterr().err
-    assert finetune.main(["no_such_model", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert finetune_cli(["no_such_model", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "no_such_model" in capsys.readouterr().err
-    assert finetune.main([str(pretrained_dir)]) == 2  # --data and --out missing
+    assert finetune_cli([str(pretrained_dir)]) == 2  # --data and --out missing
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +110,7 @@ def test_a_conditional_model_fine_tunes_on_class_folders_and_labelled_archives(c
         out = tmp_path / f"ft_{source.stem}"
         argv = [str(cvae_dir), "--data", str(source), "--epochs", "1", "--batch-size", "10", "--val-split", "0.2",
                 "--out", str(out), "--verbose", "0", "--steps-per-execution", "1"]
-        assert finetune.main(argv) == 0, source
+        assert finetune_cli(argv) == 0, source
         meta = json.loads((out / "metadata.json").read_text())
         assert meta["recipe"]["num_train_examples"] == 24
         assert np.isfinite(meta["metrics"]["val_total_loss"])
@@ -113,18 +120,18 @@ def test_a_conditional_model_fine_tunes_on_class_folders_and_labelled_archives(c
 
 def test_a_conditional_model_refuses_images_without_usable_labels(cvae_dir, png_dir, mnist_sample, tmp_path, capsys):
     flat = [str(cvae_dir), "--data", str(png_dir), "--out", str(tmp_path / "a"), "--verbose", "0"]
-    assert finetune.main(flat) == 1
+    assert finetune_cli(flat) == 1
     assert "outside a class sub-folder" in capsys.readouterr().err and not (tmp_path / "a").exists()
     named = tmp_path / "named"
     (named / "cat").mkdir(parents=True)
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(named / "cat" / "a.png")
-    assert finetune.main([str(cvae_dir), "--data", str(named), "--out", str(tmp_path / "b"), "--verbose", "0"]) == 1
+    assert finetune_cli([str(cvae_dir), "--data", str(named), "--out", str(tmp_path / "b"), "--verbose", "0"]) == 1
     assert "are not class indices 0..9" in capsys.readouterr().err
     images_only = tmp_path / "x.npy"
     np.save(images_only, np.zeros((4, 28, 28), np.uint8))
-    assert finetune.main([str(cvae_dir), "--data", str(images_only), "--out", str(tmp_path / "c"), "--verbose", "0"]) == 1
+    assert finetune_cli([str(cvae_dir), "--data", str(images_only), "--out", str(tmp_path / "c"), "--verbose", "0"]) == 1
     assert "holds images without labels" in capsys.readouterr().err
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, x_train=np.zeros((4, 28, 28), np.uint8), y_train=np.array([0, 1, 2, 12]))
-    assert finetune.main([str(cvae_dir), "--data", str(wrong), "--out", str(tmp_path / "d"), "--verbose", "0"]) == 1
+    assert finetune_cli([str(cvae_dir), "--data", str(wrong), "--out", str(tmp_path / "d"), "--verbose", "0"]) == 1
     assert "labels must be integers in [0, 10)" in capsys.readouterr().err

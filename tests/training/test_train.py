@@ -6,20 +6,29 @@ import signal
 import numpy as np
 import pytest
 
-from keraszoo.training import train
-from keraszoo.training.arguments import args_to_argv
-from keraszoo.training.arguments import resolve_args
+from keraszoo.training import Recipe
+from keraszoo.training.arguments import parse_train_argv
+from keraszoo.training.arguments import recipe_argv
 from keraszoo.training.recipe import UsageError
+from tests.support.faults import SimulatedCrash
+from tests.support.faults import injected
 from tests.training.helpers import assert_same_weights
 from tests.training.helpers import base_args
 from tests.training.helpers import run_script
+from tests.training.helpers import train_cli
+from tests.training.helpers import train_in_process
 from tests.training.helpers import weights_of
+
+
+def args_to_argv(args):
+    """The full command line of a recipe's flat form."""
+    return recipe_argv(Recipe.from_args(args), full=True)
 
 # ------------------------------------------------------------------ arguments
 
 
 def _parse(argv):
-    recipe, context, effective = resolve_args(argv)
+    recipe, context = parse_train_argv(argv)
     return recipe
 
 
@@ -59,18 +68,18 @@ def test_every_preset_names_a_registered_variant():
 
 
 def test_command_line_errors(capsys, tiny_mnist_dir):
-    assert train.main([]) == 2  # --model missing
+    assert train_cli([]) == 2  # --model missing
     assert "--model is required" in capsys.readouterr().err
-    assert train.main(["--model", "vae"]) == 2  # --out missing
-    assert train.main(["--model", "vae", "--epochs", "0", "--out", "x"]) == 2
+    assert train_cli(["--model", "vae"]) == 2  # --out missing
+    assert train_cli(["--model", "vae", "--epochs", "0", "--out", "x"]) == 2
     # a flag the variant does not take is refused before any training
-    rc = train.main(base_args(tiny_mnist_dir, **{"--beta": 2.0, "--out": "unused"}))
+    rc = train_cli(base_args(tiny_mnist_dir, **{"--beta": 2.0, "--out": "unused"}))
     assert rc == 1
     assert "no hyperparameter(s) ['beta']" in capsys.readouterr().err
 
 
 def test_missing_dataset_reports_how_to_fix_it(capsys, tmp_path):
-    rc = train.main(base_args(tmp_path / "empty", **{"--out": tmp_path / "out"}))
+    rc = train_cli(base_args(tmp_path / "empty", **{"--out": tmp_path / "out"}))
     assert rc == 1
     err = capsys.readouterr().err
     assert "KERASZOO_DATA_DIR" in err and "mnist.npz" in err
@@ -89,7 +98,7 @@ def test_recipe_args_round_trip_through_a_command_line():
 
 
 def test_dry_run_prints_the_resolved_configuration(capsys):
-    assert train.main(["--model", "beta_vae", "--dataset", "cifar10", "--dry-run"]) == 0
+    assert train_cli(["--model", "beta_vae", "--dataset", "cifar10", "--dry-run"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["variant"] == "vae" and out["model_kwargs"]["beta"] == 4.0
     assert out["args"]["dataset"] == "cifar10"
@@ -103,7 +112,7 @@ def trained_run(tiny_mnist_dir, tmp_path_factory):
     """One tiny training run (in-process); its folder and argv."""
     out = tmp_path_factory.mktemp("run") / "ae"
     argv = base_args(tiny_mnist_dir, **{"--out": out, "--backup-every": 3})
-    assert train.main(argv) == 0
+    assert train_cli(argv) == 0
     return out, argv
 
 
@@ -136,9 +145,9 @@ def test_run_writes_a_loadable_pretrained_folder(trained_run):
 def test_same_seed_gives_identical_weights_other_seed_does_not(tiny_mnist_dir, tmp_path):
     # the DAE draws corruption noise every step: determinism covers the RNG too
     common = {"--model": "dae", "--no-eval": "", "--epochs": 1}
-    assert train.main(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "a"})) == 0
-    assert train.main(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "b"})) == 0
-    assert train.main(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "c", "--seed": 1})) == 0
+    assert train_cli(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "a"})) == 0
+    assert train_cli(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "b"})) == 0
+    assert train_cli(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "c", "--seed": 1})) == 0
     assert_same_weights(tmp_path / "a", tmp_path / "b")
     wa, wc = weights_of(tmp_path / "a"), weights_of(tmp_path / "c")
     assert any(not np.array_equal(wa[k], wc[k]) for k in wa)
@@ -155,23 +164,23 @@ def test_recipe_from_the_manifest_reruns_the_same_training(trained_run, tmp_path
                        paper={"title": "t", "url": "https://example.org"}, path=path)
     recorded = json.loads((out / "metadata.json").read_text())["recipe"]["args"]
 
-    assert train.main(["--recipe", "ae_tiny", "--manifest", str(path), "--dry-run"]) == 0
+    assert train_cli(["--recipe", "ae_tiny", "--manifest", str(path), "--dry-run"]) == 0
     resolved = json.loads(capsys.readouterr().out)["args"]
     assert resolved == recorded
 
     # flags given with --recipe override it
-    assert train.main(["--recipe", "ae_tiny", "--manifest", str(path), "--epochs", "5", "--dry-run"]) == 0
+    assert train_cli(["--recipe", "ae_tiny", "--manifest", str(path), "--epochs", "5", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["args"]["epochs"] == 5
 
     # and the rerun trains exactly the same weights
     rerun = tmp_path / "rerun"
-    assert train.main(["--recipe", "ae_tiny", "--manifest", str(path), "--out", str(rerun),
+    assert train_cli(["--recipe", "ae_tiny", "--manifest", str(path), "--out", str(rerun),
                        "--data-dir", argv[argv.index("--data-dir") + 1]]) == 0
     assert_same_weights(out, rerun)
     assert json.loads((rerun / "metadata.json").read_text())["recipe"]["rerun_of"] == "ae_tiny"
 
     with pytest.raises(Exception, match="Unknown pretrained model"):
-        resolve_args(["--recipe", "nope", "--manifest", str(path)])
+        parse_train_argv(["--recipe", "nope", "--manifest", str(path)])
 
 
 def test_recipe_args_may_be_an_argv_list(tmp_path, monkeypatch, capsys):
@@ -179,7 +188,7 @@ def test_recipe_args_may_be_an_argv_list(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(arguments, "read_recipe_args",
                         lambda name, path=None: ["--model", "cae", "--contractive-weight", "0.5"])
-    assert train.main(["--recipe", "x", "--dry-run"]) == 0
+    assert train_cli(["--recipe", "x", "--dry-run"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["variant"] == "cae" and out["model_kwargs"]["contractive_weight"] == 0.5
 
@@ -192,22 +201,18 @@ RESUME_ARGS = {"--model": "vae", "--binarize": "dynamic", "--no-eval": "", "--ba
 
 def test_crash_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_mnist_dir, tmp_path, monkeypatch):
     """In-process version of the SIGKILL test below (fast): a crash after step 12."""
-    from keraszoo.training.callbacks import SimulatedCrash
-
     # A VAE (sampling noise) on dynamically binarized data: every random
     # stream and the step bookkeeping must survive the crash.
     common = dict(RESUME_ARGS, **{"--steps-per-execution": 1})
     reference = tmp_path / "reference"
-    assert train.main(base_args(tiny_mnist_dir, **common, **{"--out": reference})) == 0
+    assert train_cli(base_args(tiny_mnist_dir, **common, **{"--out": reference})) == 0
     out = tmp_path / "crashed"
     argv = base_args(tiny_mnist_dir, **common, **{"--out": out})
-    monkeypatch.setenv("KERASZOO_DEBUG_KILL_AFTER_STEP", "11:raise")
-    with pytest.raises(SimulatedCrash):
-        train.main(argv)
-    monkeypatch.delenv("KERASZOO_DEBUG_KILL_AFTER_STEP")
+    with injected("11:raise"), pytest.raises(SimulatedCrash):
+        train_in_process(argv)
     state = json.loads((out / "train_state" / "backup" / "latest.json").read_text())
     assert state["global_step"] == 10
-    assert train.main(argv) == 0
+    assert train_cli(argv) == 0
     assert_same_weights(reference, out)
     assert not (out / "train_state" / "backup").exists()
 
@@ -217,19 +222,19 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_mnis
     # as above, in subprocesses, with 2 steps per execution
     common = RESUME_ARGS
     reference = tmp_path / "reference"
-    assert train.main(base_args(tiny_mnist_dir, **common, **{"--out": reference})) == 0
+    assert train_cli(base_args(tiny_mnist_dir, **common, **{"--out": reference})) == 0
 
     out = tmp_path / "killed"
     argv = base_args(tiny_mnist_dir, **common, **{"--out": out})
     # 8 steps per epoch: backups at steps 6, 8 (epoch end) and 10; killed after step 12.
-    killed = run_script(argv, env={"KERASZOO_DEBUG_KILL_AFTER_STEP": "11"})
+    killed = run_script(argv, kill="11")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (out / "model.weights.h5").exists()
     state = json.loads((out / "train_state" / "backup" / "latest.json").read_text())
     assert state["global_step"] == 10  # epoch 2, step 2: steps 11-12 are lost and redone
 
     # a different configuration may not resume this backup
-    assert train.main(argv + ["--lr", "0.01"]) == 1
+    assert train_cli(argv + ["--lr", "0.01"]) == 1
 
     resumed = run_script(argv)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -245,7 +250,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_mnis
 @pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_the_default_strategy(tiny_mnist_dir, tmp_path):
     common = {"--no-eval": "", "--epochs": 1}
-    assert train.main(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "default"})) == 0
+    assert train_cli(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "default"})) == 0
     res = run_script(base_args(tiny_mnist_dir, **common, **{"--out": tmp_path / "mirrored",
                                                             "--strategy": "mirrored", "--cpu-replicas": 2}))
     assert res.returncode == 0, res.stderr[-2000:]
@@ -264,6 +269,6 @@ def test_cpu_replicas_needs_a_fresh_process(capsys, tiny_mnist_dir, tmp_path):
     tf.constant(0)  # TensorFlow is initialized in this process
     if len(tf.config.list_logical_devices("CPU")) == 3:
         pytest.skip("this process happens to have 3 logical CPUs")
-    rc = train.main(base_args(tiny_mnist_dir, **{"--out": tmp_path / "o", "--strategy": "mirrored",
+    rc = train_cli(base_args(tiny_mnist_dir, **{"--out": tmp_path / "o", "--strategy": "mirrored",
                                                  "--cpu-replicas": 3}))
     assert rc == 1 and "fresh process" in capsys.readouterr().err

@@ -38,13 +38,11 @@ def test_loads_offline_and_reconstructs_the_sample_digits(name, mnist_sample, mo
     if entry["dataset"]["name"] != "mnist":
         pytest.skip("the bundled sample digits are MNIST")
     x = mnist_sample[0][:200]
-    conditional = getattr(model, "requires_labels", False)  # a conditional model is given the digits' labels
-    given = {"labels": mnist_sample[1][:200]} if conditional else {}
-    rec = np.asarray(model.reconstruct(x, **given))
+    rec = np.asarray(model.reconstruct(x, **model.label_kwargs(mnist_sample[1][:200])))  # a conditional model: the labels
     mse = float(np.mean((rec - x) ** 2))
     assert mse < 0.05, f"{name} reconstructs the sample digits with MSE {mse:.4f} per pixel"
     if model.is_generative:
-        drawn = model.sample(4, labels=[0, 1, 2, 3], seed=0) if conditional else model.sample(4, seed=0)
+        drawn = model.sample(4, seed=0, **model.label_kwargs([0, 1, 2, 3]))
         assert np.asarray(drawn).shape == (4, 28, 28, 1)
 
 

@@ -4,8 +4,10 @@ It reads a network's weights and runs its graph itself -- ``Dense``, ``Conv2D``
 (Keras' and :class:`keraszoo.models.networks.Conv2D`), ``Conv2DTranspose``,
 ``Flatten``, ``Reshape``, ``ReLU``, ``Add``, ``Concatenate`` and the
 activations the built-in networks use -- with no Keras op in the arithmetic,
-so that :mod:`keraszoo.experiments.consistency` can recompute what a saved
-model reports, and the model tests can check every loss term against it.
+so that each variant's ``reference_terms`` (its loss terms in NumPy, see
+:mod:`keraszoo.models.reference_estimates`) can recompute what a saved model
+reports for :mod:`keraszoo.experiments.consistency`, and the model tests can
+check every loss term against it.
 
 A layer it does not know raises :class:`UnsupportedLayer` naming it (a check
 that cannot run is reported as such, never passed).
@@ -226,6 +228,17 @@ def np_discretized_logistic_nll(x, mean, log_scale, num_bins=256):
     return per_example_sum(-np.log(upper - lower))
 
 
+def np_gaussian_params(params, bound=None):
+    """``(mean, log_var)`` of a network's Gaussian output (its halves), the log-variance clipped to ``+-bound`` if given."""
+    mean, log_var = np.split(np.asarray(params, "float64"), 2, axis=-1)
+    return mean, log_var if bound is None else np.clip(log_var, -bound, bound)
+
+
+def np_reparameterize(mean, log_var, rng):
+    """One draw of ``N(mean, exp(log_var))`` from ``rng``."""
+    return mean + np.exp(0.5 * log_var) * rng.standard_normal(mean.shape)
+
+
 def np_kl_std_normal(mu, lv):
     return 0.5 * (np.exp(lv) + mu**2 - 1 - lv).sum(-1)
 
@@ -272,6 +285,22 @@ def np_imq_mmd(q, p, base_constant, scales):
         kqq, kpp, kqp = kqq + c / (c + sq(q, q)), kpp + c / (c + sq(p, p)), kqp + c / (c + sq(q, p))
     return float((kqq.sum() - np.trace(kqq)) / (n * (n - 1)) + (kpp.sum() - np.trace(kpp)) / (m * (m - 1))
                  - 2 * kqp.sum() / (n * m))
+
+
+def np_nearest_codes(z_e, codebook):
+    """``(indices, z_q)``: each vector of ``z_e`` (last axis) replaced by its nearest codebook row (squared distance)."""
+    flat = z_e.reshape(-1, codebook.shape[1])
+    distances = (flat**2).sum(1)[:, None] - 2 * flat @ codebook.T + (codebook**2).sum(1)[None, :]
+    indices = distances.argmin(1)
+    return indices.reshape(z_e.shape[:-1]), codebook[indices].reshape(z_e.shape)
+
+
+def np_code_perplexity_usage(indices, num_embeddings):
+    """``(perplexity, usage)`` of a batch's codebook indices: ``exp`` of the entropy of their histogram, and
+    the fraction of the codebook they use."""
+    counts = np.bincount(np.ravel(indices), minlength=num_embeddings).astype("float64")
+    p = counts / max(counts.sum(), 1.0)
+    return float(np.exp(-np.sum(p * np.log(np.maximum(p, 1e-12))))), float(np.mean(counts > 0))
 
 
 # ----------------------------------------------------------------- the contractive penalty

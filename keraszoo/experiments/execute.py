@@ -1,0 +1,200 @@
+"""One run of a sweep: train one model, evaluate and probe that same model, and return its results line.
+
+:func:`execute_run` reads the run's test images (the first ``N`` of the test split,
+binarized as the run is evaluated: :func:`keraszoo.data.evaluation_binarize`) once,
+and hands them to everything that measures the run:
+
+* ``keraszoo.training.train.run`` builds, trains and saves the model, and takes the
+  loss terms on them (``model.evaluate``, through the training engine); it returns
+  the trained model;
+* ``keraszoo.evaluate`` measures that model on them (its ``test_data`` are the same
+  arrays; its k-NN and linear probe fit the codes of the train split's first images);
+* the study's probes (:mod:`keraszoo.experiments.probes`) measure it on them too.
+
+A run whose folder is already complete (an earlier sweep was killed between saving
+it and writing its results line) is loaded from disk and measured, not retrained.
+A configuration that cannot be built for the dataset
+(:class:`keraszoo.errors.ModelBuildError`, raised before any folder is made) is a
+skip, not a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import json
+import math
+import pathlib
+import shutil
+
+from keraszoo.experiments.planning import RunSpec
+from keraszoo.experiments.results import LOGS_DIR
+from keraszoo.experiments.results import WORK_DIR
+from keraszoo.experiments.results import _complete
+
+__all__ = ["RunFailed", "RunSkipped", "execute_run"]
+
+#: ``keraszoo.evaluate``'s fields that describe the evaluation rather than measure the model.
+_SETTINGS = {"dataset", "split", "num_examples", "binarize", "seconds", "iwae_samples"}
+
+
+class RunSkipped(Exception):
+    """The run's model cannot be built for the dataset; the message says why (recorded, not an error)."""
+
+
+class RunFailed(Exception):
+    """A run stopped with an error (the loss diverged, a write failed); the sweep goes on without it."""
+
+
+def _read_history(path: pathlib.Path) -> dict:
+    """``{column: [value per epoch]}`` of a ``training_log.csv`` (``NA`` -> ``None``; all-``NA`` columns dropped)."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = [c for c in (rows[0].keys() if rows else []) if c != "epoch"]
+    history = {}
+    for column in columns:
+        values = [_number(row[column]) for row in rows]
+        if any(v is not None for v in values):
+            history[column] = values
+    return history
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _finite(value):
+    """JSON has no NaN/Inf: they are written as ``null``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int):
+        return value
+    return float(value) if math.isfinite(value) else None
+
+
+@contextlib.contextmanager
+def _tensorflow_warnings_to(stream):
+    """TensorFlow's Python log (retracing warnings, ...) into the run's log, not the sweep's terminal."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    handler = logging.StreamHandler(stream)
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.propagate = saved
+
+
+def execute_run(spec, out, data_dir=None) -> dict:
+    """Train, save, evaluate and probe one run; returns its ``results.jsonl`` record.
+
+    ``spec`` is a :class:`RunSpec` (or its dict); ``out`` the sweep folder. The
+    run's folder is ``out/spec.model_dir``; what the run prints goes to
+    ``out/logs/<run_id>.log``. A complete folder is evaluated without retraining.
+
+    Raises:
+        RunSkipped: the model cannot be built for the dataset (the reason).
+        RunFailed: training stopped with an error (the message).
+    """
+    import keras
+
+    import keraszoo
+    from keraszoo import data
+    from keraszoo.errors import ModelBuildError
+    from keraszoo.errors import UsageError
+    from keraszoo.training import train
+
+    spec = spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)
+    root = pathlib.Path(out)
+    model_dir, work_dir = root / spec.model_dir, root / WORK_DIR / spec.run_id
+    (root / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+    recipe = spec.recipe()
+    binarize = data.evaluation_binarize(recipe.binarize)
+    keras.backend.clear_session()
+    with open(root / LOGS_DIR / f"{spec.run_id}.log", "a") as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _tensorflow_warnings_to(log):
+        try:  # the run's test images, read once: training's own evaluation, keraszoo.evaluate and the probes
+            test = data.load_arrays(spec.dataset, f"test[:{spec.evaluation['num_examples']}]",
+                                    source=recipe.data_source, data_dir=data_dir, binarize=binarize)
+        except ValueError as err:  # no dataset here (DatasetUnavailableError), a split too small
+            raise RunFailed(f"{spec.run_id}: {err}") from None
+        if _complete(model_dir):
+            model = keraszoo.load(model_dir)  # finished by an earlier sweep, killed before its results line
+        else:
+            print(f"keraszoo experiment: training {spec.run_id}", flush=True)
+            try:
+                trained = train.run(recipe, model_dir, work_dir=work_dir, data_dir=data_dir, verbose=0,
+                                    test_data=test)
+            except ModelBuildError as err:  # a model that cannot exist for this dataset is a skip
+                raise RunSkipped(str(err)) from None
+            except UsageError as err:
+                raise RunFailed(f"{spec.run_id}: {err}") from None
+            if trained.status != 0:
+                raise RunFailed(f"{spec.run_id}: training stopped (exit status {trained.status}); "
+                                f"see {LOGS_DIR}/{spec.run_id}.log.")
+            model = trained.model
+        metrics = _measure(model, spec, recipe, test, binarize, data_dir)
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    num_params = int(meta.get("parameter_count") or model.count_params())
+    record = _record(spec, meta, metrics, _read_history(model_dir / "training_log.csv"), binarize, num_params)
+    shutil.rmtree(work_dir, ignore_errors=True)  # the backups: the folder is complete
+    return record
+
+
+def _measure(model, spec: RunSpec, recipe, test, binarize, data_dir) -> dict:
+    """``keraszoo.evaluate``'s metrics and the study's probes, on the run's test images ``test``."""
+    import keraszoo
+    from keraszoo.experiments.probes import compute_probes
+
+    ev, (x, y) = spec.evaluation, test
+    # The k-NN and linear probe fit the codes of the train split's first images (binarized as the test images).
+    metrics = keraszoo.evaluate(model, (x, y), dataset=spec.dataset, split="test", source=recipe.data_source,
+                                data_dir=data_dir, binarize=binarize, max_train_examples=ev["knn_train_examples"],
+                                iwae_samples=ev["iwae_samples"], fid=ev["fid"], seed=spec.seed)
+    return {"evaluate": metrics, "probes": compute_probes(model, x, y, spec.probes, seed=spec.seed)}
+
+
+def _record(spec: RunSpec, meta: dict, metrics: dict, history: dict, binarize, num_params: int) -> dict:
+    """The run's ``results.jsonl`` line from its saved ``metadata.json``, its measures and its training log."""
+    from keraszoo.version import __version__
+
+    evaluated = metrics["evaluate"]
+    # test: the loss terms (model.evaluate, by the training engine), then evaluate's metrics, then the probes.
+    test = {k[len("test_"):]: v for k, v in meta.get("metrics", {}).items() if k.startswith("test_")}
+    for source in ({k: v for k, v in evaluated.items() if k not in _SETTINGS}, metrics["probes"]):
+        for k, v in source.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                test.setdefault(k, v)
+    n_train = meta["recipe"]["num_train_examples"]
+    epoch_seconds = [n_train / v for v in history.get("images_per_s", []) if v]
+    train_seconds = sum(epoch_seconds) if epoch_seconds else float(meta["recipe"].get("fit_time_s", 0.0))
+    evaluation = {"split": "test", "num_examples": int(evaluated["num_examples"]), "binarize": binarize or "none"}
+    if spec.evaluation["iwae_samples"] and "iwae_samples" in evaluated:
+        evaluation["iwae_samples"] = int(evaluated["iwae_samples"])
+    return {
+        "run_id": spec.run_id,
+        "study": spec.study,
+        "variant": spec.variant,
+        "dataset": spec.dataset,
+        "budget": spec.budget,
+        "params": spec.params,
+        "seed": spec.seed,
+        "epochs": spec.epochs,
+        "num_params": num_params,
+        "train_seconds": round(train_seconds, 3),
+        "seconds_per_epoch": round(train_seconds / max(1, len(epoch_seconds) or spec.epochs), 3),
+        "history": {k: [_finite(v) for v in vs] for k, vs in history.items()},
+        "test": {k: _finite(v) for k, v in sorted(test.items())},
+        "eval": evaluation,
+        "model_dir": spec.model_dir,
+        "keraszoo_version": __version__,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
