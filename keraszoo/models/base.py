@@ -1,7 +1,8 @@
 """The shared autoencoder API: ``encode``, ``decode``, ``reconstruct``,
 ``interpolate``, ``sample``, the configuration and the declared capabilities.
 
-:class:`BaseAutoEncoder` is assembled from one mixin per job: the input checks
+:class:`BaseAutoEncoder` is assembled from one mixin per job: the declared capabilities
+(:mod:`keraszoo.models.capabilities`), the input checks
 (:mod:`keraszoo.models.image_checks`), the checked ``fit``/``evaluate``
 (:mod:`keraszoo.models.checked_training`) and the training steps
 (:mod:`keraszoo.models.steps`); ``sample`` for the variants with a prior is
@@ -30,6 +31,7 @@ from keraszoo.models import checks
 from keraszoo.models import losses
 from keraszoo.models import networks
 from keraszoo.models.backend import ReplicaSeedGenerator
+from keraszoo.models.capabilities import Capabilities
 from keraszoo.models.checked_training import CheckedTrainingMixin
 from keraszoo.models.compiled import CompiledFunctions
 from keraszoo.models.image_checks import InputChecksMixin
@@ -43,7 +45,7 @@ from keraszoo.models.steps import PhasedTrainingMixin
 RECONSTRUCTION_LOSSES = ("bce", "mse", "discretized_logistic")
 
 
-class BaseAutoEncoder(InputChecksMixin, CheckedTrainingMixin, PhasedTrainingMixin, keras.Model):
+class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, PhasedTrainingMixin, keras.Model):
     """Base class of every keraszoo autoencoder.
 
     Args:
@@ -95,26 +97,6 @@ class BaseAutoEncoder(InputChecksMixin, CheckedTrainingMixin, PhasedTrainingMixi
 
     #: constructor arguments that may hold a user network, serialized in ``get_config``.
     serialized_networks = ("encoder", "decoder")
-
-    # === Capabilities === (declared here with their defaults; a variant overrides what it has.
-    # Code outside keraszoo/models/ reads these and never probes with getattr/hasattr.)
-    #: the API and ``fit`` take class labels beside the images (``labels=``; ``fit(x, y)``).
-    requires_labels = False
-    #: number of classes a conditional variant takes (labels ``0 .. num_classes - 1``); 0: none.
-    num_classes = 0
-    #: the architectures the variant can build (``architecture=``).
-    architectures = networks.ARCHITECTURES
-    #: dtype of one example's code as ``encode`` returns it (the VQ-VAE's: int32 codebook indices).
-    code_dtype = "float32"
-    #: ``(h, w, latent_dim)`` code vectors behind a grid of indices (the VQ-VAE's); ``None``: flat codes.
-    quantized_shape = None
-    #: the model has a likelihood bound: ``elbo(x)`` and ``log_likelihood(x, num_samples)`` (the VAE family).
-    has_likelihood = False
-    #: the model trains a second stage after ``fit`` (:meth:`fit_second_stage`; the VQ-VAE's prior).
-    has_second_stage = False
-    #: ``sample`` draws codes from a Gaussian prior centred at 0 (a 2-D code's latent manifold, a grid of the
-    #: standard normal's quantiles, covers it; not the AAE's mixture prior, nor a learned one).
-    gaussian_prior = False
 
     def __init__(self, input_shape=(28, 28, 1), latent_dim=16, architecture="dense",
                  hidden_dims=None, conv_filters=networks.DEFAULT_CONV_FILTERS,
@@ -210,49 +192,6 @@ class BaseAutoEncoder(InputChecksMixin, CheckedTrainingMixin, PhasedTrainingMixi
         """
         del x, codes, batch_size, seed
         return {}
-
-    # ----------------------------------------------------------- capabilities
-    @property
-    def code_shape(self):
-        """Shape of one example's code as ``encode`` returns it: ``(latent_dim,)`` unless a variant says otherwise."""
-        return (self.latent_dim,)
-
-    @property
-    def has_flat_codes(self):
-        """Whether codes are ``(latent_dim,)`` float vectors (k-NN, probes, scatters and latent arithmetic apply)."""
-        return tuple(self.code_shape) == (self.latent_dim,) and self.code_dtype == "float32"
-
-    @property
-    def discrete_likelihood(self):
-        """Whether the decoder's likelihood is a probability of the 8-bit image (bits/dim apply)."""
-        return False
-
-    def label_kwargs(self, labels):
-        """``{"labels": labels}`` for a model that ``requires_labels``, ``{}`` for the others: the one way to pass labels."""
-        return {"labels": labels} if self.requires_labels else {}
-
-    def cycled_labels(self, n):
-        """Labels ``0, 1, .., K-1, 0, ..`` for ``n`` examples of a conditional model (every class equally often); else ``None``."""
-        return np.arange(int(n)) % self.num_classes if self.requires_labels else None
-
-    def code_features(self, x, labels=None):
-        """Flat float features of the codes of ``x`` for k-NN and linear probes: the codes themselves by default."""
-        return self.encode(x, **self.label_kwargs(labels))
-
-    def fit_second_stage(self, x, *, batch_size=128, verbose="auto"):
-        """Trains the variant's second stage after ``fit`` (``has_second_stage``); nothing by default."""
-        del x, batch_size, verbose
-        return None
-
-    def card_pictures(self, seed=0):
-        """``{file name: (images, columns)}``: pictures of the variant's own for its model card; none by default."""
-        del seed
-        return {}
-
-    def reconstruction_description(self):
-        """What the reconstruction term measures, with its unit, for tables and axes."""
-        return {"bce": "Bernoulli NLL, nats", "mse": "squared error"}.get(self.reconstruction_loss,
-                                                                          self.reconstruction_loss)
 
     # ------------------------------------------------------------------ hooks
     @classmethod

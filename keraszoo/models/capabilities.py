@@ -1,0 +1,74 @@
+"""What a variant can do, declared with its defaults: :class:`Capabilities`, a base of ``BaseAutoEncoder``.
+
+A variant overrides what it has (the ``ConditionalVAE`` ``requires_labels``, the ``VQVAE``'s ``code_shape`` is a
+grid of int32 indices, the VAE family ``has_likelihood`` ...). Code outside ``keraszoo/models/`` reads these
+and never probes a model with ``getattr(model, "...", default)`` or tests its variant's name.
+"""
+
+import numpy as np
+
+from keraszoo.models import networks
+
+
+class Capabilities:
+    """The capabilities of a keraszoo model and their defaults (an autoencoder with flat float codes)."""
+
+    #: the API and ``fit`` take class labels beside the images (``labels=``; ``fit(x, y)``).
+    requires_labels = False
+    #: number of classes a conditional variant takes (labels ``0 .. num_classes - 1``); 0: none.
+    num_classes = 0
+    #: the architectures the variant can build (``architecture=``).
+    architectures = networks.ARCHITECTURES
+    #: dtype of one example's code as ``encode`` returns it (the VQ-VAE's: int32 codebook indices).
+    code_dtype = "float32"
+    #: ``(h, w, latent_dim)`` code vectors behind a grid of indices (the VQ-VAE's); ``None``: flat codes.
+    quantized_shape = None
+    #: the model has a likelihood bound: ``elbo(x)`` and ``log_likelihood(x, num_samples)`` (the VAE family).
+    has_likelihood = False
+    #: the model trains a second stage after ``fit`` (:meth:`fit_second_stage`; the VQ-VAE's prior).
+    has_second_stage = False
+    #: ``sample`` draws codes from a Gaussian prior centred at 0 (a 2-D code's latent manifold, a grid of the
+    #: standard normal's quantiles, covers it; not the AAE's mixture prior, nor a learned one).
+    gaussian_prior = False
+
+    @property
+    def code_shape(self):
+        """Shape of one example's code as ``encode`` returns it: ``(latent_dim,)`` unless a variant says otherwise."""
+        return (self.latent_dim,)
+
+    @property
+    def has_flat_codes(self):
+        """Whether codes are ``(latent_dim,)`` float vectors (k-NN, probes, scatters and latent arithmetic apply)."""
+        return tuple(self.code_shape) == (self.latent_dim,) and self.code_dtype == "float32"
+
+    @property
+    def discrete_likelihood(self):
+        """Whether the decoder's likelihood is a probability of the 8-bit image (bits/dim apply)."""
+        return False
+
+    def label_kwargs(self, labels):
+        """``{"labels": labels}`` for a model that ``requires_labels``, ``{}`` for the others: the one way to pass labels."""
+        return {"labels": labels} if self.requires_labels else {}
+
+    def cycled_labels(self, n):
+        """Labels ``0, 1, .., K-1, 0, ..`` for ``n`` examples of a conditional model (every class equally often); else ``None``."""
+        return np.arange(int(n)) % self.num_classes if self.requires_labels else None
+
+    def code_features(self, x, labels=None):
+        """Flat float features of the codes of ``x`` for k-NN and linear probes: the codes themselves by default."""
+        return self.encode(x, **self.label_kwargs(labels))
+
+    def fit_second_stage(self, x, *, batch_size=128, verbose="auto"):
+        """Trains the variant's second stage after ``fit`` (``has_second_stage``); nothing by default."""
+        del x, batch_size, verbose
+        return None
+
+    def card_pictures(self, seed=0):
+        """``{file name: (images, columns)}``: pictures of the variant's own for its model card; none by default."""
+        del seed
+        return {}
+
+    def reconstruction_description(self):
+        """What the reconstruction term measures, with its unit, for tables and axes."""
+        return {"bce": "Bernoulli NLL, nats", "mse": "squared error"}.get(self.reconstruction_loss,
+                                                                          self.reconstruction_loss)
