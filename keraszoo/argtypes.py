@@ -4,6 +4,11 @@ import argparse
 
 from keraszoo.utils import check_positive_int
 
+#: Integer seeds lie in ``[0, SEED_LIMIT)``, for models, sampling and training runs alike: Keras keeps seeds as
+#: uint32 on its JAX and NumPy backends (int64 on TensorFlow) and ``keras.utils.set_random_seed`` (NumPy's legacy
+#: seeding) refuses others, so a seed outside gives other draws, or an error, on another backend.
+SEED_LIMIT = 1 << 32
+
 
 def flag_of(name: str) -> str:
     """The command-line flag of an argument name: ``"noise_level"`` -> ``"--noise-level"``."""

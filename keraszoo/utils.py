@@ -39,9 +39,18 @@ def atomic_path(path, *, mode=None):
 
 
 def atomic_write_text(path, text: str, *, mode=0o644) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
-    with atomic_path(path, mode=mode) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``.
+
+    A failed write (a full disk, no permission) raises an ``OSError`` whose ``filename`` is ``path``, so the
+    message names the file that was not written; ``path`` keeps its earlier content.
+    """
+    try:
+        with atomic_path(path, mode=mode) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as err:
+        if err.filename is not None and Path(err.filename) == Path(path):
+            raise
+        raise type(err)(err.errno, err.strerror or str(err), str(path)) from err
     return Path(path)
 
 

@@ -31,7 +31,10 @@ def register(subparsers, common_parent):
                    help="runs at a time, each in its own process with cores/N threads (default: 1)")
     p.add_argument("--data-dir", help="folder of the .npz archives (default: $KERASZOO_DATA_DIR)")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="the sweep folder: results.jsonl, study.json, runs/<run_id>/ (its parent must exist)")
+                   help="the sweep folder: results.jsonl, study.json, runs/<run_id>/ (its parent must exist); "
+                        "a folder of another study, budget or spec is refused")
+    p.add_argument("--yes", action="store_true",
+                   help="run a grid of more than 500 runs (without it such a sweep is refused, saying how many)")
     p.set_defaults(func=cmd_experiment)
 
 
@@ -41,11 +44,15 @@ def cmd_experiment(args):
 
     try:
         result = run_study(args.study, dataset=args.dataset, budget=args.budget, out=args.out,
-                           workers=args.workers, data_dir=args.data_dir, quiet=args.quiet)
+                           workers=args.workers, data_dir=args.data_dir, quiet=args.quiet, yes=args.yes)
     except StudyError as err:
         raise UsageError(str(err)) from None
     if result.failed:
         raise CommandError(f"{len(result.failed)} of {len(result.planned)} runs failed "
                            f"({', '.join(f['run_id'] for f in result.failed)}); see {result.out / 'study.json'} and "
                            f"{result.out / 'logs'}. The other runs are in {result.results_path}.")
+    if result.busy:
+        raise CommandError(f"{len(result.busy)} of {len(result.planned)} runs are being trained by another process "
+                           f"({', '.join(b['run_id'] for b in result.busy)}); run the command again once it has "
+                           f"finished. The other runs are in {result.results_path}.")
     return 0

@@ -39,7 +39,8 @@ def register(subparsers, common_parent):
     p.add_argument("--format", choices=FORMATS, default="tf_saved_model",
                    help="tf_saved_model (default): endpoints serve, encode, decode, reconstruct and, for "
                         "generative models, sample(n, seed); litert / onnx: the reconstruction only")
-    p.add_argument("--force", action="store_true", help="replace an earlier export at PATH")
+    p.add_argument("--force", "--overwrite", dest="force", action="store_true",
+                   help="replace an earlier export at PATH (never a folder or file that is not an export)")
     p.set_defaults(func=cmd_export)
 
 

@@ -202,20 +202,11 @@ def _add_sample(subparsers, common_parent):
 
 
 def _check_memory(count, image_shape, flag):
-    """Refuses ``count`` float32 images of ``image_shape`` when they cannot fit in this machine's memory."""
-    import math
-    import os
+    """Refuses ``count`` images beyond what one model call returns (``checks.MAX_VALUES_PER_CALL``, as the API)."""
+    from keraszoo.models import checks
 
-    needed = count * math.prod(image_shape) * 4
-    try:
-        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # not a POSIX system: let the allocation decide
-        return
-    if needed > available:
-        raise CommandError(
-            f"{flag} {count} asks for {count} images of {'x'.join(map(str, image_shape))}: {needed / 1e9:.3g} GB of "
-            "float32, more than this machine's memory. Ask for fewer."
-        )
+    checks.check_output_size(f"{flag} {count}", count, image_shape,
+                             lambda most: f"ask for at most {most:,} per run, each run with its own --seed")
 
 
 def cmd_sample(args):

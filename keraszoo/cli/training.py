@@ -28,6 +28,7 @@ _EXAMPLES = {
         "keraszoo train --model vae --dataset mnist --epochs 30 --out runs/vae_mnist",
         "keraszoo train --model conv_ae --dataset cifar10 --data-source npz --data-dir /data --out runs/ae",
         "keraszoo train --recipe vae_mnist --out runs/vae_mnist_again    # rerun a zoo model's recipe",
+        "keraszoo train --model ae --out runs/vae_mnist --overwrite      # write over another run's folder",
     ),
     "finetune": examples(
         "keraszoo finetune vae_mnist --data my_digits/ --epochs 5 --out runs/my_vae",
@@ -80,7 +81,7 @@ def _train(args):
     from keraszoo.training.train import run
 
     return run(recipe, context.out, work_dir=context.work_dir, data_dir=context.data_dir, verbose=context.verbose,
-               cpu_replicas=context.cpu_replicas, argv=argv, rerun_of=context.recipe).status
+               cpu_replicas=context.cpu_replicas, argv=argv, rerun_of=context.recipe, overwrite=context.overwrite).status
 
 
 def _finetune(args):

@@ -1,7 +1,8 @@
 """A folder of image files as a ``tf.data`` pipeline: :func:`from_directory`.
 
 Files are read by :mod:`keraszoo.data.images`, with its rules; every file is
-checked before the pipeline is built, so a mismatch fails at once.
+decoded and checked before the pipeline is built, so a mismatch, a truncated file or an
+oversized one fails at once, naming the file.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def from_directory(
 
     root = pathlib.Path(path).expanduser()
     files = images.list_images(root, follow_links=follow_links)
-    headers = [images.read_header(f) for f in files]
+    headers = [images.scan_image(f) for f in files]  # decoded in full: a broken file fails here
     rel = [str(f.relative_to(root)) for f in files]
     size = _folder_size(root, rel, [h[:2] for h in headers], shape, resize)
     channels = _folder_channels(root, files, [h[2] for h in headers], shape, color_mode)

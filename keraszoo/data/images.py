@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,7 @@ __all__ = [
     "prepare_images",
     "read_image",
     "resize_image",
+    "scan_image",
 ]
 
 #: File name endings read as images (PNG is the documented format; Pillow reads the others).
@@ -99,17 +102,36 @@ def _pil_to_float(img, path):
     return np.clip(x, 0.0, 1.0)
 
 
+def _too_large(path, err):
+    """The message for an image beyond Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``)."""
+    from PIL import Image
+
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(found[1]):,} pixels" if found else str(err)
+    return (f"Image {str(path)!r} is too large to read safely: {size}, more than Pillow's limit of "
+            f"{Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image.MAX_IMAGE_PIXELS, against decompression bombs). "
+            "Shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file.")
+
+
 def _open(path, read):
+    """``read(img, path)`` of the Pillow image at ``path``; any file Pillow cannot read is one ``ValueError``."""
     from PIL import Image
     from PIL import UnidentifiedImageError
 
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"Image {str(path)!r} is a directory, not an image file.")
     if not path.is_file():
         raise ValueError(f"Image {str(path)!r} does not exist or is not a file.")
     try:
-        with Image.open(path) as img:
-            return read(img, path)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        with warnings.catch_warnings():
+            # Beyond MAX_IMAGE_PIXELS Pillow only warns (an error from twice that): both are refused.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return read(img, path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ValueError(_too_large(path, err)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:  # truncated, corrupt, unsupported
         raise ValueError(f"Cannot read image {str(path)!r}: {err}") from None
 
 
@@ -123,10 +145,15 @@ def read_image(path) -> np.ndarray:
     return _open(path, read)
 
 
-def read_header(path) -> tuple:
-    """``(height, width, channels)`` of an image file from its header (alpha counted)."""
+def scan_image(path) -> tuple:
+    """``(height, width, channels)`` of an image file (alpha counted), its pixels decoded in full.
+
+    The up-front scan of a folder (:func:`keraszoo.data.from_directory`): a truncated or corrupt file, or one
+    beyond Pillow's decompression-bomb limit, is refused here with its name, not in the middle of training.
+    """
 
     def read(img, path):
+        img.load()
         mode = img.mode
         if mode in ("1", "L", "F", "I") or mode.startswith("I;16"):
             channels = 1

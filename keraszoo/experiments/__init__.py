@@ -23,12 +23,14 @@ See :mod:`keraszoo.experiments.runner` for the folder layout, the record's field
 on Ray or KerasTuner's distributed mode.
 """
 
+from keraszoo.experiments.execute import RunBusy
 from keraszoo.experiments.planning import RunSpec
 from keraszoo.experiments.planning import plan_runs
 from keraszoo.experiments.probes import PROBES
 from keraszoo.experiments.results import ResultsFile
 from keraszoo.experiments.results import TornLineWarning
 from keraszoo.experiments.results import read_results
+from keraszoo.experiments.runner import LARGE_SWEEP
 from keraszoo.experiments.runner import RunFailed
 from keraszoo.experiments.runner import RunSkipped
 from keraszoo.experiments.runner import SweepResult
@@ -46,8 +48,10 @@ from keraszoo.experiments.study import expand_grid
 __all__ = [
     "BUDGETS",
     "Budget",
+    "LARGE_SWEEP",
     "PROBES",
     "ResultsFile",
+    "RunBusy",
     "RunFailed",
     "RunSkipped",
     "RunSpec",

@@ -15,7 +15,12 @@ A run whose folder is already complete (an earlier sweep was killed between savi
 it and writing its results line) is loaded from disk and measured, not retrained.
 A configuration that cannot be built for the dataset
 (:class:`keraszoo.errors.ModelBuildError`, raised before any folder is made) is a
-skip, not a failure.
+skip, not a failure. A run whose folder another live process is training (the
+training engine holds it: :func:`keraszoo.output_folder.claim`) is neither
+trained again nor recorded (:class:`RunBusy`).
+
+A sweep's worker process starts with :func:`init_worker`: its TensorFlow threads,
+and a watchdog that ends the worker once the sweep that started it is gone.
 """
 
 from __future__ import annotations
@@ -25,15 +30,23 @@ import csv
 import datetime
 import json
 import math
+import os
 import pathlib
 import shutil
+import threading
+import time
 
 from keraszoo.experiments.planning import RunSpec
 from keraszoo.experiments.results import LOGS_DIR
 from keraszoo.experiments.results import WORK_DIR
 from keraszoo.experiments.results import _complete
 
-__all__ = ["RunFailed", "RunSkipped", "execute_run"]
+__all__ = ["RunBusy", "RunFailed", "RunSkipped", "execute_run", "init_worker"]
+
+#: Seconds between a worker's checks that its sweep is alive.
+WATCH_INTERVAL = 0.5
+#: A worker's exit status when its sweep is gone.
+ORPHANED = 70
 
 #: ``keraszoo.evaluate``'s fields that describe the evaluation rather than measure the model.
 _SETTINGS = {"dataset", "split", "num_examples", "binarize", "seconds", "iwae_samples"}
@@ -45,6 +58,53 @@ class RunSkipped(Exception):
 
 class RunFailed(Exception):
     """A run stopped with an error (the loss diverged, a write failed); the sweep goes on without it."""
+
+
+class RunBusy(Exception):
+    """Another live process is training the run (it holds the run's folder): not trained here, not recorded."""
+
+
+def _holder(*folders) -> str | None:
+    """``pid N on HOST, since T`` of the process holding one of ``folders`` (its lock file names it), or ``None``."""
+    from keraszoo.output_folder import LOCK_FILE
+
+    for folder in folders:
+        try:
+            holder = json.loads((folder / LOCK_FILE).read_text())
+            return f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+# --------------------------------------------------------------------------- a sweep's worker process
+def watch_parent(parent_pid: int, interval: float = WATCH_INTERVAL) -> threading.Thread:
+    """End this process (``os._exit``) within ``interval`` seconds once ``parent_pid`` is no longer its parent.
+
+    A daemon thread polls ``os.getppid()``: when the sweep dies (``kill``, ``kill -9``,
+    a closed terminal), its workers are re-parented, see it and exit, instead of
+    training on without the sweep's lock or blocking forever on the pool's pipes.
+    The run in flight keeps its last backup (the next sweep resumes it).
+    """
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(ORPHANED)
+
+    thread = threading.Thread(target=watch, name="keraszoo-sweep-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def init_worker(threads: int, parent_pid: int):
+    """A sweep worker's initializer: the watchdog of ``parent_pid`` (the sweep), then ``threads`` TensorFlow threads."""
+    watch_parent(parent_pid)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def _read_history(path: pathlib.Path) -> dict:
@@ -103,6 +163,7 @@ def execute_run(spec, out, data_dir=None) -> dict:
     Raises:
         RunSkipped: the model cannot be built for the dataset (the reason).
         RunFailed: training stopped with an error (the message).
+        RunBusy: another live process is training the run (its folder is locked; the holder is named).
     """
     import keras
 
@@ -110,6 +171,7 @@ def execute_run(spec, out, data_dir=None) -> dict:
     from keraszoo import data
     from keraszoo.errors import ModelBuildError
     from keraszoo.errors import UsageError
+    from keraszoo.output_folder import FolderLockedError
     from keraszoo.training import train
 
     spec = spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)
@@ -135,6 +197,10 @@ def execute_run(spec, out, data_dir=None) -> dict:
                                     test_data=test)
             except ModelBuildError as err:  # a model that cannot exist for this dataset is a skip
                 raise RunSkipped(str(err)) from None
+            except FolderLockedError as err:  # another live process trains this run: leave it to that one
+                raise RunBusy(f"run {spec.run_id} is being trained by another process "
+                              f"({_holder(model_dir, work_dir) or err}); not recorded: run the command again once "
+                              "it has finished.") from None
             except UsageError as err:
                 raise RunFailed(f"{spec.run_id}: {err}") from None
             if trained.status != 0:

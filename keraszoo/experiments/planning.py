@@ -122,6 +122,108 @@ def _known_args(models) -> set:
     return names - {"self", "args", "kwargs", "input_shape", "encoder", "decoder"}
 
 
+# --------------------------------------------------------------------------- the spec's values
+#: The largest size a study may give (code units, layer widths, filters, codebook entries, ...):
+#: a bigger one is a mistyped value (latent_dim 10**12), refused before the first run.
+MAX_SIZE = 2**20
+
+
+def _expected(spec, value):
+    """What a value of the declared :class:`~keraszoo.models.metadata.Hyperparameter` ``spec`` must be, or ``None``.
+
+    ``None`` when ``value`` is one; the variant's constructor still checks its range when the model is built.
+    """
+    import math
+    import numbers
+
+    from keraszoo import argtypes
+
+    def size(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and 1 <= v <= MAX_SIZE
+
+    if spec.choices is not None:
+        return None if isinstance(value, str) and value in spec.choices else "one of " + ", ".join(spec.choices)
+    if spec.type is float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else "a finite number"
+    if spec.type in (int, argtypes.positive_int):
+        return None if size(value) else f"a positive integer <= {MAX_SIZE}"
+    if spec.type in (argtypes.int_list, argtypes.hidden_dims):
+        ok = isinstance(value, (list, tuple)) and all(size(v) for v in value)
+        empty = "" if spec.type is argtypes.hidden_dims else "non-empty "
+        return None if ok and (value or empty == "") else f"a {empty}list of positive integers <= {MAX_SIZE}"
+    if spec.type is str:
+        return None if isinstance(value, str) else "a string"
+    return None
+
+
+def _non_finite(value) -> bool:
+    import math
+
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+def _check_value(where, path, arg, value, models):
+    """Refuse ``value`` of ``arg`` (at ``path`` of the spec) that the run's Recipe or its models' declarations refuse."""
+    from keraszoo.experiments.study import refuse_value
+    from keraszoo.models import resolve_preset
+    from keraszoo.training.recipe import Recipe
+
+    if arg in _recipe_fields():
+        try:  # the Recipe's own check of the field
+            Recipe(model=models[0], **{arg: value})
+        except ValueError as err:
+            raise StudyError(f"{where}: {path}: {err}") from None
+        return
+    classes = [resolve_preset(m)[0] for m in models]
+    spec = next((table[arg] for cls in classes for table in (cls.all_hyperparameters(), cls.all_training_options())
+                 if arg in table), None)
+    expected = _expected(spec, value) if spec is not None else None
+    if expected is None and _non_finite(value):
+        expected = "finite numbers"
+    if expected is not None:
+        hint = _did_you_mean(value, spec.choices) if spec is not None and spec.choices and isinstance(value, str) else ""
+        try:
+            refuse_value(f"{where}: {path}", expected, value)
+        except StudyError as err:
+            raise StudyError(f"{err}{hint}") from None
+
+
+def check_values(study) -> None:
+    """Check every value of ``study``'s ``fixed`` and grids (its own and each budget's) before anything runs.
+
+    Recipe fields go through the :class:`~keraszoo.training.recipe.Recipe`'s
+    checks; model arguments and training options through their declared
+    :class:`~keraszoo.models.metadata.Hyperparameter` (a positive integer, a finite
+    number, one of the choices, ...); any other value must hold no NaN or infinity.
+
+    Raises:
+        StudyError: naming the value, ``grid.latent_dim[0]: expected a positive integer <= 1048576, got '8' (a string).``
+    """
+    where = f"Study {study.name!r}"
+    grids = [("grid", study.grid)] + [(f"budgets.{b}.grid", f["grid"]) for b, f in study.budgets.items()
+                                      if f.get("grid") is not None]
+    every_model = list(dict.fromkeys(_resolve_models(study.variants) if study.variants else []))
+    for label, grid in grids:
+        entries = expand_grid_entries(grid)
+        for i, entry in enumerate(entries):
+            models = _resolve_models(entry["model"] if "model" in entry else study.variants)
+            every_model.extend(m for m in models if m not in every_model)
+            at = label if isinstance(grid, dict) else f"{label}[{i}]"
+            for arg, values in entry.items():
+                if arg != "model":
+                    for j, value in enumerate(values):
+                        _check_value(where, f"{at}.{arg}[{j}]", arg, value, models)
+    for arg, value in study.fixed.items():
+        _check_value(where, f"fixed.{arg}", arg, value, every_model)
+
+
 def _fmt(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(_fmt(v) for v in value) or "none"
@@ -164,6 +266,7 @@ def plan_runs(study, dataset: str = "mnist", budget: str = "default"):
                          f"{_did_you_mean(dataset, list_datasets())}")
     if dataset not in study.datasets:
         raise StudyError(f"Study {study.name!r} runs on {', '.join(study.datasets)}; got --dataset {dataset!r}.")
+    check_values(study)
     settings = study.budget(budget)
     entries = expand_grid_entries(study.grid_at(budget))
     fields = _recipe_fields()

@@ -49,12 +49,16 @@ BATCH_SIZE = 256
 class Probe:
     """A registered probe: ``fn(model, x, y, *, seed, **options) -> {name: number}``.
 
-    ``applies(model) -> bool`` says whether the probe means something for the model.
+    ``applies(model) -> bool`` says whether the probe means something for the model;
+    ``options`` declares the options it takes and checks their values (a study's
+    spec is checked whole before its first run).
     """
 
     fn: Callable
     applies: Callable
-    options: tuple = ()
+    #: ``{option: check(path, value)}``: each option the probe takes, and the check of its value
+    #: (raises ``ValueError`` naming ``path`` and what was expected).
+    options: dict = dataclasses.field(default_factory=dict)
     doc: str = ""
 
 
@@ -168,21 +172,70 @@ def mean_code_activation(model, x, y, *, seed):
             "near_zero_code_fraction": float(np.mean(np.abs(codes) < 0.01))}
 
 
+# --------------------------------------------------------------------------- option checks
+def _refuse(path, expected, value):
+    from keraszoo.experiments.study import describe_value
+
+    raise ValueError(f"{path}: expected {expected}, got {value!r} ({describe_value(value)}).")
+
+
+def _is_number(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(float(value)))
+
+
+def _non_negative(path, value):
+    if not _is_number(value) or value < 0:
+        _refuse(path, "a finite number >= 0", value)
+
+
+def _positive_int(path, value):
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        _refuse(path, "a positive integer", value)
+
+
+def _noise_levels(path, value):
+    """``{noise type: [level, ...]}``: known noise types, finite levels (probabilities for masking, salt_and_pepper)."""
+    if not isinstance(value, dict) or not value:
+        _refuse(path, "an object {noise type: [levels]} of " + ", ".join(NOISE_TYPES), value)
+    for noise, levels in value.items():
+        if noise not in NOISE_TYPES:
+            close = difflib.get_close_matches(str(noise), NOISE_TYPES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{path}: unknown noise type {noise!r}.{hint} Noise types: {', '.join(NOISE_TYPES)}.")
+        if not isinstance(levels, (list, tuple)) or not levels:
+            _refuse(f"{path}.{noise}", "a non-empty list of levels", levels)
+        for i, level in enumerate(levels):
+            if noise == "gaussian":
+                _non_negative(f"{path}.{noise}[{i}]", level)
+            elif not _is_number(level) or not 0 <= level <= 1:
+                _refuse(f"{path}.{noise}[{i}]", "a probability in [0, 1]", level)
+
+
 #: name -> :class:`Probe`.
 PROBES = {
-    "active_units": Probe(active_units, _vae_family, ("threshold",), "units with posterior-mean variance > 0.01"),
-    "jacobian_frobenius": Probe(jacobian_frobenius, _unconditional_flat, ("max_examples",),
+    "active_units": Probe(active_units, _vae_family, {"threshold": _non_negative},
+                          "units with posterior-mean variance > 0.01"),
+    "jacobian_frobenius": Probe(jacobian_frobenius, _unconditional_flat, {"max_examples": _positive_int},
                                 "mean ||J_f(x)||_F of the code"),
-    "code_shift": Probe(code_shift, _flat_codes, ("sigma",), "how far codes move under small input noise"),
-    "denoising_psnr": Probe(denoising_psnr, lambda model: True, ("levels",),
+    "code_shift": Probe(code_shift, _flat_codes, {"sigma": _non_negative}, "how far codes move under small input noise"),
+    "denoising_psnr": Probe(denoising_psnr, lambda model: True, {"levels": _noise_levels},
                             "PSNR of denoised test images at several test-time noise levels"),
-    "mean_code_activation": Probe(mean_code_activation, _flat_codes, (), "mean code activation"),
+    "mean_code_activation": Probe(mean_code_activation, _flat_codes, {}, "mean code activation"),
 }
 
 
 # --------------------------------------------------------------------------- the API
 def check_probes(probes) -> dict:
-    """``probes`` (names, or ``{name: {option: value}}``) as ``{name: options}``; unknown names/options refused."""
+    """``probes`` (names, or ``{name: {option: value}}``) as ``{name: options}``.
+
+    Unknown names and options, and option values of the wrong kind (a NaN, a
+    string for a number, an unknown noise type), are refused with ``ValueError``
+    naming the probe and option (``code_shift.sigma: expected ...``).
+    """
     if isinstance(probes, (list, tuple)):
         if not all(isinstance(p, str) for p in probes):
             raise ValueError(f"expected a list of probe names or an object {{name: {{option: value}}}}; got {list(probes)!r}.")
@@ -197,9 +250,14 @@ def check_probes(probes) -> dict:
             raise ValueError(f"unknown probe {name!r}.{hint} Probes: {', '.join(PROBES)}.")
         if not isinstance(options, dict):
             raise ValueError(f"{name}: options must be an object {{option: value}}; got {options!r}.")
-        bad = [k for k in options if k not in PROBES[name].options]
+        declared = PROBES[name].options
+        bad = [k for k in options if k not in declared]
         if bad:
-            raise ValueError(f"{name} has no option {bad[0]!r}; its options: {', '.join(PROBES[name].options) or 'none'}.")
+            close = difflib.get_close_matches(str(bad[0]), list(declared), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{name} has no option {bad[0]!r}.{hint} Its options: {', '.join(declared) or 'none'}.")
+        for option, value in options.items():
+            declared[option](f"{name}.{option}", value)
         out[name] = dict(options)
     return out
 

@@ -9,13 +9,24 @@ for every run. Nothing is hard-coded: a report regenerated from the same results
 
 The report loads each run's saved model once and reads each evaluated test split once
 (:class:`~keraszoo.experiments.view.SavedRuns`); the figures and the consistency check share them.
+
+A report degrades per run: the consistency check runs first, and a run whose saved model does not load (its
+folder deleted, its weights altered, its ``metadata.json`` torn) or whose numbers fail the check is listed under
+"Runs left out" in its study's section with what is wrong, left out of the figures, the discussion and the
+literature table (its recorded numbers stay in the tables), and fails the check; every other run is reported
+in full. A run whose test split is not available here fails the check but keeps its figures. A figure that
+cannot be drawn is replaced by a line saying why.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pathlib
+import re
 
+from keraszoo import output_folder
 from keraszoo.experiments import consistency
 from keraszoo.experiments import figures
 from keraszoo.experiments.discussion import discussion
@@ -27,6 +38,7 @@ from keraszoo.experiments.view import SavedRuns
 from keraszoo.experiments.view import StudyRuns
 from keraszoo.experiments.view import group_by
 from keraszoo.experiments.view import table
+from keraszoo.utils import atomic_write_text
 
 #: metrics per table of "Other test metrics"
 TABLE_COLUMNS = 8
@@ -70,7 +82,7 @@ def consistency_section(checks):
                      "pass" if c.test_ok else "FAIL", c.test_max_rel,
                      ", ".join(f"{t.name}{'*' if t.stochastic else ''}" for t in c.terms) or "–",
                      ",".join(map(str, stochastic)) or "–", "pass" if c.ok else "FAIL",
-                     "; ".join(c.problems()).replace("|", "/") or "–"))
+                     _cell("; ".join(c.problems())) or "–"))
     lines.append(table(("run", "variant", "(a) history", "(a) max rel. err.", "(b) test", "(b) max rel. err.",
                          "terms (* stochastic)", "samples", "result", "problems"), rows))
     failed = [c.run_id for c in checks if not c.ok]
@@ -79,8 +91,43 @@ def consistency_section(checks):
     return lines
 
 
+def _cell(text):
+    """``text`` as one line that a Markdown table cell can hold."""
+    return " ".join(str(text).split()).replace("|", "/")
+
+
 # ----------------------------------------------------------------- the report
-def _study_section(study, out_dir):
+def _left_out_lines(left_out):
+    """The "Runs left out" table of a study: ``left_out`` is ``{run_id: what is wrong}``."""
+    if not left_out:
+        return []
+    return ["### Runs left out", "", table(("run", "what is wrong"), [(k, _cell(v)) for k, v in left_out.items()]), "",
+            "Their recorded numbers stay in the tables below; the figures, the discussion and the literature table "
+            "leave them out, and the consistency check fails them.", ""]
+
+
+def _figure_lines(shown, out_dir):
+    """The figures of the runs ``shown`` (a figure that cannot be drawn: a line saying why)."""
+    if not shown.runs:
+        return ["(No figures: every run of this study is left out, see above.)", ""]
+    lines, fig_dir = [], out_dir / "figures"
+    for stem, caption, fn in figures.GENERIC_FIGURES + figures.STUDY_FIGURES.get(shown.name, ()):
+        try:
+            path = fn(shown, fig_dir / f"{_file_stem(shown.name)}_{stem}.png")
+        except ImportError:  # no matplotlib: the one message that says what to install
+            raise
+        except Exception as err:  # noqa: BLE001 - one figure lost, not the report
+            lines += [f"(Figure `{stem}` could not be drawn: {_cell(f'{type(err).__name__}: {err}')})", ""]
+            continue
+        if path is not None:
+            lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}.*", ""]
+    if shown.images(1)[0] is None:
+        lines += ["(Image figures left out: the test split could not be loaded here; pass --data-dir.)", ""]
+    return lines
+
+
+def _study_section(study, shown, left_out, out_dir):
+    """The section of ``study`` (all its runs, for the tables); ``shown``: its runs not ``left_out``."""
     lines = [f"## Study `{study.name}`", ""]
     swept = study.swept
     lines.append(f"{len(study.runs)} runs; swept: {', '.join(f'`{k}`' for k in swept) or 'nothing (one setting)'}; "
@@ -89,6 +136,7 @@ def _study_section(study, out_dir):
                  f"{', '.join(sorted({str(r['eval'].get('num_examples')) for r in study.runs}))} images of "
                  f"{', '.join(sorted({str(r['eval'].get('split')) for r in study.runs}))}.")
     lines.append("")
+    lines += _left_out_lines(left_out)
     terms = study.terms
     header = ["run", *swept] + [f"train {t}" for t in terms] + [f"test {t}" for t in terms]
     rows = [[r["run_id"], *(r["params"].get(k) for k in swept)] + [study.train_value(r, t) for t in terms]
@@ -105,15 +153,8 @@ def _study_section(study, out_dir):
     rows = [[r["run_id"], r.get("num_params"), r.get("epochs"), r.get("train_seconds"), r.get("seconds_per_epoch")]
             for r in study.runs]
     lines += ["### Size and training time", "", table(["run", "parameters", "epochs", "train s", "s/epoch"], rows), ""]
-    lines += ["### Figures", ""]
-    fig_dir = out_dir / "figures"
-    for stem, caption, fn in figures.GENERIC_FIGURES + figures.STUDY_FIGURES.get(study.name, ()):
-        path = fn(study, fig_dir / f"{study.name}_{stem}.png")
-        if path is not None:
-            lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}.*", ""]
-    if study.images(1)[0] is None:
-        lines += ["(Image figures left out: the test split could not be loaded here; pass --data-dir.)", ""]
-    lines += ["### Discussion", ""] + [f"- {s}" for s in discussion(study)] + [""]
+    lines += ["### Figures", ""] + _figure_lines(shown, out_dir)
+    lines += ["### Discussion", ""] + [f"- {s}" for s in (discussion(shown) if shown.runs else [])] + [""]
     return lines
 
 
@@ -155,39 +196,73 @@ def _provenance(runs, results_dir, sweep=None):
 
 
 def _check(record, saved: SavedRuns, mc_samples):
-    """The consistency check of one run, on the model and test images the figures used."""
+    """``(check, why)``: the consistency check of one run, on the model and test images the figures use, and
+    what is wrong with the run when it is left out of the figures (``None``: it is not)."""
+    def failed(problem):
+        check = consistency.RunCheck(str(record["run_id"]), str(record["variant"]), mc_samples=mc_samples)
+        check.history_problems.append(problem)
+        return check
+
     try:
         model = saved.model(record)
     except Exception as err:  # noqa: BLE001 - reported in the table
-        failed = consistency.RunCheck(str(record["run_id"]), str(record["variant"]), mc_samples=mc_samples)
-        failed.history_problems.append(f"not checked: the saved model does not load ({err})")
-        return failed
+        return failed(f"not checked: the saved model does not load ({err})"), f"the saved model does not load: {err}"
     try:
-        return consistency.check_run(record, saved.results_dir, data_dir=saved.data_dir, mc_samples=mc_samples,
-                                     images=saved.test_images(record), model=model)
+        images = saved.test_images(record)
+    except Exception as err:  # noqa: BLE001 - the split is missing here, not the run wrong: its figures stay
+        return failed(f"not checked: {type(err).__name__}: {err}"), None
+    try:
+        check = consistency.check_run(record, saved.results_dir, data_dir=saved.data_dir, mc_samples=mc_samples,
+                                      images=images, model=model)
     except Exception as err:  # noqa: BLE001 - a check that cannot run fails, shown in the table
-        failed = consistency.RunCheck(str(record["run_id"]), str(record["variant"]))
-        failed.history_problems.append(f"not checked: {type(err).__name__}: {err}")
-        return failed
+        problem = f"not checked: {type(err).__name__}: {err}"
+        return failed(problem), problem
+    return check, (None if check.ok else "the consistency check fails: " + "; ".join(check.problems()))
 
 
-def write_report(results_dir, out_dir, *, data_dir=None, mc_samples=consistency.DEFAULT_MC_SAMPLES, command=None):
-    """Writes ``out_dir/README.md`` and ``out_dir/figures/*.png``; returns ``(path, checks)``."""
-    results_dir, out_dir = pathlib.Path(results_dir), pathlib.Path(out_dir)
+def _file_stem(name):
+    """A study's name as part of a file name: a results file written by another program may name its study
+    ``../../x``; only letters, digits, '_', '.' and '-' (no '..') reach the figure paths."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name)).replace("..", "__")
+    return stem or "study"
+
+
+def report_key(results_dir) -> str:
+    """What makes a report folder the report of ``results_dir`` (:mod:`keraszoo.output_folder`): a hash of its real path."""
+    return hashlib.sha256(os.path.realpath(results_dir).encode("utf-8")).hexdigest()[:16]
+
+
+def write_report(results_dir, out_dir, *, data_dir=None, mc_samples=consistency.DEFAULT_MC_SAMPLES, command=None,
+                 overwrite=False):
+    """Writes ``out_dir/README.md`` and ``out_dir/figures/*.png``; returns ``(path, checks)``.
+
+    ``out_dir`` follows keraszoo's rule for output folders: new or empty, an earlier report of the same
+    ``results_dir``, or ``overwrite=True``; it is locked while the report is written
+    (:func:`keraszoo.output_folder.claim`).
+    """
+    results_dir = pathlib.Path(results_dir)
     runs = read_results(results_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_folder.claim(out_dir, "report", key=report_key(results_dir), overwrite=overwrite, flag=None) as out:
+        return _write(results_dir, out, runs, data_dir, mc_samples, command)
+
+
+def _write(results_dir, out_dir, runs, data_dir, mc_samples, command):
     (out_dir / "figures").mkdir(exist_ok=True)
     sweep, saved = _sweep_record(results_dir), SavedRuns(results_dir, data_dir)
     studies = [StudyRuns(name, group, saved, _spec_of(name, sweep))
                for name, group in group_by(runs, lambda r: r["study"]).items()]
+    checked = [(study, r, *_check(r, saved, mc_samples)) for study in studies for r in study.runs]
+    left_out = {id(r): why for _, r, _, why in checked if why is not None}
+    shown = [study.subset([r for r in study.runs if id(r) not in left_out]) for study in studies]
     lines = [f"# Experiment report: {', '.join(s.name for s in studies)}", "",
              f"Produced by `{command or f'keraszoo report {results_dir} -o {out_dir}'}` from `{results_dir / 'results.jsonl'}` "
              f"({len(runs)} runs), written by:", ""] + _provenance(runs, results_dir, sweep) + [""]
-    for study in studies:
-        lines += _study_section(study, out_dir)
-    lines += literature_section(studies)
-    checks = [_check(r, saved, mc_samples) for study in studies for r in study.runs]
+    for study, sound in zip(studies, shown):
+        lines += _study_section(study, sound, {r["run_id"]: left_out[id(r)] for r in study.runs if id(r) in left_out},
+                                out_dir)
+    lines += literature_section(shown)
+    checks = [check for _, _, check, _ in checked]
     lines += consistency_section(checks)
     path = out_dir / "README.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines))
     return path, checks

@@ -1,4 +1,7 @@
-"""``DIR/results.jsonl``: one JSON line per finished run, written atomically, torn tails ignored and cut off."""
+"""``DIR/results.jsonl``: one JSON line per finished run, written atomically, torn tails ignored and cut off.
+
+A last record complete but for its newline is kept (the next append writes the newline first).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +30,17 @@ def _complete(model_dir: pathlib.Path) -> bool:
     return isinstance(meta, dict) and all((model_dir / name).is_file() for name in meta.get("files", {}))
 
 
+def _complete_record(tail: bytes):
+    """The record of a last line without its newline, when it is a complete one (a JSON object with a run_id)."""
+    if not tail.strip():
+        return None
+    try:
+        record = json.loads(tail)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "run_id" in record else None
+
+
 class TornLineWarning(UserWarning):
     """``results.jsonl`` ends with a line cut short by a crash; it is ignored."""
 
@@ -52,11 +66,15 @@ class ResultsFile:
     def read(self) -> list:
         """Every record, in the order written (the last of a ``run_id`` wins in :meth:`by_run`).
 
-        A torn last line (a crash while it was written) is ignored with a
-        :class:`TornLineWarning`; a malformed complete line raises ``ValueError``.
+        A last line without its newline is kept when it is a complete record (a
+        JSON object with a ``run_id``: the crash came between the record and its
+        newline, or another tool wrote it so); a torn one (a crash while it was
+        written) is ignored with a :class:`TornLineWarning`. A malformed complete
+        line raises ``ValueError``.
         """
         lines, tail = self._lines()
-        if tail.strip():
+        last = _complete_record(tail)
+        if tail.strip() and last is None:
             warnings.warn(f"{self.path}: ignoring a torn last line ({len(tail)} bytes, no newline: a write cut short "
                           "by a crash); its run is run again.", TornLineWarning, stacklevel=2)
         records = []
@@ -70,6 +88,8 @@ class ResultsFile:
             if not isinstance(record, dict) or "run_id" not in record:
                 raise ValueError(f"{self.path}, line {number}: expected a JSON object with a run_id.")
             records.append(record)
+        if last is not None:
+            records.append(last)
         return records
 
     def by_run(self) -> dict:
@@ -81,9 +101,12 @@ class ResultsFile:
         return {k: r for k, r in self.by_run().items() if _complete(self.out / r.get("model_dir", RUNS_DIR + "/" + k))}
 
     def repair(self) -> int:
-        """Cut off a torn last line; returns the number of bytes removed (0: none)."""
+        """Cut off a torn last line; returns the number of bytes removed (0: none).
+
+        A complete last record without its newline is kept (:meth:`append` adds the newline).
+        """
         _, tail = self._lines()
-        if not tail:
+        if not tail or _complete_record(tail) is not None:
             return 0
         size = self.path.stat().st_size
         with open(self.path, "r+b") as f:
@@ -93,11 +116,17 @@ class ResultsFile:
         return len(tail)
 
     def append(self, record: dict) -> None:
-        """Append ``record`` as one line: one ``write`` of the whole line, then ``fsync``."""
+        """Append ``record`` as one line: one ``write`` of the whole line, then ``fsync``.
+
+        After a last line without its newline (a complete record: see :meth:`read`), the newline comes first.
+        """
         line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
         self.out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line
             written = os.write(fd, line)
             if written != len(line):  # a full disk: leave a torn line for repair() rather than a wrong one
                 raise OSError(f"only {written} of {len(line)} bytes of a results line were written to {self.path}")

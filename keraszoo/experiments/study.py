@@ -24,6 +24,12 @@ A spec file::
 a list of such mappings (the union of their combinations, as scikit-learn's
 ``ParameterGrid``). A grid entry may list ``"model"`` itself (variant keys or
 presets); entries without it run every model of ``variants``.
+
+A spec is checked whole before its first run: its fields here, every value of
+its grids and ``fixed`` when it is planned
+(:func:`keraszoo.experiments.planning.check_values`), its probes' options by
+the probes' declarations; a bad value is refused naming its field
+(``grid.latent_dim[0]: expected a positive integer <= 1048576, got '8' (a string).``).
 """
 
 from __future__ import annotations
@@ -33,17 +39,48 @@ import difflib
 import itertools
 import json
 import pathlib
+import re
 
 from keraszoo.training.recipe import UsageError
 
-__all__ = ["BUDGETS", "Budget", "Study", "StudyError", "expand_grid"]
+__all__ = ["BUDGETS", "Budget", "Study", "StudyError", "describe_value", "expand_grid"]
 
 #: Arguments a study may not set: they come from the command (``--dataset``) or the budget.
 RESERVED_ARGS = ("dataset", "epochs", "limit", "eval_split", "eval")
 
 
+#: What a study's name may be: it names files (the report's figures), so never a path.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 class StudyError(UsageError):
     """A study spec, budget or sweep configuration that cannot run; the message names the field."""
+
+
+def describe_value(value) -> str:
+    """What ``value`` is, for a message: ``"a string"``, ``"a boolean"``, ``"not a number"``, ..."""
+    import math
+
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "not a number" if math.isnan(value) else "infinite" if math.isinf(value) else "a float"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def refuse_value(path, expected, value):
+    """Raise :class:`StudyError` ``"<path>: expected <expected>, got <value> (<what it is>)."``."""
+    raise StudyError(f"{path}: expected {expected}, got {value!r} ({describe_value(value)}).")
 
 
 def _did_you_mean(name, known) -> str:
@@ -158,7 +195,8 @@ class Study:
     """A declarative sweep: which models, which arguments, at which budgets, measured how.
 
     Args:
-        name: the study's name (also the results' ``study`` field).
+        name: the study's name (also the results' ``study`` field): letters, digits, ``_``, ``.``
+            and ``-`` (it names files; never a path).
         description: what the study asks, in a sentence or two.
         variants: models (variant keys or presets, ``"*"``: every registered
             variant) for grid entries that do not list ``"model"``.
@@ -197,6 +235,9 @@ class Study:
         where = f"Study {self.name!r}" if isinstance(self.name, str) else "Study"
         if not isinstance(self.name, str) or not self.name.strip():
             raise StudyError(f"Study.name must be a non-empty string; got {self.name!r}.")
+        if not NAME_PATTERN.fullmatch(self.name) or ".." in self.name:
+            raise StudyError(f"Study.name must be a name (letters, digits, '_', '.', '-'; no '..'), not a path: "
+                             f"it names the results and the report's files; got {self.name!r}.")
         if not isinstance(self.description, str):
             raise StudyError(f"{where}: description must be a string; got {self.description!r}.")
         if not all(isinstance(v, str) and v for v in self.variants):

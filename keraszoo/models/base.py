@@ -110,6 +110,7 @@ class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, Phas
         checks.check_choice("reconstruction_loss", reconstruction_loss, self._reconstruction_losses())
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"`seed` must be an integer or None; received {seed!r}.")
+        seed = None if seed is None else checks.check_seed("seed", seed)
         super().__init__(**kwargs)
         self.image_shape = image_shape
         self.latent_dim = latent_dim
@@ -318,13 +319,12 @@ class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, Phas
         ``x1``/``x2``: single images (``input_shape``) -> ``(steps,) + input_shape``;
         batches of B images -> ``(B, steps) + input_shape``.
         """
-        steps = checks.check_positive_int("steps", steps)
-        if steps < 2:
-            raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
+        steps = checks.check_steps(steps)
         x1, x2 = (x if hasattr(x, "shape") else np.asarray(x) for x in (x1, x2))  # lists of pixels too
         single = len(np.shape(x1)) == len(self.image_shape)
         if single:
             x1, x2 = x1[None], x2[None]
+        self._check_interpolation_size(x1.shape[0] if len(x1.shape) == len(self.image_shape) + 1 else None, steps)
         z1, z2 = self.encode(x1), self.encode(x2)
         if tuple(z1.shape) != tuple(z2.shape):
             raise ValueError(f"`x1` and `x2` must hold the same number of images; got {tuple(np.shape(x1))} and {tuple(np.shape(x2))}.")
@@ -333,6 +333,12 @@ class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, Phas
         images = self.decode(ops.reshape(z, (-1, self.latent_dim)))
         images = ops.reshape(images, (-1, steps) + self.image_shape)
         return images[0] if single else images
+
+    def _check_interpolation_size(self, pairs, steps):
+        """Refuses ``pairs x steps`` images beyond what one call returns (``checks.MAX_VALUES_PER_CALL``)."""
+        checks.check_output_size(f"{type(self).__name__}.interpolate of {pairs} image pair(s) in {steps} steps",
+                                 None if pairs is None else pairs * steps, self.image_shape,
+                                 lambda most: f"ask for at most {most:,} images per call (pairs x steps)")
 
     def sample(self, n, seed=None):
         """Generates ``n`` images; only generative variants (VAE, HVAE, AAE) can."""

@@ -10,12 +10,55 @@ import numbers
 
 import numpy as np
 
+from keraszoo.argtypes import SEED_LIMIT
 from keraszoo.utils import check_positive_int
 
 __all__ = [
-    "check_bool", "check_choice", "check_fit_arguments", "check_fraction", "check_image_shape", "check_int_tuple",
-    "check_non_negative", "check_non_negative_int", "check_optional_positive_int", "check_positive_int",
+    "MAX_VALUES_PER_CALL", "SEED_LIMIT", "check_bool", "check_choice", "check_fit_arguments", "check_fraction",
+    "check_image_shape", "check_int_tuple", "check_non_negative", "check_non_negative_int",
+    "check_optional_positive_int", "check_output_size", "check_positive_int", "check_seed", "check_steps",
 ]
+
+#: The most float32 values one call of ``sample``, ``interpolate`` or ``decode`` returns: 2**28 (1 GiB), e.g.
+#: 342,392 images of 28x28x1 or 87,381 of 32x32x3. More are asked for in batches (``keraszoo sample -n`` too).
+MAX_VALUES_PER_CALL = 1 << 28
+
+
+
+def check_output_size(what, count, item_shape, batches):
+    """Refuses a call that would return more than :data:`MAX_VALUES_PER_CALL` values.
+
+    ``what``: the call (``"VAE.sample(n=2000000)"``); ``count`` images of ``item_shape``; ``batches``: how to ask
+    for them in batches, given the most images one call returns (``lambda most: "..."``).
+    """
+    per_item = max(1, math.prod(int(d) for d in item_shape))
+    most = max(1, MAX_VALUES_PER_CALL // per_item)
+    if count is not None and int(count) > most:
+        values = int(count) * per_item
+        raise ValueError(
+            f"{what} would return {int(count):,} images of {'x'.join(map(str, item_shape))}: {values:,} float32 "
+            f"values ({values * 4 / 2**30:.3g} GiB). One call returns at most {MAX_VALUES_PER_CALL:,} values (1 GiB), "
+            f"{most:,} images of this shape: {batches(most)}.")
+    return count
+
+
+def check_seed(name, seed):
+    """``seed`` as an ``int`` if it is an integer in ``[0, SEED_LIMIT)`` (NumPy's too), else a ``ValueError``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"`{name}` must be either an integer or an instance of `SeedGenerator` (keras.random; an "
+                         f"integer in [0, 2**32)); received {seed!r}.")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"`{name}` must be an integer in [0, 2**32) = [0, {SEED_LIMIT - 1}] (Keras keeps seeds as "
+                         f"32-bit unsigned integers on some backends); received {seed}.")
+    return int(seed)
+
+
+def check_steps(steps):
+    """The ``steps`` of ``interpolate``: an integer >= 2 (both end points)."""
+    steps = check_positive_int("steps", steps)
+    if steps < 2:
+        raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
+    return steps
 
 
 def check_image_shape(input_shape):

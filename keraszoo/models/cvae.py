@@ -203,11 +203,10 @@ class ConditionalVAE(VAE):
         one-hot labels are blended along the line too, so the ends are exactly the two
         reconstructions. Single images -> ``(steps,) + input_shape``; batches of B -> ``(B, steps) + input_shape``.
         """
-        steps = checks.check_positive_int("steps", steps)
-        if steps < 2:
-            raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
+        steps = checks.check_steps(steps)
         single = len(np.shape(x1)) == len(self.image_shape)
         x1, x2 = (self._check_inputs(x[None] if single else x) for x in (x1, x2))
+        self._check_interpolation_size(x1.shape[0], steps)
         if tuple(x1.shape) != tuple(x2.shape):
             raise ValueError(f"`x1` and `x2` must hold the same number of images; got {tuple(x1.shape)} and {tuple(x2.shape)}.")
         c1 = self._condition(labels, x1, "interpolate")
@@ -225,7 +224,7 @@ class ConditionalVAE(VAE):
 
     def sample(self, n, labels=None, seed=None):
         """``n`` images of class ``labels`` (one int for all, or one per image): ``z ~ N(0, I)`` decoded given ``y``."""
-        n = checks.check_positive_int("n", n)
+        n = self._check_sample_count(n)
         c = self._condition(labels, n, "sample")
         return self._compiled("decode", self._mean_given, self.sample_prior(n, seed=seed), c)
 

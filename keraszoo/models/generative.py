@@ -1,7 +1,5 @@
 """``sample`` for the variants with a prior over codes: :class:`GenerativeMixin`."""
 
-import numbers
-
 import keras
 
 from keraszoo.models import checks
@@ -15,19 +13,33 @@ class GenerativeMixin:
     gaussian_prior = True
 
     def _sampling_seed(self, seed):
-        """The model's own generator, or a fresh one for a reproducible integer ``seed``."""
+        """The model's own generator (``None``), a given ``SeedGenerator``, or a fresh one for a reproducible
+        integer ``seed`` in ``[0, 2**32)`` (NumPy's too; :func:`~keraszoo.models.checks.check_seed`)."""
         if seed is None:
             return self.seed_generator
-        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):  # np.int64 too
-            return keras.random.SeedGenerator(int(seed))
-        return seed
+        if isinstance(seed, keras.random.SeedGenerator):
+            return seed
+        return keras.random.SeedGenerator(checks.check_seed("seed", seed))
 
     def sample_prior(self, n, seed=None):
         """``n`` draws of ``z ~ p(z) = N(0, I)``."""
         seed = self._sampling_seed(seed)
         return keras.random.normal((n, self.latent_dim), seed=seed)
 
-    def sample(self, n, seed=None):
-        """Draws ``z ~ p(z)`` and returns the decoder means, shape ``(n,) + input_shape``."""
+    def _check_sample_count(self, n):
+        """``n`` images to sample, at most what one call returns (:data:`~keraszoo.models.checks.MAX_VALUES_PER_CALL`)."""
         n = checks.check_positive_int("n", n)
+        return checks.check_output_size(
+            f"{type(self).__name__}.sample(n={n})", n, self.image_shape,
+            lambda most: f"sample in batches of at most {most:,}, each with its own seed "
+                         f"(np.concatenate([model.sample({most}, seed=i) for i in range(k)]))")
+
+    def sample(self, n, seed=None):
+        """Draws ``z ~ p(z)`` and returns the decoder means, shape ``(n,) + input_shape``.
+
+        ``n``: at most :data:`~keraszoo.models.checks.MAX_VALUES_PER_CALL` values in all (342,392 images of
+        28x28x1); ``seed``: ``None`` (the model's generator), an integer in ``[0, 2**32)`` or a ``SeedGenerator``.
+        """
+        n = self._check_sample_count(n)
+        seed = self._sampling_seed(seed)
         return self.decode(self.sample_prior(n, seed=seed))

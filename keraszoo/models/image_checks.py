@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keraszoo.models import checks
+
 #: Values per slice of the array check (1 MiB of float32: both reductions read it from cache; fastest on the dev CPU).
 CHECK_SLICE_VALUES = 1 << 18
 
@@ -230,6 +232,8 @@ class InputChecksMixin:
             raise ValueError(
                 f"{type(self).__name__} expects latent codes of shape (batch, {self.latent_dim}); "
                 f"received shape {shape}.")
+        checks.check_output_size(f"{type(self).__name__}.decode of {shape[0]} codes", shape[0], self.image_shape,
+                                 lambda most: f"decode them in batches of at most {most:,} (z[i:i + {most}])")
         values = concrete_value(z)
         if values is not None and not np.all(np.isfinite(values)):
             raise ValueError(f"{type(self).__name__}.decode received NaN or Inf codes.")

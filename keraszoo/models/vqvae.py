@@ -302,6 +302,9 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
             z = np.asarray(z)
         shape, owner = tuple(z.shape), type(self).__name__
         dtype = str(getattr(z.dtype, "name", z.dtype))
+        if shape[1:] in (self.code_shape, self.quantized_shape):
+            checks.check_output_size(f"{owner}.decode of {shape[0]} codes", shape[0], self.image_shape,
+                                     lambda most: f"decode them in batches of at most {most:,} (z[i:i + {most}])")
         if shape[1:] == self.code_shape:
             values = image_checks.concrete_value(z)
             if values is not None:
@@ -346,12 +349,12 @@ class VQVAE(pixelcnn.PixelCNNPriorMixin, GenerativeMixin, BaseAutoEncoder):
         single images -> ``(steps,) + input_shape``; batches of B images ->
         ``(B, steps) + input_shape``.
         """
-        steps = checks.check_positive_int("steps", steps)
-        if steps < 2:
-            raise ValueError(f"`steps` must be at least 2 (both end points); received {steps}.")
+        steps = checks.check_steps(steps)
         single = len(np.shape(x1)) == len(self.image_shape)
         if single:
             x1, x2 = x1[None], x2[None]
+        self._check_interpolation_size(np.shape(x1)[0] if len(np.shape(x1)) == len(self.image_shape) + 1 else None,
+                                       steps)
         z1, z2 = self.encode(x1, output="continuous"), self.encode(x2, output="continuous")
         if tuple(z1.shape) != tuple(z2.shape):
             raise ValueError(f"`x1` and `x2` must hold the same number of images; got {tuple(np.shape(x1))} and "

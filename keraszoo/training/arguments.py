@@ -46,6 +46,7 @@ class RunContext:
     recipe: str | None = None
     manifest: str | None = None
     dry_run: bool = False
+    overwrite: bool = False
     verbose: int = 1
     cpu_replicas: int = 0
 
@@ -94,7 +95,10 @@ def runtime_parent() -> argparse.ArgumentParser:
     _field(g, "--backup-every", type=int, metavar="STEPS",
            help="back up every STEPS steps (and every epoch); 0: every epoch only")
     _field(g, "--tensorboard", action=argparse.BooleanOptionalAction, help="TensorBoard logs in the work folder")
-    g.add_argument("--out", default=None, help="output folder (save_pretrained layout)")
+    g.add_argument("--out", default=None, help="output folder (save_pretrained layout): empty, new, or this "
+                   "command's own (a resume)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="write into an --out that holds other files (another run's, yours): they may be replaced")
     g.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras fit verbosity (default: 1, 0 with --quiet)")
     return p
@@ -214,12 +218,17 @@ def resolve(namespace, argv, *, quiet=False):
     if context.out is None and not context.dry_run:
         raise ArgumentValueError("--out is required")
     recipe = Recipe.from_args(given)
-    argv = [str(a) for a in argv]
+    argv = run_argv(argv)
     if not context.recipe:
         return recipe, context, argv
     if not recorded_argv:
         recorded_argv = recipe_argv(Recipe.from_args(base))
     return recipe, context, _strip_recipe_flags(recorded_argv) + _strip_recipe_flags(argv)
+
+
+def run_argv(argv) -> list:
+    """``argv`` as recorded with a run: without ``--overwrite`` (it says where to write, not what to train)."""
+    return [str(a) for a in argv if a != "--overwrite"]
 
 
 def parse_train_argv(argv):

@@ -95,6 +95,32 @@ def write_file(path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def save_weights_file(model, path, *, what: str, advice: str) -> pathlib.Path:
+    """Writes ``model``'s weights to ``path`` (``*.weights.h5``) whole or not at all.
+
+    The weights are serialized in memory (:func:`weights_file_bytes`), the room checked (:func:`check_room`),
+    the bytes written to a temporary file beside ``path`` and renamed over it: a full disk leaves any earlier
+    ``path`` as it was, h5py never holds a half-written file (whose handles fail again, and can crash the
+    process, when released), and the failure is one :class:`CheckpointWriteError` naming ``path``
+    (:func:`write_failure` with ``what`` and ``advice``). Where this Keras cannot serialize in memory,
+    ``model.save_weights`` writes the temporary file.
+    """
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")
+    try:
+        data = weights_file_bytes(model)
+        if data is None:
+            model.save_weights(str(tmp))
+        else:
+            check_room(path, len(data))
+            write_file(tmp, data)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise write_failure(err, path, what=what, advice=advice) from None
+    return path
+
+
 def write_failure(err: OSError, path, *, what: str, advice: str) -> CheckpointWriteError:
     """A :class:`CheckpointWriteError` for ``err`` (raised writing ``path``), in one line.
 

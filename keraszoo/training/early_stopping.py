@@ -63,6 +63,18 @@ class ResumableCheckpoint(keras.callbacks.ModelCheckpoint):
             if value is not None and _improves(self, value, self.best):
                 self.best = value
 
+    def on_epoch_end(self, epoch, logs=None):
+        """Keeps ``filepath`` at the best epoch, written whole or not at all (a full disk names the file)."""
+        from keraszoo.training import diskio
+
+        current = (logs or {}).get(self.monitor)
+        if current is None or not math.isfinite(float(current)) or not _improves(self, float(current), self.best):
+            return
+        self.best = float(current)
+        diskio.save_weights_file(self.model, self.filepath, what="the best weights so far",
+                                 advice="free some space on that disk (or give --out on another one) and run the "
+                                        "same command again to resume")
+
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """``EarlyStopping(restore_best_weights=True)`` whose wait, best epoch and best weights survive a resume."""

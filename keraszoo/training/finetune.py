@@ -137,6 +137,7 @@ def finetune(args: argparse.Namespace, argv, *, quiet=False):
     from keraszoo.training.arguments import FINETUNE_DEFAULTS
     from keraszoo.training.arguments import context_of
     from keraszoo.training.arguments import given_args
+    from keraszoo.training.arguments import run_argv
     from keraszoo.training.recipe import Recipe
     from keraszoo.training.train import StartFrom
     from keraszoo.training.train import TrainImages
@@ -160,6 +161,6 @@ def finetune(args: argparse.Namespace, argv, *, quiet=False):
             raise UsageError(f"--data {args.data}: {len(x)} images but {len(y)} labels; expected one label per image.")
     name = args.name if args.revision is None else f"{args.name}@{args.revision}"
     source = str(pathlib.Path(args.data).expanduser().resolve())
-    return run(recipe, context.out, verbose=context.verbose, argv=argv,
+    return run(recipe, context.out, verbose=context.verbose, argv=run_argv(argv), overwrite=context.overwrite,
                initial_weights=StartFrom(model, name=name, freeze_encoder=args.freeze_encoder),
                train_data=TrainImages(x, y, source=source))

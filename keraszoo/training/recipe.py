@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from keraszoo.argtypes import SEED_LIMIT
 from keraszoo.argtypes import flag_of
 from keraszoo.errors import ModelBuildError
 from keraszoo.errors import UsageError
@@ -332,6 +333,13 @@ def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+#: Recipe fields that are true or false, and those with a closed set of values (the command line's choices).
+_BOOL_FIELDS = ("drop_remainder", "mixed_precision", "tensorboard", "eval")
+_CHOICE_FIELDS = {"binarize": ("none", "dynamic", "static", "threshold"), "data_source": ("auto", "tfds", "npz"),
+                  "strategy": ("default", "mirrored", "multiworker"), "jit_compile": ("auto", "on", "off"),
+                  "deterministic": ("auto", "on", "off")}
+
+
 def check_recipe_values(recipe) -> None:
     """Refuse optimization values that cannot train (a zero, negative or NaN learning rate, 0 epochs, ...).
 
@@ -363,8 +371,16 @@ def check_recipe_values(recipe) -> None:
     split = recipe.val_split
     if not _is_real(split) or not 0 <= float(split) < 1:
         bad("val-split", "a fraction in [0, 1)", split)
-    if not _is_int(recipe.seed):
-        bad("seed", "an integer", recipe.seed)
+    if not _is_int(recipe.seed) or not 0 <= recipe.seed < SEED_LIMIT:
+        bad("seed", "an integer in [0, 2**32) (NumPy's and Keras' seed range)", recipe.seed)
+    for name in _BOOL_FIELDS:
+        if not isinstance(getattr(recipe, name), bool):
+            bad(name.replace("_", "-"), "true or false", getattr(recipe, name))
+    for name, choices in _CHOICE_FIELDS.items():
+        if not isinstance(getattr(recipe, name), str) or getattr(recipe, name) not in choices:
+            bad(name.replace("_", "-"), "one of " + ", ".join(choices), getattr(recipe, name))
+    if recipe.steps_per_execution != "auto" and not (_is_int(recipe.steps_per_execution) and recipe.steps_per_execution >= 1):
+        bad("steps-per-execution", "auto or a positive integer", recipe.steps_per_execution)
 
 
 def _plain(value):

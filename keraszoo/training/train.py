@@ -29,12 +29,16 @@ kill and resume (see ``keraszoo.data.EpochStream``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import pathlib
 import shlex
+import shutil
 import sys
 import time
 
+from keraszoo import output_folder
 from keraszoo.training import runtime
 from keraszoo.training.recipe import Recipe
 from keraszoo.training.recipe import UsageError
@@ -138,16 +142,60 @@ def _evaluate(model, recipe: Recipe, data_dir, last_logs, test_data, val):
     return metrics
 
 
-def _output_dirs(out, work_dir, dist):
+def _output_job(recipe: Recipe, start: StartFrom | None, facts: dict):
+    """``(job, key)`` of the run's output folder: the same command resumes it, another recipe is refused."""
+    return ("finetune" if start is not None else "train"), output_folder.recipe_key(dict(recipe.semantic_args(), **facts))
+
+
+def _folders(out, work_dir, dist):
+    """``(out, work, work_own)``: the run's output folder (a worker's own, but on the chief), its work folder,
+    and whether the work folder needs a claim of its own (outside ``out``)."""
     out = pathlib.Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder (it is created, with its parents, if missing).")
     if not dist.is_chief:
         out = out / "train_state" / f"worker_{dist.worker_index}"
     work = pathlib.Path(work_dir) if work_dir else out / "train_state"
-    out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    return out, work
+    inside = os.path.realpath(work).startswith(os.path.realpath(out) + os.sep)
+    return out, work, not inside
+
+
+def _workers_of(out: pathlib.Path, job, key) -> tuple:
+    """``("train_state",)`` when ``out/train_state`` holds only this run's non-chief workers' folders (multi-worker)."""
+    state = out / "train_state"
+    if not state.is_dir():
+        return ()
+    ours = all(item.name.startswith("worker_") and output_folder.is_claimed_by(item, job, key)
+               for item in state.iterdir())
+    return ("train_state",) if ours else ()
+
+
+def _check_folders(out, work_dir, dist, job, key, overwrite):
+    """The output rule checked before the data is read (nothing created); True when ``out`` is a resume."""
+    out, work, work_own = _folders(out, work_dir, dist)
+    ignore = _workers_of(out, job, key) if dist.is_chief else ()
+    resume = output_folder.check(out, job, key=key, overwrite=overwrite, flag="--out", ignore=ignore)
+    if work_own:
+        output_folder.check(work, job, key=key, overwrite=overwrite, flag="--work-dir")
+    return resume
+
+
+@contextlib.contextmanager
+def _claimed_dirs(out, work_dir, dist, job, key, overwrite):
+    """The run's ``(out, work)`` folders, claimed (:func:`keraszoo.output_folder.claim`) while the block runs.
+
+    With ``overwrite``, a folder that is not this run's loses its old training backup (another recipe's).
+    """
+    out, work, work_own = _folders(out, work_dir, dist)
+    ignore = _workers_of(out, job, key) if dist.is_chief else ()
+    with contextlib.ExitStack() as stack:
+        resume = output_folder.is_claimed_by(out, job, key)
+        stack.enter_context(output_folder.claim(out, job, key=key, overwrite=overwrite, flag="--out", ignore=ignore))
+        if work_own:
+            resume = resume and output_folder.is_claimed_by(work, job, key)
+            stack.enter_context(output_folder.claim(work, job, key=key, overwrite=overwrite, flag="--work-dir"))
+        if overwrite and not resume:
+            shutil.rmtree(work / "backup", ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        yield out, work
 
 
 def _prepare_model(recipe: Recipe, start: StartFrom | None, image_shape, dist, spe, jit):
@@ -170,7 +218,7 @@ def _prepare_model(recipe: Recipe, start: StartFrom | None, image_shape, dist, s
 
 
 def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_replicas=0, argv=None, rerun_of=None,
-        test_data=None, initial_weights=None, train_data=None, extra_callbacks=()) -> TrainResult:
+        test_data=None, initial_weights=None, train_data=None, extra_callbacks=(), overwrite=False) -> TrainResult:
     """Train ``recipe`` and write a ``save_pretrained`` folder to ``out``.
 
     Args:
@@ -182,6 +230,10 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
         train_data: :class:`TrainImages` trained on instead of ``recipe.dataset``'s training split.
         extra_callbacks: more Keras callbacks, or functions ``f(backup) -> callback`` of the run's
             :class:`~keraszoo.training.backup.ResumableBackup` (see :func:`~keraszoo.training.fitting.fit_resumable`).
+        overwrite: write into an ``out`` (and ``work_dir``) that holds something else than this run
+            (``--overwrite``); without it only an empty folder, or this run's own (the same recipe: a
+            resume), is written to. The folders are locked while the run writes them
+            (:mod:`keraszoo.output_folder`).
 
     Returns:
         a :class:`TrainResult`; its ``status`` is 3 when the loss became NaN/inf.
@@ -189,6 +241,8 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
     Raises:
         ModelBuildError: the variant's constructor refuses the configuration (before any folder is made).
         UsageError: a bad configuration, missing data, a failed write (a ``UsageError`` subclass).
+        OutputFolderError: ``out`` is a file, holds files of another run or of the user, or is in use
+            (checked before the data is read).
     """
     runtime.setup_cpu_replicas(cpu_replicas)
     from keraszoo import data
@@ -203,6 +257,9 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
     deterministic, jit, spe = runtime.resolve_runtime(recipe.jit_compile, recipe.steps_per_execution,
                                                       recipe.deterministic, dist)
     needs_labels = (start.model if start else recipe.variant_class()).requires_labels
+    facts = _start_facts(start, train_data)
+    job, key = _output_job(recipe, start, facts)
+    _check_folders(out, work_dir, dist, job, key, overwrite)  # refused at once, before the data is read
     try:
         x, x_val, y, y_val = _training_arrays(recipe, data_dir, train_data, needs_labels)
     except ValueError as e:
@@ -214,45 +271,45 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
         if x_val is not None:
             val_ds = data.from_numpy(x_val, y_val, batch_size=recipe.eval_batch_size, shuffle=False,
                                      binarize=data.evaluation_binarize(recipe.binarize))
-        facts = _start_facts(start, train_data)
         fingerprint = dict(recipe.semantic_args(), **facts, num_examples=stream.num_examples,
                            steps_per_epoch=stream.steps_per_epoch)
         image_shape = start.model.image_shape if start else data.dataset_info(recipe.dataset).image_shape
         model = _prepare_model(recipe, start, image_shape, dist, spe, jit)
 
-        out, work = _output_dirs(out, work_dir, dist)  # once the data and the model are ready: no folder on errors
-        result = fitting.fit_resumable(
-            model, stream, epochs=recipe.epochs, out_dir=out, work_dir=work, fingerprint=fingerprint,
-            distribution=dist, backup_every=recipe.backup_every, val_ds=val_ds, verbose=verbose,
-            tensorboard=recipe.tensorboard, early_stopping=recipe.early_stopping, callbacks=extra_callbacks,
-        )
-        if result.diverged:
-            print("error: the loss became NaN/inf; nothing was saved. Lower --lr or check the data. "
-                  f"The last good backup is in {result.backup.backup_dir}.", file=sys.stderr)
-            return TrainResult(status=3)
-        if start is not None and start.freeze_encoder:
-            model.encoder.trainable = True  # saved models are trainable as a whole again
-        # A variant's own stage after fit, on the same training images (the VQ-VAE's prior: --prior-epochs).
-        stage_metrics = {}
-        if model.has_second_stage:
-            with dist.scope():
-                stage_metrics = model.fit_second_stage(
-                    data.from_numpy(x, batch_size=recipe.eval_batch_size, shuffle=False,
-                                    binarize=data.evaluation_binarize(recipe.binarize)),
-                    batch_size=recipe.batch_size, verbose=verbose)
-        metrics = {**_evaluate(model, recipe, data_dir, result.last_logs, test_data, (x_val, y_val)),
-                   **stage_metrics}
-        prog = "keraszoo finetune" if start is not None else "keraszoo train"
-        record = _record(recipe, prog, argv, facts, stream, dist, policy, jit, spe, deterministic)
-        record.update(**result.record(t_start), versions=runtime.versions())
-        if rerun_of:
-            record["rerun_of"] = rerun_of
-        final = model if policy == "float32" else runtime.float32_copy(model)
-        if dist.is_chief:
-            dataset = {"name": recipe.dataset, "split": "train"} if train_data is None else \
-                {"name": recipe.dataset, "path": train_data.source}
-            fitting.save_run(final, out, metrics=metrics, recipe=record, dataset=dataset)
-        result.backup.finish()
+        # Claimed once the data and the model are ready (no folder on errors), held until the model is saved.
+        with _claimed_dirs(out, work_dir, dist, job, key, overwrite) as (out, work):
+            result = fitting.fit_resumable(
+                model, stream, epochs=recipe.epochs, out_dir=out, work_dir=work, fingerprint=fingerprint,
+                distribution=dist, backup_every=recipe.backup_every, val_ds=val_ds, verbose=verbose,
+                tensorboard=recipe.tensorboard, early_stopping=recipe.early_stopping, callbacks=extra_callbacks,
+            )
+            if result.diverged:
+                print("error: the loss became NaN/inf; nothing was saved. Lower --lr or check the data. "
+                      f"The last good backup is in {result.backup.backup_dir}.", file=sys.stderr)
+                return TrainResult(status=3)
+            if start is not None and start.freeze_encoder:
+                model.encoder.trainable = True  # saved models are trainable as a whole again
+            # A variant's own stage after fit, on the same training images (the VQ-VAE's prior: --prior-epochs).
+            stage_metrics = {}
+            if model.has_second_stage:
+                with dist.scope():
+                    stage_metrics = model.fit_second_stage(
+                        data.from_numpy(x, batch_size=recipe.eval_batch_size, shuffle=False,
+                                        binarize=data.evaluation_binarize(recipe.binarize)),
+                        batch_size=recipe.batch_size, verbose=verbose)
+            metrics = {**_evaluate(model, recipe, data_dir, result.last_logs, test_data, (x_val, y_val)),
+                       **stage_metrics}
+            prog = "keraszoo finetune" if start is not None else "keraszoo train"
+            record = _record(recipe, prog, argv, facts, stream, dist, policy, jit, spe, deterministic)
+            record.update(**result.record(t_start), versions=runtime.versions())
+            if rerun_of:
+                record["rerun_of"] = rerun_of
+            final = model if policy == "float32" else runtime.float32_copy(model)
+            if dist.is_chief:
+                dataset = {"name": recipe.dataset, "split": "train"} if train_data is None else \
+                    {"name": recipe.dataset, "path": train_data.source}
+                fitting.save_run(final, out, metrics=metrics, recipe=record, dataset=dataset)
+            result.backup.finish()
 
     throughput = result.throughput
     print(

@@ -25,12 +25,17 @@ MAX_METADATA_BYTES = 2_000_000
 _TABLE_REQUIRED = ("config.json", "model.weights.h5")
 
 
+class JSONTooDeepError(ValueError):
+    """A JSON file nested deeper than Python's parser follows (thousands of levels)."""
+
+
 def read_json(path, what, limit=None):
     """Parse the JSON file at ``path``; ``what`` names it in messages, ``limit`` caps its size in bytes.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is larger than ``limit`` or is not valid (UTF-8) JSON.
+        ValueError: the file is larger than ``limit`` or is not valid (UTF-8) JSON
+            (:class:`JSONTooDeepError`: nested too deeply to parse).
     """
     path = Path(path)
     try:
@@ -43,6 +48,9 @@ def read_json(path, what, limit=None):
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{what} ({path}) is not valid JSON: {err}") from None
+    except RecursionError:
+        raise JSONTooDeepError(f"{what} ({path}) is nested too deeply to be a keraszoo file (thousands of levels of "
+                         "arrays or objects).") from None
 
 
 def files_table(metadata, where) -> dict:
@@ -78,12 +86,16 @@ def verify_folder(directory) -> dict:
 
     Raises:
         FileNotFoundError: the folder or a recorded file is missing.
+        IsADirectoryError: a folder stands where a recorded file should be.
         ValueError: no ``metadata.json``, or it is unreadable or has no valid ``files`` table.
         IntegrityError: a file changed after ``save_pretrained`` wrote the metadata.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"Not a directory: {directory}")
+    if (directory / "metadata.json").is_dir():
+        raise IsADirectoryError(f"{directory / 'metadata.json'} is a folder; expected the metadata.json file "
+                                "keraszoo.save_pretrained() writes.")
     if not (directory / "metadata.json").is_file():
         raise ValueError(
             f"{directory} has no metadata.json: expected a folder written by keraszoo.save_pretrained() "
@@ -91,5 +103,10 @@ def verify_folder(directory) -> dict:
         )
     metadata = read_json(directory / "metadata.json", "metadata.json", MAX_METADATA_BYTES)
     for filename, record in files_table(metadata, str(directory)).items():
+        path = directory / filename
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder, but {directory}/metadata.json records a file of "
+                                    f"{record['size']} bytes there: the folder was changed after "
+                                    "keraszoo.save_pretrained() wrote it. Put the file back (or save the model again).")
         verify_file(directory / filename, record["sha256"], expected_size=record["size"], source=str(directory))
     return metadata

@@ -134,11 +134,19 @@ def git_blob_id(path) -> str:
     return digest.hexdigest()
 
 
+def _require_file(path, what):
+    """``path`` must be a regular file: ``IsADirectoryError`` for a folder, ``FileNotFoundError`` when absent."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{what}: {path} is a directory, not a file.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: {path} does not exist." if not path.exists()
+                                else f"{what}: {path} is not a regular file.")
+
+
 def file_record(path) -> dict:
     """Return ``{"sha256": ..., "size": ...}`` for the file at ``path`` (computed, never typed)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Cannot hash '{path}': not a regular file.")
+    _require_file(path, "Cannot hash it")
     return {"sha256": sha256_file(path), "size": path.stat().st_size}
 
 
@@ -160,6 +168,7 @@ def verify_file(path, expected_sha256, *, expected_size=None, filename=None, sou
     Raises:
         IntegrityError: the content does not match.
         FileNotFoundError: the file is missing.
+        IsADirectoryError: a directory stands where the file should be.
     """
     path = Path(path)
     filename = filename or path.name
@@ -168,8 +177,7 @@ def verify_file(path, expected_sha256, *, expected_size=None, filename=None, sou
             f"Cannot verify '{filename}': the recorded sha256 {expected_sha256!r} is not "
             "64 lowercase hex digits."
         )
-    if not path.is_file():
-        raise FileNotFoundError(f"Cannot verify '{filename}': {path} does not exist.")
+    _require_file(path, f"Cannot verify '{filename}'")
     actual_size = path.stat().st_size
     actual = sha256_file(path)
     size_ok = expected_size is None or int(expected_size) == actual_size
@@ -229,8 +237,7 @@ def verify_content_address(path, *, filename=None, source=None, evict=True):
     """
     path = Path(path)
     filename = filename or path.name
-    if not path.is_file():
-        raise FileNotFoundError(f"Cannot verify '{filename}': {path} does not exist.")
+    _require_file(path, f"Cannot verify '{filename}'")
     address = content_address(path)
     if address is None:
         return path

@@ -32,6 +32,7 @@ from pathlib import Path
 from keraszoo.weights import bundle as _bundle
 from keraszoo.weights import manifest as _manifest
 from keraszoo.weights.folder import MAX_METADATA_BYTES
+from keraszoo.weights.folder import JSONTooDeepError
 from keraszoo.weights.folder import files_table
 from keraszoo.weights.folder import read_json
 from keraszoo.weights.folder import verify_folder
@@ -254,6 +255,25 @@ def _module_allowed(module) -> bool:
     return module is None or any(module == m or module.startswith(m + ".") for m in ALLOWED_MODULES)
 
 
+#: The deepest nesting of objects and lists a ``config.json`` may have (keraszoo's own: under 20 levels). Deeper
+#: ones are refused before Python's recursion limit (about 1,000 levels) breaks the walk below or Keras' rebuild.
+MAX_CONFIG_DEPTH = 100
+
+
+def _check_depth(config, source):
+    """Refuses ``config`` nested deeper than :data:`MAX_CONFIG_DEPTH` (walked without recursion)."""
+    stack = [(config, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if not isinstance(obj, (dict, list)):
+            continue
+        if depth > MAX_CONFIG_DEPTH:
+            raise ValueError(f"Refusing to load {source}: it nests objects and lists more than {MAX_CONFIG_DEPTH} "
+                             "levels deep; a keraszoo config nests fewer than 20. Save the model again with "
+                             "keraszoo.save_pretrained().")
+        stack.extend((value, depth + 1) for value in (obj.values() if isinstance(obj, dict) else obj))
+
+
 def check_config_safety(config, *, source="config.json") -> None:
     """Refuse configs that would make Keras import or call anything outside keras / keraszoo.
 
@@ -263,8 +283,10 @@ def check_config_safety(config, *, source="config.json") -> None:
     object must be a registered keraszoo model.
 
     Raises:
-        ValueError: naming the offending entry and its location.
+        ValueError: naming the offending entry and its location, or a config nested deeper than
+            :data:`MAX_CONFIG_DEPTH` levels.
     """
+    _check_depth(config, source)
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"{source} is not a serialized Keras object (no 'class_name').")
     registered = config.get("registered_name")
@@ -307,7 +329,11 @@ def check_config_safety(config, *, source="config.json") -> None:
 
 
 def _build_model(resolved: ResolvedWeights, compile: bool):
-    config = read_json(resolved.files["config.json"], "config.json", _MAX_CONFIG_BYTES)
+    try:
+        config = read_json(resolved.files["config.json"], "config.json", _MAX_CONFIG_BYTES)
+    except JSONTooDeepError:  # nested beyond what Python's JSON parser follows
+        raise ValueError(f"Refusing to load config.json of {resolved.description}: it nests objects and lists more "
+                         f"than {MAX_CONFIG_DEPTH} levels deep (too deep to parse).") from None
     check_config_safety(config, source=f"config.json of {resolved.description}")
     config = dict(config)
     config.pop("compile_config", None)  # compiled below with the variant's defaults

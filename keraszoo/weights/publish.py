@@ -22,9 +22,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
+from keraszoo import output_folder
 from keraszoo.utils import atomic_write_text
 from keraszoo.weights.folder import folder_records
 from keraszoo.weights.folder import verify_folder
@@ -83,7 +85,22 @@ def _save_inference_weights(model, config, path):
         raise ValueError("save_pretrained: the model rebuilt from its config has a different set of variables.")
     for target, source in zip(twin.variables, model.variables, strict=True):
         target.assign(source)
-    twin.save_weights(str(path))
+    _write_atomically(path, lambda tmp: twin.save_weights(str(tmp)))
+
+
+def _write_atomically(path, write):
+    """``write(tmp)`` to a file named as ``path`` in a hidden folder beside it, then renamed into place.
+
+    Keras picks the format from the file name (``.weights.h5``, ``.keras``), so the
+    temporary file keeps ``path``'s name; a failed write leaves nothing behind.
+    """
+    path = Path(path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
+    try:
+        write(staging / path.name)
+        os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _normalize_notes(notes):
@@ -110,14 +127,17 @@ def save_pretrained(
     keras_archive=True,
     zoo_name=None,
     notes=None,
+    overwrite=False,
 ) -> Path:
     """Write ``model`` as a self-describing, hash-verified pretrained folder.
 
     Args:
         model: a keraszoo model (``keraszoo.models.*``).
-        directory: target folder (created if needed; files of a previous save are replaced).
-            Image files already there (``reconstructions.png``, ``samples.png``) are kept,
-            hashed and embedded in the model card.
+        directory: target folder, created if needed. It must be empty or hold an earlier
+            ``save_pretrained`` (whose files are replaced), unless ``overwrite``; image files already
+            there (``reconstructions.png``, ``samples.png``, ...) are kept, hashed and embedded in the
+            model card. Inside a folder its caller holds (``keraszoo train`` saving its run) the
+            caller's rule applies (:mod:`keraszoo.output_folder`).
         metrics: measured metrics, ``{name: number}`` (finite numbers).
         recipe: training recipe: ``command``, ``epochs``, ``batch_size``, ``seed``,
             ``hardware``, ``wall_time_s``.
@@ -131,14 +151,15 @@ def save_pretrained(
         notes: sentences a user must read before using the numbers (how the test
             set was binarized, a lossy dataset copy, a quality target that was not
             reached); kept in ``metadata.json`` and shown in the card.
+        overwrite: write into a folder that holds other files (those of the same names are replaced).
 
     Returns:
         the folder's path.
+
+    Raises:
+        OutputFolderError: ``directory`` is a file, holds files keraszoo did not save there
+            (without ``overwrite``), or another job is writing into it.
     """
-    import keras
-
-    from keraszoo.version import __version__
-
     registered = _check_model(model)
     if metrics is not None:
         validate_metrics(metrics, source="save_pretrained(metrics=...)", where="metrics")
@@ -151,10 +172,19 @@ def save_pretrained(
     if paper is not None and not (isinstance(paper, dict) and paper.get("title")):
         raise ValueError(f"paper must be a dict with at least a 'title' (and a 'url'), got {paper!r}.")
 
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"{directory} exists and is not a directory.")
-    directory.mkdir(parents=True, exist_ok=True)
+    with output_folder.claim(directory, "save_pretrained", overwrite=overwrite, flag=None,
+                             ignore=tuple(IMAGE_FILES)) as folder:
+        return _write_folder(model, folder, registered=registered, metrics=metrics, recipe=recipe,
+                             dataset=dataset, license=license, data_license=data_license, paper=paper,
+                             repo_id=repo_id, keras_archive=keras_archive, zoo_name=zoo_name, notes=notes)
+
+
+def _write_folder(model, directory, *, registered, metrics, recipe, dataset, license, data_license, paper, repo_id,
+                  keras_archive, zoo_name, notes) -> Path:
+    """The files of :func:`save_pretrained` in the claimed ``directory``, each written atomically."""
+    import keras
+
+    from keraszoo.version import __version__
 
     config = keras.saving.serialize_keras_object(model)
     config = dict(config)
@@ -162,7 +192,7 @@ def save_pretrained(
     atomic_write_text(directory / "config.json", json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + "\n")
     _save_inference_weights(model, config, directory / "model.weights.h5")
     if keras_archive:
-        model.save(str(directory / "model.keras"))
+        _write_atomically(directory / "model.keras", lambda tmp: model.save(str(tmp)))
     else:
         (directory / "model.keras").unlink(missing_ok=True)
 

@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 #: The areas of the catalogue, in the order the document lists them.
-AREAS = ("public API", "data", "CLI", "weights and hub", "training")
+AREAS = ("public API", "data", "CLI", "weights and hub", "training", "experiments")
 
 #: Seconds a case may take before it counts as a hang (the first case of a process imports TensorFlow).
 CASE_TIMEOUT = float(os.environ.get("KERASZOO_CASE_TIMEOUT", "90"))
@@ -70,7 +70,7 @@ INPUTS = "in"
 @dataclass(frozen=True)
 class Case:
     id: str                 # unique slug
-    area: str               # one of "public API", "data", "CLI", "weights and hub", "training"
+    area: str               # one of AREAS
     description: str        # what the user did, one line
     run: Callable[[pathlib.Path], object]   # does the bad thing; receives an empty tmp dir
     error: type | tuple     # expected exception type(s)

@@ -114,3 +114,59 @@ def test_read_array_picks_the_images_of_an_archive(tmp_path):
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="Cannot read"):
         read_array(tmp_path / "objects.npy")
+
+
+# --------------------------------------------------------------------------- broken and oversized files (issue 24)
+
+
+def _png(path, size=(16, 16)):
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8)).save(path)
+    return path
+
+
+def _truncated(path):
+    data = _png(path).read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # the header intact: Image.open alone accepts it
+    return path
+
+
+def test_the_folder_scan_decodes_every_file_so_a_truncated_one_fails_at_once(tmp_path):
+    """Not in the middle of training with a flattened traceback: one line naming the file, before any pipeline."""
+    from keraszoo.data import from_directory
+
+    _png(tmp_path / "a.png")
+    bad = _truncated(tmp_path / "b.png")
+    with Image.open(bad) as img:  # the header alone passes
+        assert img.size == (16, 16)
+    with pytest.raises(ValueError, match=rf"^Cannot read image '{bad}': image file is truncated") as err:
+        from_directory(tmp_path, image_size=(16, 16, 1))
+    assert "\n" not in str(err.value) and len(str(err.value)) < 200
+    with pytest.raises(ValueError, match=rf"Cannot read image '{bad}'"):
+        images.scan_image(bad)
+    with pytest.raises(ValueError, match=rf"Cannot read image '{bad}'"):
+        images.load_image(bad)
+
+
+@pytest.mark.parametrize("limit", [200, 100], ids=["past-the-limit-pillow-warns", "past-twice-pillow-refuses"])
+def test_an_image_past_the_decompression_bomb_limit_is_one_clear_line(tmp_path, monkeypatch, limit):
+    """Pillow warns past MAX_IMAGE_PIXELS and raises DecompressionBombError past twice that: both are refused."""
+    from keraszoo.data import from_directory
+
+    path = _png(tmp_path / "big.png")  # 256 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)  # rather than a 20000x20000 file
+    expected = (rf"^Image '{path}' is too large to read safely: 256 pixels, more than Pillow's limit of {limit} "
+                r"pixels \(PIL\.Image\.MAX_IMAGE_PIXELS, against decompression bombs\)\. Shrink the image, or raise "
+                r"PIL\.Image\.MAX_IMAGE_PIXELS if you trust the file\.$")
+    for read in (images.load_image, images.scan_image, images.read_image):
+        with pytest.raises(ValueError, match=expected):
+            read(path)
+    with pytest.raises(ValueError, match=expected):
+        from_directory(tmp_path, image_size=(16, 16, 1))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 256)
+    assert images.load_image(path).shape == (16, 16, 1)
+
+
+def test_a_directory_named_like_an_image_is_said_to_be_one(tmp_path):
+    (tmp_path / "digit.png").mkdir()
+    with pytest.raises(ValueError, match=r"digit\.png' is a directory, not an image file"):
+        images.load_image(tmp_path / "digit.png")

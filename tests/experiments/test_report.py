@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -68,8 +69,60 @@ def test_a_mismatch_fails_the_report_and_shows_in_the_table(written, tmp_path, c
     failing = [row for row in table.splitlines() if "| FAIL |" in row]
     assert {row.split(" | ")[0].strip("| ") for row in failing} == {lines[0]["run_id"], lines[2]["run_id"]}
     assert "**1 of 3 runs pass.**" in text
-    assert "## Study `my_own_study`" in text and (out / "figures" / "my_own_study_terms.png").is_file()
+    # A run that fails its check is marked in its study's section and left out of its figures (issue 24: the
+    # report degrades per run); its study is still reported, with its tables.
+    own = text[text.index("## Study `my_own_study`"):text.index("## Literature")]
+    assert "### Runs left out" in own and f"| {lines[2]['run_id']} | the consistency check fails:" in own
+    assert f"| {lines[2]['run_id']} |" in own.split("### L_total")[1]  # its recorded numbers stay in the tables
+    assert not (out / "figures" / "my_own_study_terms.png").exists()
+    beta = text[text.index("## Study `beta`"):text.index("## Study `my_own_study`")]
+    assert f"| {lines[0]['run_id']} | the consistency check fails: test kl_loss" in beta
+    assert "figures/beta_terms.png" in beta and "figures/beta_reconstructions.png" in beta  # the other beta run
     assert "consistency check failed" in capsys.readouterr().err
+
+
+def _tampered_copy(results_dir, folder):
+    """A copy of ``results_dir`` with one run's folder deleted, one's weights bit-flipped and one's metadata.json
+    truncated; ``(folder, {run_id: what was done})``, the first run untouched."""
+    shutil.copytree(results_dir, folder)
+    records = report.read_results(folder)
+    kept, deleted, flipped, torn = records[:4]
+    shutil.rmtree(folder / deleted["model_dir"])
+    weights = folder / flipped["model_dir"] / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    weights.write_bytes(bytes(data))
+    metadata = folder / torn["model_dir"] / "metadata.json"
+    metadata.write_text(metadata.read_text()[:100])
+    return kept, {deleted["run_id"]: "No such directory", flipped["run_id"]: "Integrity check failed",
+                  torn["run_id"]: "is not valid JSON"}
+
+
+def test_runs_that_do_not_load_are_marked_and_every_other_run_is_reported(written, tmp_path, capsys):
+    """A deleted run folder, bit-flipped weights, a torn metadata.json: the report is written, marks each of the
+    three runs with what is wrong, reports the fourth in full, and exits 1."""
+    results_dir, data_dir, _, _ = written
+    kept, broken = _tampered_copy(results_dir, tmp_path / "results")
+    out = tmp_path / "out"
+    assert main(["report", str(tmp_path / "results"), "-o", str(out), "--data-dir", str(data_dir),
+                 "--mc-samples", "4"]) == 1
+    text = (out / "README.md").read_text()
+    left_out = text[:text.index("## Literature")]
+    for run_id, problem in broken.items():
+        row = next(line for line in left_out.splitlines() if line.startswith(f"| {run_id} | the saved model does not"))
+        assert problem in row, row
+    assert "**1 of 4 runs pass.**" in text
+    for r in report.read_results(tmp_path / "results"):  # every run's recorded numbers stay in the tables
+        assert any(line.startswith(f"| {r['run_id']} |") and view.fmt(r["test"]["total_loss"]) in line
+                   for line in text.splitlines())
+    beta = text[text.index(f"## Study `{kept['study']}`"):]
+    for stem in ("terms", "reconstructions", "samples", "interpolations"):  # the sound run keeps its figures
+        assert f"figures/{kept['study']}_{stem}.png" in beta
+        assert (out / "figures" / f"{kept['study']}_{stem}.png").read_bytes().startswith(PNG)
+    assert text.count("(No figures: every run of this study is left out, see above.)") == 2
+    err = capsys.readouterr().err
+    assert all(f"consistency check failed for run {run_id}" in err for run_id in broken)
+    assert "Traceback" not in err
 
 
 def test_a_results_file_that_is_not_there_is_a_clear_error(tmp_path, capsys):

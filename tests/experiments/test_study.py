@@ -176,9 +176,10 @@ def test_a_grid_argument_no_model_accepts():
         plan_runs(study, "mnist", "smoke")
 
 
-def test_a_bad_recipe_value_names_the_run():
+def test_a_bad_recipe_value_names_the_field():
+    # issue 24: the spec's field is named (before, the first run it reached)
     study = Study.from_dict(dict(TINY_SPEC, fixed={"lr": -1.0}))
-    with pytest.raises(StudyError, match=r"run ae-mnist-latent_dim=2-\w+: --lr must be a finite number > 0"):
+    with pytest.raises(StudyError, match=r"Study 'tiny': fixed\.lr: --lr must be a finite number > 0"):
         plan_runs(study, "mnist", "smoke")
 
 

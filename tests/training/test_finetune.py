@@ -107,7 +107,7 @@ def test_a_conditional_model_fine_tunes_on_class_folders_and_labelled_archives(c
     archive = tmp_path / "digits.npz"
     np.savez(archive, x_train=pixels, y_train=np.asarray(y[:30]))
     for source in (folders, archive):
-        out = tmp_path / f"ft_{source.stem}"
+        out = tmp_path / f"ft_{source.name}"  # digits/ and digits.npz: two runs, two folders
         argv = [str(cvae_dir), "--data", str(source), "--epochs", "1", "--batch-size", "10", "--val-split", "0.2",
                 "--out", str(out), "--verbose", "0", "--steps-per-execution", "1"]
         assert finetune_cli(argv) == 0, source

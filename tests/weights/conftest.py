@@ -60,7 +60,9 @@ class SavedModel:
     parameter_count: int
 
     def files(self):
-        return {p.name: p.read_bytes() for p in sorted(self.directory.iterdir()) if p.is_file()}
+        # (without keraszoo's hidden marker, .keraszoo.json: it is not part of the model)
+        return {p.name: p.read_bytes() for p in sorted(self.directory.iterdir())
+                if p.is_file() and not p.name.startswith(".")}
 
 
 def save_small_model(directory, *, latent_dim=4, variant="ae", metrics=None, **save_kwargs):

@@ -18,6 +18,7 @@ from keraszoo.weights.hub import check_repo_id
 from keraszoo.weights.hub import check_revision
 from keraszoo.weights.hub import download_file
 from keraszoo.weights.integrity import file_record
+from keraszoo.weights.loader import MAX_CONFIG_DEPTH
 from keraszoo.weights.loader import check_config_safety
 from keraszoo.weights.loader import parse_spec
 from keraszoo.weights.loader import resolve
@@ -221,6 +222,63 @@ def test_check_config_safety(config, message):
 
 def test_real_configs_pass_the_safety_check(saved_model):
     check_config_safety(json.loads((saved_model.directory / "config.json").read_text()))
+
+
+def _deep_config_folder(saved_model, tmp_path, depth):
+    """A saved folder whose config.json nests ``depth`` objects under ``config.junk`` (digests re-recorded)."""
+    folder = tmp_path / f"deep{depth}"
+    shutil.copytree(saved_model.directory, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["junk"] = "@"
+    text = json.dumps(config).replace('"@"', '{"a": ' * depth + "0" + "}" * depth)  # json.dumps would recurse
+    _rewrite(folder, "config.json", text.encode())
+    return folder
+
+
+@pytest.mark.parametrize("depth", [990, 5000, 100_000])
+def test_a_config_nested_too_deep_is_refused_before_python_recurses(saved_model, tmp_path, monkeypatch, depth):
+    """990 levels made the safety walk raise RecursionError; deeper ones break Python's JSON parser first."""
+    calls = []
+    monkeypatch.setattr(keras.saving, "deserialize_keras_object", lambda *a, **k: calls.append(a))
+    folder = _deep_config_folder(saved_model, tmp_path, depth)
+    with pytest.raises(ValueError, match=rf"Refusing to load config\.json of {folder}: it nests objects and lists "
+                                         rf"more than {MAX_CONFIG_DEPTH} levels deep"):
+        keraszoo.load(folder)
+    assert calls == []
+
+
+def test_the_depth_bound_leaves_room_for_real_configs():
+    nested = 0
+    for _ in range(MAX_CONFIG_DEPTH - 1):
+        nested = {"a": nested}
+    config = {"class_name": "AE", "module": "keraszoo.models", "registered_name": "keraszoo>AE", "config": nested}
+    check_config_safety(config)  # MAX_CONFIG_DEPTH levels in all
+    with pytest.raises(ValueError, match=rf"more than {MAX_CONFIG_DEPTH} levels deep"):
+        check_config_safety({**config, "config": {"b": nested}})
+
+
+def test_any_json_file_nested_too_deep_is_a_clear_error(tmp_path):
+    """metadata.json, the manifest ...: folder.read_json turns the parser's RecursionError into one line."""
+    from keraszoo.weights.folder import read_json
+
+    path = tmp_path / "metadata.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"metadata\.json \(.*\) is nested too deeply"):
+        read_json(path, "metadata.json")
+
+
+@pytest.mark.parametrize("where", ["hash", "verify"])
+def test_a_directory_where_a_file_belongs_is_said_to_be_a_directory(tmp_path, where):
+    from keraszoo.weights.integrity import verify_file
+
+    (tmp_path / "README.md").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"README\.md is a directory, not a file"):
+        if where == "hash":
+            file_record(tmp_path / "README.md")
+        else:
+            verify_file(tmp_path / "README.md", "0" * 64, filename="README.md")
+    with pytest.raises(FileNotFoundError, match=r"absent\.md does not exist"):
+        file_record(tmp_path / "absent.md")
 
 
 # --------------------------------------------------------------------------- hf:// repositories

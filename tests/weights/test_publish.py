@@ -33,7 +33,8 @@ def _outputs(model, x):
 def test_folder_layout_and_metadata(saved_model):
     folder = saved_model.directory
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["README.md", "config.json", "metadata.json", "model.keras", "model.weights.h5"]
+    # .keraszoo.json: the marker of the job that wrote the folder (keraszoo.output_folder); hidden, not in the table
+    assert names == [".keraszoo.json", "README.md", "config.json", "metadata.json", "model.keras", "model.weights.h5"]
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["format"] == "keraszoo-pretrained" and metadata["format_version"] == 1
     assert metadata["keraszoo_version"] == keraszoo.__version__
@@ -50,7 +51,7 @@ def test_folder_layout_and_metadata(saved_model):
     assert metadata["paper"] == PAPER
     assert metadata["date_saved"].endswith("+00:00")
     # sha256 + size of every other file, computed from the bytes on disk.
-    assert set(metadata["files"]) == set(names) - {"metadata.json"}
+    assert set(metadata["files"]) == set(names) - {"metadata.json", ".keraszoo.json"}
     for name, record in metadata["files"].items():
         data = (folder / name).read_bytes()
         assert record == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
