@@ -163,4 +163,5 @@ def finetune(args: argparse.Namespace, argv, *, quiet=False):
     source = str(pathlib.Path(args.data).expanduser().resolve())
     return run(recipe, context.out, verbose=context.verbose, argv=run_argv(argv), overwrite=context.overwrite,
                initial_weights=StartFrom(model, name=name, freeze_encoder=args.freeze_encoder),
-               train_data=TrainImages(x, y, source=source))
+               train_data=TrainImages(x, y, source=source,
+                                      preparation={"resize": bool(args.resize), "color_mode": args.color_mode}))

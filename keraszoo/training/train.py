@@ -79,12 +79,14 @@ class TrainImages:
     """Training images given as arrays (``[0, 1]`` floats or uint8, NHWC) instead of ``recipe.dataset``'s.
 
     ``y``: their labels (a conditional model); ``source``: where they came
-    from (recorded).
+    from; ``preparation``: how they were read (``{"resize": ..., "color_mode": ...}``). Both are recorded
+    and part of the run's fingerprint, so a resume with other images or another preparation is refused.
     """
 
     x: object
     y: object = None
     source: str | None = None
+    preparation: dict | None = None
 
 
 def _training_arrays(recipe: Recipe, data_dir, given: TrainImages | None, needs_labels: bool):
@@ -343,6 +345,8 @@ def _start_facts(start: StartFrom | None, given: TrainImages | None) -> dict:
         facts.update(base_model=start.name, freeze_encoder=bool(start.freeze_encoder))
     if given is not None:
         facts["data"] = given.source
+        if given.preparation:
+            facts["data_preparation"] = dict(given.preparation)
     return facts
 
 

@@ -135,3 +135,16 @@ def test_a_conditional_model_refuses_images_without_usable_labels(cvae_dir, png_
     np.savez(wrong, x_train=np.zeros((4, 28, 28), np.uint8), y_train=np.array([0, 1, 2, 12]))
     assert finetune_cli([str(cvae_dir), "--data", str(wrong), "--out", str(tmp_path / "d"), "--verbose", "0"]) == 1
     assert "labels must be integers in [0, 10)" in capsys.readouterr().err
+
+
+def test_a_finetune_folder_of_other_images_preparation_is_not_resumed(pretrained_dir, png_dir, tmp_path, capsys):
+    """--resize / --color-mode are part of the run's identity: the same --out with another preparation is refused."""
+    out = tmp_path / "ft"
+    argv = [str(pretrained_dir), "--data", str(png_dir), "--epochs", "1", "--batch-size", "16", "--out", str(out),
+            "--verbose", "0"]
+    assert finetune_cli(argv) == 0
+    written = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert finetune_cli(argv + ["--resize"]) != 0
+    assert "another recipe" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == written  # nothing of the first run lost
