@@ -47,7 +47,8 @@ setup(
         # pip install "keraszoo[gpu]": TensorFlow with its CUDA libraries (Linux, NVIDIA GPUs).
         "gpu": ["tensorflow[and-cuda]>=2.16; sys_platform == 'linux'"],
         # jax: the test-suite checks that the models also train on the JAX backend.
-        "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6", "hypothesis>=6"],
+        # scikit-learn: the theory tests set PCA beside the linear autoencoder.
+        "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6", "hypothesis>=6", "scikit-learn>=1.3"],
         "plots": ["matplotlib>=3.7"],
         "tensorboard": ["tensorboard"],
         "export": ["tf2onnx>=1.16", "onnxruntime>=1.17", "ai-edge-litert"],  # keraszoo export --format onnx|litert
