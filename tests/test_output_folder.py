@@ -208,12 +208,12 @@ def test_claims_are_reentrant_in_a_thread_and_exclusive_between_threads(tmp_path
 #: the commands' output folders are refused before any TensorFlow work: no data, no model needed.
 
 
-def test_train_refuses_a_users_folder_and_overwrite_writes_into_it(tmp_path, tiny_data):
+def test_train_refuses_a_users_folder_and_overwrite_writes_into_it(tmp_path, tiny_mnist_dir):
     from keraszoo.cli import main
 
     folder = _users_folder(tmp_path / "p")
     before = _tree(folder)
-    args = base_args(tiny_data, **{"--epochs": "1", "--limit": "64"})
+    args = base_args(tiny_mnist_dir, **{"--epochs": "1", "--limit": "64"})
     assert main(["train", *args, "--out", str(folder)]) == 1
     assert _tree(folder) == before and sorted(os.listdir(folder)) == ["README.md", "notes.txt"]
     assert main(["train", *args, "--out", str(folder), "--overwrite"]) == 0
@@ -223,15 +223,15 @@ def test_train_refuses_a_users_folder_and_overwrite_writes_into_it(tmp_path, tin
     assert "--overwrite" not in metadata["recipe"]["argv"]  # where to write is not part of the recipe
 
 
-def test_train_resumes_its_own_folder_and_refuses_another_recipe(tmp_path, tiny_data, capsys):
+def test_train_resumes_its_own_folder_and_refuses_another_recipe(tmp_path, tiny_mnist_dir, capsys):
     import keraszoo
     from keraszoo.cli import main
 
     out = tmp_path / "run"
-    args = base_args(tiny_data, **{"--epochs": "1", "--limit": "64"})
+    args = base_args(tiny_mnist_dir, **{"--epochs": "1", "--limit": "64"})
     assert main(["train", *args, "--out", str(out)]) == 0
     saved = _tree(out)
-    vae = base_args(tiny_data, **{"--model": "vae", "--epochs": "1", "--limit": "64"})
+    vae = base_args(tiny_mnist_dir, **{"--model": "vae", "--epochs": "1", "--limit": "64"})
     capsys.readouterr()
     assert main(["train", *vae, "--out", str(out)]) == 1
     err = capsys.readouterr().err
@@ -331,12 +331,12 @@ def test_a_folder_where_a_recorded_file_should_be_is_named(tmp_path, tiny_ae_mod
 
 
 @pytest.mark.slow
-def test_two_concurrent_trains_into_one_folder_one_writes_the_other_is_refused(tmp_path, tiny_data):
+def test_two_concurrent_trains_into_one_folder_one_writes_the_other_is_refused(tmp_path, tiny_mnist_dir):
     import keraszoo
 
     out = tmp_path / "run"
     commands = {model: [sys.executable, "-m", "keraszoo", "train", *base_args(
-        tiny_data, **{"--model": model, "--epochs": "3", "--limit": "128"}), "--out", str(out)]
+        tiny_mnist_dir, **{"--model": model, "--epochs": "3", "--limit": "128"}), "--out", str(out)]
         for model in ("ae", "vae")}
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     procs = {model: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -354,18 +354,6 @@ def test_two_concurrent_trains_into_one_folder_one_writes_the_other_is_refused(t
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """A folder with a small ``mnist.npz`` (256 train / 64 test real digits)."""
-    from keraszoo.samples import load_mnist_sample
-
-    x, y = load_mnist_sample()
-    x = np.round(np.asarray(x)[..., 0] * 255.0).astype(np.uint8)
-    folder = tmp_path_factory.mktemp("tiny_mnist")
-    np.savez(folder / "mnist.npz", x_train=x[:256], y_train=y[:256], x_test=x[256:320], y_test=y[256:320])
-    return folder
 
 
 @pytest.fixture(scope="module")
