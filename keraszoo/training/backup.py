@@ -16,12 +16,12 @@ import time
 import keras
 import numpy as np
 
+from keraszoo.errors import BackupDamagedError
+from keraszoo.errors import BackupMismatchError
 from keraszoo.training.diskio import check_room
 from keraszoo.training.diskio import weights_file_bytes
 from keraszoo.training.diskio import write_failure
 from keraszoo.training.diskio import write_file
-from keraszoo.training.recipe import BackupDamagedError
-from keraszoo.training.recipe import BackupMismatchError
 from keraszoo.utils import atomic_write_text
 
 #: The points of a backup write, in order: ``weights`` (the weights file is

@@ -2,7 +2,7 @@
 
 A backup or a model file must never be left half-written by a full disk or a
 file-size limit; these helpers check first, write the bytes in one plain file
-write, and turn an ``OSError`` into a :class:`~keraszoo.training.recipe.CheckpointWriteError`
+write, and turn an ``OSError`` into a :class:`~keraszoo.errors.CheckpointWriteError`
 that names the file, the reason and the disk's free space.
 """
 
@@ -14,7 +14,7 @@ import os
 import pathlib
 import shutil
 
-from keraszoo.training.recipe import CheckpointWriteError
+from keraszoo.errors import CheckpointWriteError
 
 
 def free_space(path) -> str:

@@ -9,11 +9,11 @@ plain Keras callbacks.
 
 Faults end a run with one clear error, and never cost a good state:
 
-* a NaN/Inf loss stops the run with :class:`~keraszoo.training.recipe.TrainingDivergedError`
+* a NaN/Inf loss stops the run with :class:`~keraszoo.errors.TrainingDivergedError`
   (where, and what to try); the last backup with finite weights is kept and
   no model is written;
 * a failed write (full disk, file-size limit) raises
-  :class:`~keraszoo.training.recipe.CheckpointWriteError` naming the file and
+  :class:`~keraszoo.errors.CheckpointWriteError` naming the file and
   the disk; the previous backup stays the one a rerun resumes from;
 * a kill at any point (a step, an epoch's end, the middle of a backup or of
   :func:`save_run`) is resumed by running the same command again, with the
@@ -32,14 +32,14 @@ import time
 
 import keras
 
+from keraszoo.errors import CheckpointWriteError
+from keraszoo.errors import TrainingDivergedError
 from keraszoo.training import callbacks as cb
 from keraszoo.training.backup import ResumableBackup
 from keraszoo.training.diskio import check_room
 from keraszoo.training.diskio import write_failure
 from keraszoo.training.early_stopping import ResumableCheckpoint
 from keraszoo.training.early_stopping import ResumableEarlyStopping
-from keraszoo.training.recipe import CheckpointWriteError
-from keraszoo.training.recipe import TrainingDivergedError
 from keraszoo.training.recipe import UsageError
 from keraszoo.utils import atomic_path
 from keraszoo.utils import atomic_write_text

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from keraszoo import errors
 from keraszoo.training import backup as bk
 from keraszoo.training import callbacks as cb
 from keraszoo.training import fitting
@@ -69,7 +70,7 @@ def test_backup_restores_weights_optimizer_and_random_state(tmp_path):
                                   np.asarray(fresh.encode(x, sample=True)))
 
     mismatch = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 2})
-    with pytest.raises(recipe.BackupMismatchError, match="differs in: lr"):
+    with pytest.raises(errors.BackupMismatchError, match="differs in: lr"):
         mismatch.restore(_tiny_vae())
 
 
@@ -163,5 +164,5 @@ def test_a_backup_resumes_when_a_newer_keraszoo_adds_a_flag_left_unset(tmp_path)
     newer = bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint={"lr": 1, "num_samples": None})
     assert newer.restore(_tiny_vae()) == 2
     for fingerprint, named in (({"lr": 1, "num_samples": 5}, "num_samples"), ({}, "lr")):
-        with pytest.raises(recipe.BackupMismatchError, match=f"differs in: {named}\\)"):
+        with pytest.raises(errors.BackupMismatchError, match=f"differs in: {named}\\)"):
             bk.ResumableBackup(tmp_path / "b", steps_per_epoch=2, fingerprint=fingerprint).restore(_tiny_vae())

@@ -64,13 +64,13 @@ import numpy as np
 import pytest
 
 import keraszoo
+from keraszoo.errors import BackupDamagedError
+from keraszoo.errors import CheckpointWriteError
+from keraszoo.errors import TrainingDivergedError
 from keraszoo.training import backup as bk
 from keraszoo.training import runtime
 from keraszoo.training.fitting import RUN_FILES
 from keraszoo.training.fitting import fit_resumable
-from keraszoo.training.recipe import BackupDamagedError
-from keraszoo.training.recipe import CheckpointWriteError
-from keraszoo.training.recipe import TrainingDivergedError
 from tests.support import faults
 from tests.training.helpers import archive_weights_of
 from tests.training.helpers import assert_same_archive

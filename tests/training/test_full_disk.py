@@ -13,9 +13,9 @@ import subprocess
 import numpy as np
 import pytest
 
+from keraszoo.errors import CheckpointWriteError
 from keraszoo.models import AutoEncoder
 from keraszoo.training import diskio
-from keraszoo.training.recipe import CheckpointWriteError
 
 
 def _model(hidden):
