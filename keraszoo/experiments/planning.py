@@ -92,34 +92,28 @@ def _resolve_models(names) -> list:
     return list(dict.fromkeys(models))
 
 
+#: Constructor arguments a study cannot set (the dataset gives the shape; networks are not JSON).
+_NOT_STUDY_ARGS = {"args", "kwargs", "input_shape", "encoder", "decoder"}
+
+
+def _study_args(cls) -> set:
+    """The constructor arguments (the Recipe's rule: :func:`~keraszoo.training.recipe.accepted_arguments`) and
+    training options of variant ``cls`` that a study may set."""
+    from keraszoo.training.recipe import accepted_arguments
+
+    return (accepted_arguments(cls) - _NOT_STUDY_ARGS) | set(cls.all_training_options())
+
+
 def _accepts(cls, arg) -> bool:
     """Whether variant ``cls`` takes ``arg`` (a constructor argument or a training option)."""
-    from keraszoo.training.recipe import check_hyperparameters
-
-    if arg in cls.all_training_options():
-        return True
-    try:
-        check_hyperparameters(cls, {arg: None})
-    except ValueError:
-        return False
-    return arg not in ("input_shape", "encoder", "decoder")
+    return arg in _study_args(cls)
 
 
 def _known_args(models) -> set:
     """Every constructor argument and training option of ``models`` (for did-you-mean hints)."""
-    import inspect
-
     from keraszoo.models import resolve_preset
 
-    names = set()
-    for model in models:
-        cls = resolve_preset(model)[0]
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is not None:
-                names |= set(inspect.signature(init).parameters)
-        names |= set(cls.all_training_options())
-    return names - {"self", "args", "kwargs", "input_shape", "encoder", "decoder"}
+    return set().union(*(_study_args(resolve_preset(m)[0]) for m in models))
 
 
 # --------------------------------------------------------------------------- the spec's values

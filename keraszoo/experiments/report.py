@@ -20,7 +20,6 @@ cannot be drawn is replaced by a line saying why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -228,8 +227,8 @@ def _file_stem(name):
 
 
 def report_key(results_dir) -> str:
-    """What makes a report folder the report of ``results_dir`` (:mod:`keraszoo.output_folder`): a hash of its real path."""
-    return hashlib.sha256(os.path.realpath(results_dir).encode("utf-8")).hexdigest()[:16]
+    """What makes a report folder the report of ``results_dir`` (:mod:`keraszoo.output_folder`): its real path, hashed."""
+    return output_folder.recipe_key({"results": os.path.realpath(results_dir)})
 
 
 def write_report(results_dir, out_dir, *, data_dir=None, mc_samples=consistency.DEFAULT_MC_SAMPLES, command=None,
