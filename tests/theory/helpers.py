@@ -73,3 +73,18 @@ def gradients(tape, target, variables):
     """``{variable.path: float64 gradient}`` of ``target``."""
     grads = tape.gradient(target, variables)
     return {v.path: np_value(g) for v, g in zip(variables, grads)}
+
+
+def code_layer_gradient(make_model, rng, n, term):
+    """A float64 model of ``make_model()`` with random weights, its ``loss_terms`` on ``n`` random images and the
+    tape gradient of ``term`` on the encoder: ``(model, x, terms, {path: gradient}, its code layer "encoder_out")``."""
+    import tensorflow as tf
+
+    with float64():
+        model = make_model()
+        randomize(model, rng)
+        x = images(rng, n, model.image_shape)
+        with tf.GradientTape() as tape:
+            terms = model.loss_terms(x)
+        grads = gradients(tape, terms[term], model.encoder.trainable_variables)
+    return model, x, terms, grads, model.encoder.get_layer("encoder_out")

@@ -4,12 +4,11 @@ import math
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keraszoo.models import ContractiveAutoEncoder
 from tests.theory.helpers import assert_rel_close
+from tests.theory.helpers import code_layer_gradient
 from tests.theory.helpers import float64
-from tests.theory.helpers import gradients
 from tests.theory.helpers import images
 from tests.theory.helpers import np_value
 from tests.theory.helpers import randomize
@@ -39,15 +38,9 @@ def closed_form(x, w, b):
 def test_sigmoid_layer_penalty_and_gradient(method):
     """Eqs. (8.2)-(8.3) in docs/theory.md: sum_j (h_j(1-h_j))^2 sum_i W_ij^2 and its gradient on W and b, both methods of the CAE."""
     rng = np.random.default_rng(80)
+    model, x, terms, grads, layer = code_layer_gradient(lambda: make(method), rng, 6, "contractive_loss")
     with float64():
-        model = make(method)
-        randomize(model, rng)
-        x = images(rng, 6, SHAPE)
-        with tf.GradientTape() as tape:
-            terms = model.loss_terms(x)
-        grads = gradients(tape, terms["contractive_loss"], model.encoder.trainable_variables)
         per_example = np_value(model.jacobian_frobenius_sq(model._check_inputs(x)))
-        layer = model.encoder.get_layer("encoder_out")
     penalty, grad_w, grad_b = closed_form(x, np_value(layer.kernel), np_value(layer.bias))
     assert_rel_close(per_example, penalty, what="||J||_F^2")
     assert_rel_close(float(terms["contractive_loss"]), penalty.mean(), what="contractive_loss")

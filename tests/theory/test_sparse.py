@@ -7,11 +7,8 @@ import tensorflow as tf
 from keraszoo.models import SparseAutoEncoder
 from keraszoo.models import losses
 from tests.theory.helpers import assert_rel_close
-from tests.theory.helpers import float64
-from tests.theory.helpers import gradients
-from tests.theory.helpers import images
+from tests.theory.helpers import code_layer_gradient
 from tests.theory.helpers import np_value
-from tests.theory.helpers import randomize
 from tests.theory.helpers import sigmoid
 
 
@@ -43,15 +40,9 @@ def test_kl_sparsity_value_and_gradient_in_h():
 def test_sparse_autoencoder_penalty_gradient_on_the_encoder(sparsity):
     """Eqs. (7.2)-(7.4) in docs/theory.md: the model's sparsity_loss and its gradient on W_enc, b_enc (sigmoid code / ReLU code)."""
     rng = np.random.default_rng(71)
-    with float64():
-        model = SparseAutoEncoder(input_shape=(4, 4, 1), latent_dim=5, hidden_dims=(), sparsity=sparsity,
-                                  sparsity_weight=0.7, sparsity_target=0.1)
-        randomize(model, rng)
-        x = images(rng, 12, (4, 4, 1))
-        with tf.GradientTape() as tape:
-            terms = model.loss_terms(x)
-        grads = gradients(tape, terms["sparsity_loss"], model.encoder.trainable_variables)
-        layer = model.encoder.get_layer("encoder_out")
+    _, x, terms, grads, layer = code_layer_gradient(
+        lambda: SparseAutoEncoder(input_shape=(4, 4, 1), latent_dim=5, hidden_dims=(), sparsity=sparsity,
+                                  sparsity_weight=0.7, sparsity_target=0.1), rng, 12, "sparsity_loss")
     xf = x.reshape(12, -1)
     u = xf @ np_value(layer.kernel) + np_value(layer.bias)
     b = len(xf)

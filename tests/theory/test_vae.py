@@ -9,11 +9,8 @@ import tensorflow as tf
 from keraszoo.models import VAE
 from keraszoo.models import losses
 from tests.theory.helpers import assert_rel_close
-from tests.theory.helpers import float64
-from tests.theory.helpers import gradients
-from tests.theory.helpers import images
+from tests.theory.helpers import code_layer_gradient
 from tests.theory.helpers import np_value
-from tests.theory.helpers import randomize
 
 
 def np_kl(mu, lv):
@@ -41,14 +38,8 @@ def test_kl_closed_form_and_gradient():
 def test_vae_kl_loss_gradient_through_the_encoder():
     """Eqs. (5.4)-(5.5) in docs/theory.md: the model's kl_loss and its gradient on the encoder's Gaussian head, by the chain rule."""
     rng = np.random.default_rng(51)
-    with float64():
-        model = VAE(input_shape=(4, 4, 1), latent_dim=3, hidden_dims=(), beta=2.5)
-        randomize(model, rng)
-        x = images(rng, 8, (4, 4, 1))
-        with tf.GradientTape() as tape:
-            terms = model.loss_terms(x)
-        grads = gradients(tape, terms["kl_loss"], model.encoder.trainable_variables)
-        layer = model.encoder.get_layer("encoder_out")
+    _, x, terms, grads, layer = code_layer_gradient(
+        lambda: VAE(input_shape=(4, 4, 1), latent_dim=3, hidden_dims=(), beta=2.5), rng, 8, "kl_loss")
     w, b = np_value(layer.kernel), np_value(layer.bias)
     xf = x.reshape(8, -1)
     params = xf @ w + b
