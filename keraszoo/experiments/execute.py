@@ -176,6 +176,16 @@ def execute_run(spec, out, data_dir=None) -> dict:
 
     spec = spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)
     root = pathlib.Path(out)
+    if spec.kind == "classical":  # PCA, the linear autoencoder: fit and measured here, no folder
+        from keraszoo.experiments.classical import execute_classical
+
+        (root / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+        with open(root / LOGS_DIR / f"{spec.run_id}.log", "a") as log, \
+                contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _tensorflow_warnings_to(log):
+            try:
+                return execute_classical(spec, data_dir)
+            except ValueError as err:  # no dataset here, a split too small
+                raise RunFailed(f"{spec.run_id}: {err}") from None
     model_dir, work_dir = root / spec.model_dir, root / WORK_DIR / spec.run_id
     (root / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     recipe = spec.recipe()
@@ -184,7 +194,7 @@ def execute_run(spec, out, data_dir=None) -> dict:
     with open(root / LOGS_DIR / f"{spec.run_id}.log", "a") as log, \
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _tensorflow_warnings_to(log):
         try:  # the run's test images, read once: training's own evaluation, keraszoo.evaluate and the probes
-            test = data.load_arrays(spec.dataset, f"test[:{spec.evaluation['num_examples']}]",
+            test = data.load_arrays(spec.dataset, recipe.eval_split,
                                     source=recipe.data_source, data_dir=data_dir, binarize=binarize)
         except ValueError as err:  # no dataset here (DatasetUnavailableError), a split too small
             raise RunFailed(f"{spec.run_id}: {err}") from None
@@ -228,6 +238,33 @@ def _measure(model, spec: RunSpec, recipe, test, binarize, data_dir) -> dict:
     return {"evaluate": metrics, "probes": compute_probes(model, x, y, spec.probes, seed=spec.seed)}
 
 
+def convergence(history: dict, cap: int, patience: int) -> dict:
+    """How the run's training ended, from its logged epochs.
+
+    ``epochs_run``: epochs trained; ``best_epoch`` (1-based): the epoch of the lowest
+    validation total loss (the weights kept under early stopping), ``None`` without
+    validation; ``stopped_early``: ended before the cap; ``still_improving``: reached the
+    cap while the validation loss had improved within the last ``patience`` epochs (early
+    stopping would have gone on: the run may be short of convergence); ``recent_improvement``:
+    the relative fall of the best validation loss over the last ``max(1, patience)`` epochs
+    (how far from a plateau the run ended; ``None`` without validation).
+    """
+    losses = history.get("val_total_loss") or history.get("val_loss") or []
+    epochs_run = max((len(v) for v in history.values()), default=0)
+    finite = [(v, i) for i, v in enumerate(losses) if v is not None]
+    best = min(finite)[1] + 1 if finite else None
+    at_cap = epochs_run >= cap
+    window = max(1, patience)
+    recent = None
+    if len(finite) > window:
+        before = min(v for v, i in finite if i < len(losses) - window)
+        now = min(v for v, _ in finite)
+        recent = (before - now) / abs(before) if before else None
+    return {"epochs_run": epochs_run, "best_epoch": best, "stopped_early": not at_cap,
+            "still_improving": bool(at_cap and best is not None and best > epochs_run - window),
+            "recent_improvement": recent}
+
+
 def _record(spec: RunSpec, meta: dict, metrics: dict, history: dict, binarize, num_params: int) -> dict:
     """The run's ``results.jsonl`` line from its saved ``metadata.json``, its measures and its training log."""
     from keraszoo.version import __version__
@@ -254,6 +291,7 @@ def _record(spec: RunSpec, meta: dict, metrics: dict, history: dict, binarize, n
         "params": spec.params,
         "seed": spec.seed,
         "epochs": spec.epochs,
+        **convergence(history, spec.epochs, spec.recipe_fields.get("early_stopping", 0)),
         "num_params": num_params,
         "train_seconds": round(train_seconds, 3),
         "seconds_per_epoch": round(train_seconds / max(1, len(epoch_seconds) or spec.epochs), 3),

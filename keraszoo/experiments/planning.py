@@ -37,6 +37,9 @@ class RunSpec:
     probes: dict
     seed: int
     epochs: int
+    #: ``"model"`` (a keraszoo variant, trained and saved) or ``"classical"`` (``variant`` names a
+    #: :data:`~keraszoo.experiments.classical.CLASSICAL` reference; no folder).
+    kind: str = "model"
 
     @property
     def model_dir(self) -> str:
@@ -44,7 +47,7 @@ class RunSpec:
         return f"{RUNS_DIR}/{self.run_id}"
 
     def recipe(self):
-        """The run's :class:`~keraszoo.training.recipe.Recipe`."""
+        """The run's :class:`~keraszoo.training.recipe.Recipe` (a model run's)."""
         from keraszoo.training.recipe import Recipe
 
         fields, kwargs, options = _split_params(self.params)
@@ -226,6 +229,42 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def test_split(settings) -> str:
+    """The test split a budget evaluates on: ``"test"`` (all of it) or ``"test[:N]"``."""
+    return "test" if settings.eval_examples is None else f"test[:{settings.eval_examples}]"
+
+
+def _seeds(study, entries, settings) -> list:
+    """The seeds each setting runs with: ``0 .. seeds - 1``, or none when the study sets ``seed`` itself."""
+    if "seed" in study.fixed or any("seed" in entry for entry in entries):
+        return []
+    return list(range(settings.seeds)) if settings.seeds > 1 else []
+
+
+def _validation_fields(settings, dataset) -> dict:
+    """The Recipe's ``val_split`` and ``early_stopping`` for the budget's ``val_examples`` and ``patience``.
+
+    ``val_examples`` images of the ``limit`` training images (the whole train split: its
+    size in the dataset catalogue) become the fraction the Recipe holds out.
+    """
+    from keraszoo.data import dataset_info
+
+    fields = {}
+    if settings.val_examples:
+        n = dataset_info(dataset).splits["train"]
+        n = min(n, settings.limit) if settings.limit else n
+        if settings.val_examples >= n:
+            raise StudyError(f"The budget holds out {settings.val_examples} validation images of the {n} training "
+                             f"images of {dataset}: no image would be left to train on; lower val_examples.")
+        fields["val_split"] = settings.val_examples / n
+    if settings.patience:
+        if not settings.val_examples:
+            raise StudyError("A budget's patience (early stopping on the validation loss) needs val_examples "
+                             "(validation images held out of the training images).")
+        fields["early_stopping"] = settings.patience
+    return fields
+
+
 def run_id_for(study: str, dataset: str, model: str, point: dict, identity: dict) -> str:
     """``<model>-<dataset>[-<arg>=<value>...]-<digest>``: readable, filesystem-safe, unique.
 
@@ -288,23 +327,29 @@ def plan_runs(study, dataset: str = "mnist", budget: str = "default"):
                     f"({', '.join(sorted(fields - {'model', 'dataset'}))}).")
 
     runs, skipped, seen = [], [], {}
-    for model, point in points:
+    seeds = _seeds(study, entries, settings)
+    for (model, point), seed in ((p, s) for p in points for s in (seeds or [None])):
         cls, preset = resolve_preset(model)
         params = {"model": model, **study.fixed, **{k: v for k, v in point.items() if k != "model"}}
+        if seed is not None:
+            point = {**point, "seed": seed}
+            params["seed"] = seed
         unknown = sorted(k for k in params if k != "model" and k not in fields and k not in accepted[model])
         if unknown:
-            skipped.append({"model": model, "params": params,
-                            "reason": f"{cls.__name__} ({cls.variant}) takes no argument {', '.join(unknown)}."})
+            if seed in (None, seeds[0] if seeds else None):
+                skipped.append({"model": model, "params": params,
+                                "reason": f"{cls.__name__} ({cls.variant}) takes no argument {', '.join(unknown)}."})
             continue
         architecture = params.get("architecture", preset.get("architecture"))
         if architecture is not None:
             try:
                 cls._check_architecture(architecture)
             except ValueError as err:
-                skipped.append({"model": model, "params": params, "reason": str(err)})
+                if seed in (None, seeds[0] if seeds else None):
+                    skipped.append({"model": model, "params": params, "reason": str(err)})
                 continue
-        recipe_fields = {"epochs": settings.epochs, "limit": settings.limit,
-                         "eval_split": f"test[:{settings.eval_examples}]"}
+        recipe_fields = {"epochs": settings.epochs, "limit": settings.limit, "eval_split": test_split(settings)}
+        recipe_fields.update(_validation_fields(settings, dataset))
         if "batch_size" not in params:
             recipe_fields["batch_size"] = settings.batch_size
         evaluation = {"num_examples": settings.eval_examples, "knn_train_examples": settings.knn_train_examples,
@@ -324,4 +369,32 @@ def plan_runs(study, dataset: str = "mnist", budget: str = "default"):
         except ValueError as err:
             raise StudyError(f"Study {study.name!r}, run {run_id}: {err}") from None
         runs.append(spec)
+    runs += _classical_runs(study, dataset, budget, settings, entries, seeds)
     return runs, skipped
+
+
+def _classical_runs(study, dataset, budget, settings, entries, seeds) -> list:
+    """The study's classical references (:mod:`keraszoo.experiments.classical`) at each of its code sizes."""
+    from keraszoo.experiments.classical import CLASSICAL
+
+    sizes = {study.fixed["latent_dim"]} if "latent_dim" in study.fixed else set()
+    sizes |= {v for e in entries for v in e.get("latent_dim", [])}
+    runs = []
+    for name in study.classical:
+        for k in sorted(sizes):
+            for seed in ([0] if CLASSICAL[name].deterministic else (seeds or [0])):
+                params = {"model": name, "latent_dim": k} | ({"seed": seed} if seeds and not
+                                                               CLASSICAL[name].deterministic else {})
+                recipe_fields = {"epochs": settings.epochs, "limit": settings.limit,
+                                 "eval_split": test_split(settings), "batch_size": settings.batch_size,
+                                 **_validation_fields(settings, dataset)}
+                evaluation = {"num_examples": settings.eval_examples,
+                              "knn_train_examples": settings.knn_train_examples}
+                identity = {"study": study.name, "dataset": dataset, "params": params,
+                            "recipe_fields": recipe_fields, "evaluation": evaluation, "kind": "classical"}
+                point = {k2: v for k2, v in params.items() if k2 != "model"}
+                runs.append(RunSpec(run_id=run_id_for(study.name, dataset, name, point, identity), study=study.name,
+                                    dataset=dataset, budget=budget, model=name, variant=name, params=params,
+                                    recipe_fields=recipe_fields, evaluation=evaluation, probes={}, seed=seed,
+                                    epochs=settings.epochs, kind="classical"))
+    return runs

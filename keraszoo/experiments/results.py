@@ -97,8 +97,9 @@ class ResultsFile:
         return {r["run_id"]: r for r in self.read()}
 
     def finished(self) -> dict:
-        """``{run_id: record}`` of the runs whose ``model_dir`` folder is complete."""
-        return {k: r for k, r in self.by_run().items() if _complete(self.out / r.get("model_dir", RUNS_DIR + "/" + k))}
+        """``{run_id: record}`` of the runs whose ``model_dir`` folder is complete (a classical run has none: its line is all)."""
+        return {k: r for k, r in self.by_run().items()
+                if r.get("kind") == "classical" or _complete(self.out / (r.get("model_dir") or RUNS_DIR + "/" + k))}
 
     def repair(self) -> int:
         """Cut off a torn last line; returns the number of bytes removed (0: none).

@@ -136,7 +136,7 @@ def _check_out(out) -> pathlib.Path:
 
 
 #: The fields of a spec that decide its runs (``description`` and ``baselines`` do not).
-_RUN_FIELDS = ("variants", "fixed", "grid", "probes")
+_RUN_FIELDS = ("variants", "fixed", "grid", "probes", "classical")
 #: What a sweep writes into its folder (a folder of an earlier keraszoo holds these and no marker).
 _SWEEP_ENTRIES = {STUDY_FILE, RESULTS_FILE, "runs", "logs", "work", ".lock"}
 

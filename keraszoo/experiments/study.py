@@ -46,7 +46,7 @@ from keraszoo.training.recipe import UsageError
 __all__ = ["BUDGETS", "Budget", "Study", "StudyError", "describe_value", "expand_grid"]
 
 #: Arguments a study may not set: they come from the command (``--dataset``) or the budget.
-RESERVED_ARGS = ("dataset", "epochs", "limit", "eval_split", "eval")
+RESERVED_ARGS = ("dataset", "epochs", "limit", "eval_split", "eval", "val_split", "early_stopping")
 
 
 #: What a study's name may be: it names files (the report's figures), so never a path.
@@ -94,24 +94,35 @@ class Budget:
     """How much a study's runs train and evaluate.
 
     Args:
-        epochs: training epochs of every run.
+        epochs: training epochs of every run; with ``patience`` the cap of early stopping.
         limit: training images (the first N of the train split; ``None``: all).
-        eval_examples: test images the run is evaluated on (the first N of the test split).
+        eval_examples: test images the run is evaluated on (the first N of the test split; ``None``: all).
         knn_train_examples: train images whose codes fit the k-NN and linear probe (``None``: all).
         iwae_samples: importance samples of the IWAE bound (VAE family; ``None``: not computed).
         fid: compute the sample Fréchet distance of generative models (MNIST).
         batch_size: training batch size.
         grid: a grid that replaces the study's at this budget (``None``: the study's grid).
+        val_examples: training images held out for validation (a fixed random subset of the
+            ``limit`` images, the same for every run: :func:`keraszoo.training.fitting.hold_out`);
+            ``None``: none.
+        patience: early stopping on the validation ``total_loss``: a run stops once it has not
+            improved for ``patience`` epochs and keeps its best epoch's weights; 0: off (needs
+            ``val_examples``).
+        seeds: every setting of the grid runs with seeds ``0 .. seeds - 1`` (a study's own ``seed``
+            argument, fixed or in the grid, replaces them).
     """
 
     epochs: int
     limit: int | None
-    eval_examples: int
+    eval_examples: int | None
     knn_train_examples: int | None
     iwae_samples: int | None = None
     fid: bool = False
     batch_size: int = 128
     grid: object = None
+    val_examples: int | None = None
+    patience: int = 0
+    seeds: int = 1
 
     def replace(self, **changes) -> Budget:
         return dataclasses.replace(self, **changes)
@@ -124,15 +135,21 @@ class Budget:
 
 
 #: The built-in budgets; a study overrides fields of them in ``Study.budgets``.
-#: ``smoke`` is for tests (about 2 minutes per study on 2 CPU cores), ``default``
-#: fits in about 30 minutes per study on 2 cores, ``full`` is meant for a GPU.
+#: ``smoke`` is for tests (about 2 minutes per study on 2 CPU cores). ``default`` trains to
+#: convergence: the whole train split less 5,000 validation images, early stopping on the
+#: validation total loss (patience 5, the best epoch's weights kept) under a cap of 50
+#: epochs, three seeds per setting, evaluated on the whole test split. ``full`` is the
+#: default with a longer patience and cap, 1,000 importance samples and five seeds (for a GPU).
 BUDGETS = {
     "smoke": Budget(epochs=1, limit=256, eval_examples=100, knn_train_examples=256),
-    "default": Budget(epochs=5, limit=10000, eval_examples=1000, knn_train_examples=10000, iwae_samples=100,
-                      fid=True),
-    "full": Budget(epochs=30, limit=None, eval_examples=10000, knn_train_examples=None, iwae_samples=1000,
-                   fid=True),
+    "default": Budget(epochs=50, limit=None, eval_examples=None, knn_train_examples=None, iwae_samples=100,
+                      fid=True, val_examples=5000, patience=5, seeds=3),
+    "full": Budget(epochs=200, limit=None, eval_examples=None, knn_train_examples=None, iwae_samples=1000,
+                   fid=True, val_examples=5000, patience=10, seeds=5),
 }
+
+#: The most seeds a budget may ask for per setting (a larger number is a mistyped value).
+MAX_SEEDS = 100
 
 _BUDGET_FIELDS = tuple(f.name for f in dataclasses.fields(Budget))
 
@@ -147,12 +164,17 @@ def _check_budget_value(where, field, value):
     def is_int(v):
         return isinstance(v, int) and not isinstance(v, bool)
 
-    positive = ("epochs", "eval_examples", "batch_size")
-    optional_positive = ("limit", "knn_train_examples", "iwae_samples")
+    positive = ("epochs", "batch_size", "seeds")
+    optional_positive = ("limit", "eval_examples", "knn_train_examples", "iwae_samples", "val_examples")
     if field in positive and not (is_int(value) and value >= 1):
         raise StudyError(f"{where}.{field} must be a positive integer; got {value!r}.")
     if field in optional_positive and value is not None and not (is_int(value) and value >= 1):
         raise StudyError(f"{where}.{field} must be a positive integer or null; got {value!r}.")
+    if field == "patience" and not (is_int(value) and value >= 0):
+        raise StudyError(f"{where}.patience must be a non-negative integer (0: no early stopping); got {value!r}.")
+    if field == "seeds" and is_int(value) and value > MAX_SEEDS:
+        raise StudyError(f"{where}.seeds must be at most {MAX_SEEDS} (every setting runs once per seed); "
+                         f"got {value!r}.")
     if field == "fid" and not isinstance(value, bool):
         raise StudyError(f"{where}.fid must be true or false; got {value!r}.")
     if field == "grid" and value is not None:
@@ -212,6 +234,8 @@ class Study:
             A baseline is the first run whose params hold ``params``; it is
             compared with every other run that sets all of ``params``' arguments
             (``label`` names it in the report's sentences).
+        classical: classical references computed in the same sweep at every ``latent_dim``
+            of the grid (``["pca", "linear_ae"]``; see :mod:`keraszoo.experiments.classical`).
     """
 
     name: str
@@ -223,6 +247,7 @@ class Study:
     probes: object = ()
     datasets: tuple = ("mnist", "fashion_mnist", "cifar10")
     baselines: list = dataclasses.field(default_factory=list)
+    classical: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         self.variants = tuple(self.variants)
@@ -279,6 +304,13 @@ class Study:
         if bad or not self.datasets:
             raise StudyError(f"{where}: datasets must list some of {', '.join(known)}; got {list(self.datasets)!r}.")
         _check_baselines(where, self.baselines)
+        from keraszoo.experiments.classical import check_classical
+
+        self.classical = check_classical(where, self.classical)
+        if self.classical and not any("latent_dim" in e for e in expand_grid_entries(self.grid)) \
+                and "latent_dim" not in self.fixed:
+            raise StudyError(f"{where}: classical references are fit at the study's code sizes: give latent_dim "
+                             "in fixed or in the grid.")
 
     def budget(self, name: str) -> Budget:
         """The :class:`Budget` ``name`` with this study's overrides."""
@@ -302,6 +334,7 @@ class Study:
             "probes": self.probes,
             "datasets": list(self.datasets),
             "baselines": [dict(b) for b in self.baselines],
+            "classical": list(self.classical),
         }
 
     @classmethod

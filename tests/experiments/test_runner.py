@@ -13,7 +13,8 @@ from keraszoo.experiments import read_results
 from keraszoo.experiments import run_study
 
 SCHEMA = {"run_id", "study", "variant", "dataset", "budget", "params", "seed", "epochs", "num_params", "train_seconds",
-          "seconds_per_epoch", "history", "test", "eval", "model_dir", "keraszoo_version", "finished_at"}
+          "seconds_per_epoch", "history", "test", "eval", "model_dir", "keraszoo_version", "finished_at",
+          "epochs_run", "best_epoch", "stopped_early", "still_improving", "recent_improvement"}
 
 
 @pytest.fixture(scope="module")

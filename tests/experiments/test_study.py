@@ -37,32 +37,87 @@ def test_a_study_round_trips_through_json():
 def test_latent_and_beta_include_the_squared_error_objective():
     for name in ("latent", "beta"):
         for budget in BUDGETS:
-            losses = {r.params.get("reconstruction_loss") for r in plan_runs(name, "mnist", budget)[0]}
-            assert losses == {"bce", "mse"}, (name, budget)
+            runs = [r for r in plan_runs(name, "mnist", budget)[0] if r.kind == "model"]
+            assert {r.params.get("reconstruction_loss") for r in runs} == {"bce", "mse"}, (name, budget)
 
 
 def test_default_grids_are_the_issue_s():
     latent = plan_runs("latent", "mnist", "default")[0]
-    assert sorted({r.params["latent_dim"] for r in latent}) == [2, 4, 8, 16, 32, 64]
-    assert {r.variant for r in latent} == {"ae", "vae"} and len(latent) == 24
+    models = [r for r in latent if r.kind == "model"]
+    mse = [r for r in models if r.params["reconstruction_loss"] == "mse"]
+    assert sorted({r.params["latent_dim"] for r in mse}) == [2, 4, 8, 16, 32, 64]
+    assert {r.variant for r in models} == {"ae", "vae"} and len(models) == (12 + 6) * 3
+    classical = [r for r in latent if r.kind == "classical"]
+    assert sorted({r.params["latent_dim"] for r in classical if r.variant == "pca"}) == [2, 4, 8, 16, 32, 64]
+    assert len([r for r in classical if r.variant == "pca"]) == 6  # deterministic: one run per size
+    assert len([r for r in classical if r.variant == "linear_ae"]) == 6 * 3  # one per seed
     beta = plan_runs("beta", "mnist", "default")[0]
-    assert sorted({r.params["beta"] for r in beta}) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    assert sorted({r.params["beta"] for r in beta if r.params["reconstruction_loss"] == "bce"}) == \
+        [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
     depth = plan_runs("depth", "mnist", "default")[0]
-    assert sorted(len(r.params["hidden_dims"]) for r in depth if "architecture" not in r.params) == [1, 2, 3, 4]
-    assert [r.params["architecture"] for r in depth if "architecture" in r.params] == ["conv"]
+    assert sorted(len(r.params["hidden_dims"]) for r in depth if "architecture" not in r.params) == \
+        sorted([1, 2, 3, 4] * 3)
+    assert [r.params["architecture"] for r in depth if "architecture" in r.params] == ["conv"] * 3
     contractive = plan_runs("contractive", "mnist", "default")[0]
     assert {r.variant for r in contractive} == {"cae", "ae"}
     noise = plan_runs("noise", "mnist", "default")[0]
     assert {r.params.get("noise") for r in noise} == {"gaussian", "masking", "salt_and_pepper", None}
 
 
+def test_the_default_budget_trains_to_convergence_on_three_seeds():
+    """Issue 28: the whole train split less 5,000 validation images, early stopping, >= 3 seeds, the whole test split."""
+    for name in STUDIES:
+        runs = [r for r in plan_runs(name, "mnist", "default")[0] if r.kind == "model"]
+        settings = {}
+        for r in runs:
+            key = json.dumps({k: v for k, v in r.params.items() if k != "seed"}, sort_keys=True)
+            settings.setdefault(key, set()).add(r.seed)
+            assert r.recipe_fields["limit"] is None and r.recipe_fields["eval_split"] == "test"
+            assert round(r.recipe_fields["val_split"] * 60000) == 5000 and r.recipe_fields["early_stopping"] >= 1
+            recipe = r.recipe()
+            assert (recipe.val_split, recipe.early_stopping, recipe.seed) == (r.recipe_fields["val_split"],
+                                                                             r.recipe_fields["early_stopping"], r.seed)
+        assert all(len(seeds) >= 3 for seeds in settings.values()), name
+
+
+def test_a_study_that_sets_its_seed_runs_once_per_setting():
+    study = Study(name="seeded", variants=("ae",), fixed={"seed": 7}, grid={"latent_dim": [2, 4]})
+    runs = plan_runs(study, "mnist", "default")[0]
+    assert [r.seed for r in runs] == [7, 7]
+
+
+def test_budget_fields_are_checked():
+    for field, value in (("seeds", 0), ("patience", -1), ("val_examples", 0), ("seeds", 1000)):
+        with pytest.raises(StudyError, match=field):
+            Study(name="x", variants=("ae",), budgets={"default": {field: value}})
+    too_many = Study(name="x", variants=("ae",), budgets={"smoke": {"val_examples": 256}})
+    with pytest.raises(StudyError, match="no image would be left"):
+        plan_runs(too_many, "mnist", "smoke")
+    no_validation = Study(name="x", variants=("ae",), budgets={"smoke": {"patience": 3}})
+    with pytest.raises(StudyError, match="needs val_examples"):
+        plan_runs(no_validation, "mnist", "smoke")
+
+
+def test_convergence_fields_say_how_training_ended():
+    from keraszoo.experiments.execute import convergence
+
+    improving = convergence({"val_total_loss": [10, 9, 8, 7.9, 7.95, 7.9, 7.89]}, cap=7, patience=2)
+    assert improving == {"epochs_run": 7, "best_epoch": 7, "stopped_early": False, "still_improving": True,
+                         "recent_improvement": pytest.approx((7.9 - 7.89) / 7.9)}
+    stopped = convergence({"val_total_loss": [10, 9, 8, 7.9, 7.95, 7.96, 7.97]}, cap=50, patience=3)
+    assert (stopped["best_epoch"], stopped["stopped_early"], stopped["still_improving"]) == (4, True, False)
+    assert stopped["recent_improvement"] == 0.0
+    plateau = convergence({"val_total_loss": [3, 2, 1, 1.5, 1.2]}, cap=5, patience=2)
+    assert (plateau["best_epoch"], plateau["still_improving"]) == (3, False)
+    assert convergence({"total_loss": [1.0, 0.5]}, cap=2, patience=0)["best_epoch"] is None
+
+
 def test_variants_study_runs_every_registered_variant_at_one_latent_size():
     from keraszoo.models import list_variants
 
-    for dataset in ("mnist", "cifar10"):
-        runs, skipped = plan_runs("variants", dataset, "smoke")
-        assert sorted(r.variant for r in runs) == sorted(list_variants()) and not skipped
-        assert {r.params["latent_dim"] for r in runs} == {16}
+    runs, skipped = plan_runs("variants", "mnist", "smoke")
+    assert sorted(r.variant for r in runs) == sorted(list_variants()) and not skipped
+    assert {r.params["latent_dim"] for r in runs} == {16}
 
 
 def test_run_ids_are_deterministic_unique_and_filesystem_safe():
@@ -74,16 +129,18 @@ def test_run_ids_are_deterministic_unique_and_filesystem_safe():
         assert len(set(ids)) == len(ids)
         assert all(re.fullmatch(r"[A-Za-z0-9._,=+-]+", i) and len(i) < 140 for i in ids)
     # the dataset and the budget are part of a run's identity
-    mnist = {r.run_id for r in plan_runs("beta", "mnist", "smoke")[0]}
-    assert not mnist & {r.run_id for r in plan_runs("beta", "cifar10", "smoke")[0]}
-    assert not mnist & {r.run_id for r in plan_runs("beta", "mnist", "default")[0]}
+    mnist = {r.run_id for r in plan_runs("depth", "mnist", "smoke")[0]}
+    assert not mnist & {r.run_id for r in plan_runs("depth", "cifar10", "smoke")[0]}
+    assert not mnist & {r.run_id for r in plan_runs("depth", "mnist", "default")[0]}
 
 
 def test_budgets_change_epochs_limit_and_eval_size():
     smoke, = [r for r in plan_runs("contractive", "mnist", "smoke")[0] if r.variant == "ae"]
     assert (smoke.epochs, smoke.recipe_fields["limit"], smoke.evaluation["num_examples"]) == (1, 256, 100)
-    full, = [r for r in plan_runs("contractive", "mnist", "full")[0] if r.variant == "ae"]
-    assert full.recipe_fields["limit"] is None and full.evaluation["num_examples"] == 10000
+    full = [r for r in plan_runs("contractive", "mnist", "full")[0] if r.variant == "ae"]
+    assert [r.seed for r in full] == [0, 1, 2, 3, 4]
+    assert full[0].recipe_fields["limit"] is None and full[0].evaluation["num_examples"] is None
+    assert full[0].recipe_fields["eval_split"] == "test"
     recipe = smoke.recipe()
     assert (recipe.model, recipe.model_kwargs, recipe.epochs, recipe.eval_split) == ("ae", {"latent_dim": 32}, 1,
                                                                                      "test[:100]")
