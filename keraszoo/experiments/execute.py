@@ -221,6 +221,9 @@ def execute_run(spec, out, data_dir=None) -> dict:
     meta = json.loads((model_dir / "metadata.json").read_text())
     num_params = int(meta.get("parameter_count") or model.count_params())
     record = _record(spec, meta, metrics, _read_history(model_dir / "training_log.csv"), binarize, num_params)
+    record["likelihood"] = model.reconstruction_description()  # what reconstruction_loss measures, with its unit
+    # total_loss = reconstruction_loss + Σ w·term: the training-log check reruns from the line alone
+    record["loss_weights"] = {k: float(v) for k, v in model.loss_weights().items()}
     shutil.rmtree(work_dir, ignore_errors=True)  # the backups: the folder is complete
     return record
 
