@@ -1,0 +1,156 @@
+"""How far the same seed moves between two processes: one run of a sweep trained again and compared.
+
+:func:`recheck` takes a finished sweep folder, trains one of its runs again (the first finished run of
+the plan unless named) in a fresh process with the sweep's thread count, into a temporary folder, and
+compares the two: every weight of ``model.weights.h5``, every logged epoch of the training log and every
+test metric. It writes ``reproducibility.json`` in the sweep folder, which the report shows beside the
+study. Run it with ``keraszoo experiment STUDY --out DIR --recheck [RUN_ID]``.
+
+On a CPU, keraszoo seeds Python, NumPy and Keras from the run's seed and turns on TensorFlow's op
+determinism (``keraszoo.training.runtime.determinism``); the same run in two processes with the same
+number of threads is then expected to be bit-identical. A different thread count (oneDNN splits its
+reductions by thread), another CPU type or another TensorFlow build may change the float rounding, and
+a GPU's kernels are not all deterministic: the check measures the case at hand, it does not assume it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import numpy as np
+
+from keraszoo.experiments.study import StudyError
+
+__all__ = ["REPRODUCIBILITY_FILE", "compare_runs", "recheck", "weights_of"]
+
+#: The check's record in the sweep folder.
+REPRODUCIBILITY_FILE = "reproducibility.json"
+
+
+def weights_of(path) -> dict:
+    """``{dataset path: array}`` of every array in a ``.weights.h5`` file."""
+    import h5py
+
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, item):
+            if isinstance(item, h5py.Dataset):
+                arrays[name] = np.asarray(item)
+
+        f.visititems(visit)
+    return arrays
+
+
+def _diff(a, b) -> dict:
+    """``{"max_abs", "max_rel"}`` between two lists or arrays of numbers (``None`` entries ignored)."""
+    a = np.asarray([np.nan if v is None else v for v in np.ravel(a)], "float64")
+    b = np.asarray([np.nan if v is None else v for v in np.ravel(b)], "float64")
+    if a.shape != b.shape:
+        return {"max_abs": None, "max_rel": None, "shapes": [list(a.shape), list(b.shape)]}
+    finite = np.isfinite(a) & np.isfinite(b)
+    if not finite.any():
+        return {"max_abs": 0.0, "max_rel": 0.0}
+    d = np.abs(a[finite] - b[finite])
+    scale = np.maximum(np.abs(a[finite]), 1e-12)
+    return {"max_abs": float(d.max()), "max_rel": float((d / scale).max())}
+
+
+def compare_runs(first_dir, second_dir, first_record, second_record) -> dict:
+    """The differences between two trainings of one run: weights, training log, test metrics."""
+    w1, w2 = weights_of(pathlib.Path(first_dir) / "model.weights.h5"), weights_of(pathlib.Path(second_dir) /
+                                                                                 "model.weights.h5")
+    same_names = sorted(w1) == sorted(w2)
+    identical = same_names and all(w1[k].shape == w2[k].shape and np.array_equal(w1[k], w2[k]) for k in w1)
+    weight_abs = max((float(np.max(np.abs(w1[k].astype("float64") - w2[k].astype("float64"))))
+                      for k in w1 if k in w2 and w1[k].shape == w2[k].shape and w1[k].size), default=None)
+    weight_scale = max((float(np.max(np.abs(w1[k]))) for k in w1 if w1[k].size), default=1.0)
+    h1, h2 = first_record.get("history", {}), second_record.get("history", {})
+    skip = {"images_per_s"}  # a speed, not a result
+    history = {k: _diff(h1[k], h2[k]) for k in sorted(set(h1) & set(h2)) if k not in skip}
+    t1, t2 = first_record.get("test", {}), second_record.get("test", {})
+    test = {k: {"first": t1[k], "second": t2[k], **_diff([t1[k]], [t2[k]])} for k in sorted(set(t1) & set(t2))
+            if isinstance(t1[k], (int, float)) and isinstance(t2[k], (int, float))}
+    return {
+        "weights_bit_identical": bool(identical),
+        "weights_max_abs_diff": weight_abs,
+        "weights_max_abs": weight_scale,
+        "epochs_run": [first_record.get("epochs_run"), second_record.get("epochs_run")],
+        "history_bit_identical": all(d["max_abs"] == 0.0 for d in history.values()),
+        "history": history,
+        "test_bit_identical": all(d["max_abs"] == 0.0 for d in test.values()),
+        "test_max_rel_diff": max((d["max_rel"] for d in test.values() if d["max_rel"] is not None), default=None),
+        "test": test,
+    }
+
+
+def _pick(out, run_id):
+    """``(spec, record)`` of the run to train again: ``run_id``, else the first finished model run of the plan."""
+    from keraszoo.experiments.planning import RunSpec
+    from keraszoo.experiments.planning import plan_runs
+    from keraszoo.experiments.results import STUDY_FILE
+    from keraszoo.experiments.results import ResultsFile
+    from keraszoo.experiments.study import Study
+
+    try:
+        sweep = json.loads((out / STUDY_FILE).read_text())
+    except (OSError, ValueError):
+        raise StudyError(f"{out} holds no sweep (no readable {STUDY_FILE}): run `keraszoo experiment` first.") from None
+    study = Study.from_dict(sweep["spec"])
+    finished = ResultsFile(out).finished()
+    plans = [s for dataset in sweep.get("datasets", {}) for s in plan_runs(study, dataset, sweep["budget"])[0]]
+    candidates = [s for s in plans if s.kind == "model" and s.run_id in finished]
+    if run_id is not None:
+        candidates = [s for s in candidates if s.run_id == run_id]
+        if not candidates:
+            raise StudyError(f"Run {run_id!r} is not a finished run of the sweep in {out}; finished runs: "
+                             f"{', '.join(sorted(finished)[:5])}{' ...' if len(finished) > 5 else ''}.")
+    if not candidates:
+        raise StudyError(f"The sweep in {out} has no finished run to train again.")
+    spec = candidates[0]
+    return RunSpec.from_dict(spec.to_dict()), finished[spec.run_id]
+
+
+def recheck(out, run_id=None, *, threads: int = 1, data_dir=None) -> dict:
+    """Train one finished run of the sweep in ``out`` again in a fresh process and compare; returns the record.
+
+    ``threads``: TensorFlow threads of the fresh process (the sweep's own: ``cores // workers``; the sweeps
+    of ``keraszoo experiment --workers 2`` on 2 cores use 1). Writes ``out/reproducibility.json``.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    import tensorflow as tf
+
+    from keraszoo.experiments.execute import execute_run
+    from keraszoo.experiments.execute import init_worker
+    from keraszoo.utils import atomic_write_text
+    from keraszoo.version import __version__
+
+    out = pathlib.Path(out)
+    spec, first = _pick(out, run_id)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="keraszoo-recheck-"))
+    try:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=init_worker,
+                                                    initargs=(threads, os.getpid())) as pool:
+            second = pool.submit(execute_run, spec.to_dict(), str(scratch), data_dir).result()
+        comparison = compare_runs(out / spec.model_dir, scratch / spec.model_dir, first, second)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    record = {
+        "run_id": spec.run_id,
+        "study": spec.study,
+        "dataset": spec.dataset,
+        "threads": int(threads),
+        "tensorflow_version": tf.__version__,
+        "keraszoo_version": __version__,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **comparison,
+    }
+    atomic_write_text(out / REPRODUCIBILITY_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record

@@ -1,0 +1,70 @@
+"""The reproducibility check (keraszoo.experiments.reproducibility): one run trained again in a fresh process."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keraszoo.experiments.reproducibility import REPRODUCIBILITY_FILE
+from keraszoo.experiments.reproducibility import compare_runs
+from keraszoo.experiments.reproducibility import recheck
+from keraszoo.experiments.study import StudyError
+
+
+def _weights(folder, arrays):
+    import h5py
+
+    folder.mkdir(parents=True)
+    with h5py.File(folder / "model.weights.h5", "w") as f:
+        for name, value in arrays.items():
+            f.create_dataset(name, data=value)
+
+
+def _record(total, knn):
+    return {"history": {"total_loss": total, "images_per_s": [100.0, 200.0]}, "test": {"knn_accuracy": knn},
+            "epochs_run": len(total)}
+
+
+def test_identical_trainings_compare_bit_identical(tmp_path):
+    w = {"layers/dense/vars/0": np.arange(6, dtype="float32").reshape(2, 3)}
+    _weights(tmp_path / "a", w)
+    _weights(tmp_path / "b", w)
+    # a different speed is not a different result
+    first, second = _record([3.0, 2.0], 0.9), _record([3.0, 2.0], 0.9)
+    second["history"]["images_per_s"] = [50.0, 60.0]
+    out = compare_runs(tmp_path / "a", tmp_path / "b", first, second)
+    assert out["weights_bit_identical"] and out["history_bit_identical"] and out["test_bit_identical"]
+    assert out["weights_max_abs_diff"] == 0.0 and out["test_max_rel_diff"] == 0.0
+
+
+def test_a_rounding_difference_is_measured_not_hidden(tmp_path):
+    w = np.ones((2, 3), "float32")
+    _weights(tmp_path / "a", {"k": w})
+    _weights(tmp_path / "b", {"k": w + np.float32(1e-6) * np.eye(2, 3, dtype="float32")})
+    out = compare_runs(tmp_path / "a", tmp_path / "b", _record([3.0, 2.0], 0.9), _record([3.0, 2.5], 0.8))
+    assert not out["weights_bit_identical"]
+    assert out["weights_max_abs_diff"] == pytest.approx(1e-6, rel=0.05)
+    assert not out["history_bit_identical"] and out["history"]["total_loss"]["max_abs"] == pytest.approx(0.5)
+    assert out["test"]["knn_accuracy"]["max_rel"] == pytest.approx(0.1 / 0.9)
+
+
+def test_recheck_refuses_a_folder_without_a_sweep(tmp_path):
+    with pytest.raises(StudyError, match="holds no sweep"):
+        recheck(tmp_path)
+
+
+@pytest.mark.slow
+def test_recheck_trains_one_run_again_and_records_the_comparison(tmp_path, mnist_dir):
+    from keraszoo.experiments import run_study
+    from tests.experiments.conftest import TINY_SPEC
+
+    spec = dict(TINY_SPEC, variants=["ae"], grid={"latent_dim": [2]})
+    out = tmp_path / "sweep"
+    run_study(spec, dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True, workers=1)
+    with pytest.raises(StudyError, match="not a finished run"):
+        recheck(out, "no-such-run", data_dir=str(mnist_dir))
+    record = recheck(out, threads=2, data_dir=str(mnist_dir))
+    assert json.loads((out / REPRODUCIBILITY_FILE).read_text()) == record
+    assert record["run_id"].startswith("ae-mnist") and record["threads"] == 2
+    # keraszoo's determinism on a CPU: the same run in another process, same thread count, is bit-identical
+    assert record["weights_bit_identical"] and record["test_bit_identical"], record
