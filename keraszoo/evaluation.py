@@ -9,11 +9,13 @@
   ``linear_probe_accuracy`` (softmax regression fit on the train codes, scored
   on the test codes; a model with ``code_features`` -- the VQ-VAE, whose codes are
   a grid of indices -- is measured on those flat features of its codes instead);
-* VAE family: ``negative_elbo_nats`` (one posterior sample), ``iwae_nll_nats``
-  (importance-weighted bound with ``iwae_samples`` samples; published numbers
-  use 5000) and ``active_units`` (units whose posterior mean varies across the
-  data with variance > 0.01, Burda et al. 2016); with the discretized logistic
-  likelihood (an exact probability of the 8-bit image) also both in bits/dim,
+* VAE family (``has_posterior``): ``active_units`` (units whose posterior mean
+  varies across the data with variance > 0.01, Burda et al. 2016); with a decoder
+  likelihood (``has_likelihood``: not the squared error ``"mse"``, which is no
+  log-density) also ``negative_elbo_nats`` (one posterior sample) and
+  ``iwae_nll_nats`` (importance-weighted bound with ``iwae_samples`` samples;
+  published numbers use 5000); with the discretized logistic likelihood (an exact
+  probability of the 8-bit image) also both in bits/dim,
   ``negative_elbo_bits_per_dim`` and ``iwae_bits_per_dim``;
 * sparse AE: ``mean_activation`` and ``near_zero_fraction`` (|h| < 0.01);
 * contractive AE: ``mean_jacobian_frobenius`` (mean of ``||J_f(x)||_F``);
@@ -202,7 +204,7 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
         split: the evaluated split of a named dataset.
         source: ``"npz"`` (``KERASZOO_DATA_DIR``/``data_dir``) or ``"tfds"``.
         num_examples: evaluate the first N examples only (quick runs).
-        iwae_samples: importance samples for ``iwae_nll_nats`` (VAE family);
+        iwae_samples: importance samples for ``iwae_nll_nats`` (the VAE family with a likelihood, ``has_likelihood``);
             ``None`` skips it. Published numbers use 5000.
         binarize: ``None`` or ``"static"`` (fixed-seed Bernoulli binarization).
         train_data: ``(x, y)`` whose codes fit the k-NN / probe when ``data``
@@ -267,12 +269,13 @@ def evaluate(model, data="mnist", *, split="test", source="npz", data_dir=None, 
 
     if model.has_likelihood:
         results["negative_elbo_nats"] = float(-np.mean(_map_given(model.elbo, x, labels, batch_size)))
+    if model.has_posterior:
         results["active_units"] = active_units(codes)
-        if iwae_samples:
-            results["iwae_nll_nats"] = iwae_nll(model, x, iwae_samples, verbose=verbose, labels=labels)
-            results["iwae_samples"] = int(iwae_samples)
-        if model.discrete_likelihood:
-            results.update(bits_per_dim(results, model.image_shape))
+    if model.has_likelihood and iwae_samples:
+        results["iwae_nll_nats"] = iwae_nll(model, x, iwae_samples, verbose=verbose, labels=labels)
+        results["iwae_samples"] = int(iwae_samples)
+    if model.has_likelihood and model.discrete_likelihood:
+        results.update(bits_per_dim(results, model.image_shape))
     results.update(model.evaluation_metrics(x, codes, batch_size=batch_size, seed=seed))
     if fid and model.is_generative and named is not None:
         from keraszoo import feature_classifier as fc

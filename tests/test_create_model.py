@@ -102,3 +102,14 @@ def test_importing_keraszoo_alone_loads_no_keras(tmp_path):
         print(sorted(m for m in ("keras", "tensorflow", "keraszoo.models") if m in sys.modules))
         """, tmp_path)
     assert out.strip() == "[]"
+
+
+def test_overrides_of_a_zoo_architecture_are_todays_arguments():
+    """The manifest's configs predate ``config_version``; an override ``reconstruction_loss="mse"`` is today's squared
+    error, not the version-1 "mse" that old configs migrate to "gaussian"."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model = create_model("vae_mnist", reconstruction_loss="mse", hidden_dims=(8,), latent_dim=2)
+    assert model.reconstruction_loss == "mse" and not model.has_likelihood and model.has_posterior

@@ -57,15 +57,18 @@ GENERIC_KEYS = {"mse_per_pixel", "bce_nats_per_image", "psnr_db", "knn_accuracy"
 def expected_keys(model, iwae_samples=True):
     """What ``evaluate(model, ..., train_data=..., iwae_samples=...)`` must report, from the model's declarations.
 
-    Its ``reported_metrics`` (each with the metric it prints beside it), the likelihoods of the VAE family
-    (``has_likelihood``; in bits/dim too for a ``discrete_likelihood``); the Fréchet distance of a generative
-    model needs a named dataset, so arrays leave it out.
+    Its ``reported_metrics`` (each with the metric it prints beside it), the active units of a posterior
+    (``has_posterior``), the likelihoods of the VAE family (``has_likelihood``; in bits/dim too for a
+    ``discrete_likelihood``); the Fréchet distance of a generative model needs a named dataset, so arrays
+    leave it out.
     """
     keys = set(GENERIC_KEYS)
     for metric in model.reported_metrics:
         keys |= {metric.name} | ({metric.reference} if metric.reference else set())
+    if model.has_posterior:
+        keys |= {"active_units"}
     if model.has_likelihood:
-        keys |= {"negative_elbo_nats", "active_units"} | ({"iwae_nll_nats"} if iwae_samples else set())
+        keys |= {"negative_elbo_nats"} | ({"iwae_nll_nats"} if iwae_samples else set())
         if model.discrete_likelihood:
             keys |= {"negative_elbo_bits_per_dim"} | ({"iwae_bits_per_dim"} if iwae_samples else set())
     return keys
@@ -103,8 +106,22 @@ def test_bits_per_dim_only_for_the_discretized_likelihood(name, mnist_sample):
     np.testing.assert_allclose(results["negative_elbo_bits_per_dim"], results["negative_elbo_nats"] / dims)
     np.testing.assert_allclose(results["iwae_bits_per_dim"], results["iwae_nll_nats"] / dims)
     assert 0 < results["iwae_bits_per_dim"] < 16  # a probability of 8-bit pixels, near log2(256) = 8 untrained
-    continuous = evaluation.evaluate(build(reconstruction_loss="mse", **kwargs), (x, y[:40]), knn=False, probe=False)
-    assert not any(key.endswith("bits_per_dim") for key in continuous)
+    continuous = evaluation.evaluate(build(reconstruction_loss="gaussian", **kwargs), (x, y[:40]), knn=False, probe=False)
+    assert not any(key.endswith("bits_per_dim") for key in continuous) and "negative_elbo_nats" in continuous
+
+
+LIKELIHOOD_KEYS = {"negative_elbo_nats", "iwae_nll_nats", "iwae_samples", "negative_elbo_bits_per_dim", "iwae_bits_per_dim"}
+
+
+@pytest.mark.parametrize("name", ["vae", "cvae"])
+def test_the_squared_error_vae_reports_no_likelihood(name, mnist_sample):
+    """``reconstruction_loss="mse"`` is no log-density: no ELBO, IWAE bound or bits/dim; the active units stay."""
+    x, y = mnist_sample
+    model = list_variants()[name](input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(8,), reconstruction_loss="mse")
+    assert not model.has_likelihood and model.has_posterior
+    results = evaluation.evaluate(model, (x[:20], y[:20]), knn=False, probe=False, iwae_samples=5)
+    assert not LIKELIHOOD_KEYS & set(results) and expected_keys(model) - GENERIC_KEYS <= set(results)
+    assert 0 <= results["active_units"] <= 4
 
 
 def test_frechet_distance_known_values():

@@ -94,7 +94,7 @@ def _unconditional_flat(model) -> bool:
 
 
 def _vae_family(model) -> bool:
-    return model.has_likelihood and model.has_flat_codes
+    return model.has_posterior and model.has_flat_codes
 
 
 def corrupt(x, noise, level, rng):

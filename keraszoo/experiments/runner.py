@@ -144,7 +144,9 @@ _SWEEP_ENTRIES = {STUDY_FILE, RESULTS_FILE, "runs", "logs", "work", ".lock"}
 def _spec_identity(spec: dict, budget: str) -> dict:
     """What of a spec (``Study.to_dict()``, as JSON) decides its runs at ``budget``."""
     spec = json.loads(json.dumps(spec, sort_keys=True, default=str))
-    return {**{k: spec.get(k) for k in _RUN_FIELDS}, "budgets": {budget: spec.get("budgets", {}).get(budget)}}
+    fields = {k: spec.get(k) for k in _RUN_FIELDS}
+    fields["classical"] = fields["classical"] or []  # a spec written before the field existed had none
+    return {**fields, "budgets": {budget: spec.get("budgets", {}).get(budget)}}
 
 
 def _changes(old, new, path) -> list:

@@ -40,9 +40,15 @@ from keraszoo.models.metadata import merged_table
 from keraszoo.models.registry import list_variants
 from keraszoo.models.steps import PhasedTrainingMixin
 
-#: every decoder likelihood a variant may take (the command line's choices); ``_reconstruction_losses``
-#: says which a variant supports: ``"discretized_logistic"`` is the VAE family's.
-RECONSTRUCTION_LOSSES = ("bce", "mse", "discretized_logistic")
+#: every reconstruction term a variant may take (the command line's choices); ``_reconstruction_losses``
+#: says which a variant supports: ``"bce"`` and ``"mse"`` (the literal ``Σ(x − x̂)²``) are every variant's,
+#: ``"gaussian"`` (fixed ``decoder_std``) and ``"discretized_logistic"`` the VAE family's decoder likelihoods.
+RECONSTRUCTION_LOSSES = ("bce", "mse", "gaussian", "discretized_logistic")
+
+#: the version of the configuration :meth:`BaseAutoEncoder.get_config` writes (its ``"config_version"``). A config
+#: without one is version 1: saved before the VAE family's ``"mse"`` became the literal squared error (it was the
+#: Gaussian NLL of fixed ``decoder_std``, now ``"gaussian"``); ``from_config`` upgrades it (``_upgrade_config``).
+CONFIG_VERSION = 2
 
 
 class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, PhasedTrainingMixin, keras.Model):
@@ -59,7 +65,9 @@ class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, Phas
         conv_filters: filters of the strided conv layers (conv architecture).
         reconstruction_loss: ``"bce"`` -- Bernoulli negative log-likelihood
             ``sum_pixels softplus(l) - x*l`` of the decoder logits ``l`` (nats);
-            ``"mse"`` -- ``sum_pixels (x - sigmoid(l))^2``.
+            ``"mse"`` -- the squared error ``sum_pixels (x - sigmoid(l))^2``, literally
+            (no scale, no constant), in every variant. The VAE family adds the
+            likelihoods ``"gaussian"`` and ``"discretized_logistic"``.
         encoder: optional user network ``x -> (batch, encoder_output_dim)``.
         decoder: optional user network ``z -> logits (batch,) + input_shape``.
         seed: seed of the model's ``SeedGenerator`` (sampling, noise).
@@ -79,7 +87,9 @@ class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, Phas
         "hidden_dims": Hyperparameter("e.g. 512,256; 'none': no hidden dense layer "
                                       "(conv: project straight to the code)", argtypes.hidden_dims),
         "conv_filters": Hyperparameter("e.g. 32,64", argtypes.int_list),
-        "reconstruction_loss": Hyperparameter("decoder likelihood", str, RECONSTRUCTION_LOSSES),
+        "reconstruction_loss": Hyperparameter("reconstruction term: bce (Bernoulli NLL), mse (squared error "
+                                              "sum (x - x_hat)^2); VAE family also gaussian (NLL, sigma decoder_std), "
+                                              "discretized_logistic", str, RECONSTRUCTION_LOSSES),
     }
     training_options = {}
     reported_metrics = ()
@@ -251,7 +261,8 @@ class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, Phas
         raise NotImplementedError(f"{type(self).__name__} has no NumPy reference (reference_terms)")
 
     def reference_reconstruction(self, x, logits):
-        """NumPy (float64) ``reconstruction_nll`` per example: what :meth:`reconstruction_nll` computes."""
+        """NumPy (float64) ``reconstruction_nll`` per example: what :meth:`reconstruction_nll` computes
+        (``"bce"``: Bernoulli NLL; ``"mse"``: the squared error ``sum_pixels (x - sigmoid(l))^2``)."""
         from keraszoo.models import reference as ref
 
         if self.reconstruction_loss == "bce":
@@ -260,7 +271,11 @@ class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, Phas
 
     # -------------------------------------------------------- reconstruction
     def reconstruction_nll(self, x, logits):
-        """Per-example reconstruction term (sum over pixels), shape ``(batch,)``."""
+        """Per-example reconstruction term (sum over pixels), shape ``(batch,)``.
+
+        ``"bce"``: the Bernoulli NLL of the logits (nats); ``"mse"``: the squared error
+        ``sum_pixels (x - sigmoid(l))^2`` (:func:`~keraszoo.models.losses.squared_error`), for every variant.
+        """
         if self.reconstruction_loss == "bce":
             return losses.bernoulli_nll(x, logits)
         return losses.squared_error(x, ops.sigmoid(logits))
@@ -367,13 +382,38 @@ class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, Phas
             "encoder": keras.saving.serialize_keras_object(self.encoder) if self._custom_encoder else None,
             "decoder": keras.saving.serialize_keras_object(self.decoder) if self._custom_decoder else None,
             "seed": self.seed,
+            "config_version": CONFIG_VERSION,
         })
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def upgraded_config(cls, config):
+        """A copy of a saved ``config`` in today's terms, its ``config_version`` removed (none: version 1).
+
+        What :meth:`from_config` builds from; a config older than :data:`CONFIG_VERSION` goes through
+        :meth:`_upgrade_config` (the VAE family's ``"mse"`` of version 1 becomes ``"gaussian"``, with a warning).
+        """
         config = dict(config)
+        version = config.pop("config_version", 1)
+        if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or not 1 <= version <= CONFIG_VERSION:
+            raise ValueError(f"{cls.__name__} config: `config_version` must be an integer in [1, {CONFIG_VERSION}] "
+                             f"(this keraszoo writes {CONFIG_VERSION}; a newer one may have saved it); "
+                             f"received {version!r}.")
+        return cls._upgrade_config(config, int(version)) if version < CONFIG_VERSION else config
+
+    @classmethod
+    def from_config(cls, config):
+        config = cls.upgraded_config(config)
         for key in cls.serialized_networks:
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+    @classmethod
+    def _upgrade_config(cls, config, version):
+        """``config`` (a dict, ``config_version`` removed) saved at ``version`` < :data:`CONFIG_VERSION`, in today's terms.
+
+        A hook: nothing to change by default; the VAE family renames its old ``"mse"`` (see ``VAE``).
+        """
+        del version
+        return config

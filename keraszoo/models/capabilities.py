@@ -1,8 +1,8 @@
 """What a variant can do, declared with its defaults: :class:`Capabilities`, a base of ``BaseAutoEncoder``.
 
 A variant overrides what it has (the ``ConditionalVAE`` ``requires_labels``, the ``VQVAE``'s ``code_shape`` is a
-grid of int32 indices, the VAE family ``has_likelihood`` ...). Code outside ``keraszoo/models/`` reads these
-and never probes a model with ``getattr(model, "...", default)`` or tests its variant's name.
+grid of int32 indices, the VAE family ``has_posterior`` and, with a decoder likelihood, ``has_likelihood`` ...).
+Code outside ``keraszoo/models/`` reads these and never probes a model with ``getattr(model, "...", default)`` or tests its variant's name.
 """
 
 import numpy as np
@@ -23,8 +23,9 @@ class Capabilities:
     code_dtype = "float32"
     #: ``(h, w, latent_dim)`` code vectors behind a grid of indices (the VQ-VAE's); ``None``: flat codes.
     quantized_shape = None
-    #: the model has a likelihood bound: ``elbo(x)`` and ``log_likelihood(x, num_samples)`` (the VAE family).
-    has_likelihood = False
+    #: the encoder is a stochastic posterior ``q(z|x)``: ``encode(x)`` is its mean, ``encode(x, sample=True)`` a draw
+    #: (the VAE family, whatever its reconstruction term; the active units are counted for it).
+    has_posterior = False
     #: the model trains a second stage after ``fit`` (:meth:`fit_second_stage`; the VQ-VAE's prior).
     has_second_stage = False
     #: ``sample`` draws codes from a Gaussian prior centred at 0 (a 2-D code's latent manifold, a grid of the
@@ -40,6 +41,16 @@ class Capabilities:
     def has_flat_codes(self):
         """Whether codes are ``(latent_dim,)`` float vectors (k-NN, probes, scatters and latent arithmetic apply)."""
         return tuple(self.code_shape) == (self.latent_dim,) and self.code_dtype == "float32"
+
+    @property
+    def has_likelihood(self):
+        """Whether the model has a likelihood bound in nats: ``elbo(x)`` and ``log_likelihood(x, num_samples)``.
+
+        The VAE family's, when its reconstruction term is a decoder's negative log-likelihood (``"bce"``,
+        ``"gaussian"``, ``"discretized_logistic"``); not with the literal squared error ``"mse"``, which is no
+        normalized log-density. An instance's property: it depends on the configuration.
+        """
+        return False
 
     @property
     def discrete_likelihood(self):
@@ -70,5 +81,5 @@ class Capabilities:
 
     def reconstruction_description(self):
         """What the reconstruction term measures, with its unit, for tables and axes."""
-        return {"bce": "Bernoulli NLL, nats", "mse": "squared error"}.get(self.reconstruction_loss,
-                                                                          self.reconstruction_loss)
+        return {"bce": "Bernoulli NLL, nats", "mse": "squared error Σ(x − x̂)²"}.get(self.reconstruction_loss,
+                                                                                  self.reconstruction_loss)

@@ -42,6 +42,9 @@ class ConditionalVAE(VAE):
         total_loss          = reconstruction_loss + beta * kl_loss
 
     For ``beta = 1`` the total is the negative conditional ELBO, a bound on ``-log p(x|y)``.
+    The reconstruction terms are the VAE's: with ``reconstruction_loss="mse"`` it is the
+    literal squared error ``sum_pixels (x - x_hat)^2`` (no likelihood: no ``elbo``,
+    ``log_likelihood``), with ``"gaussian"`` the Gaussian NLL of ``decoder_std`` (nats).
 
     Labels are integers in ``[0, num_classes)``, one per image (a length-n
     array) or one int for all, and every call takes them: ``encode(x, labels)``,
@@ -60,8 +63,9 @@ class ConditionalVAE(VAE):
     # === Metadata ===
     title = "conditional variational autoencoder"
     #: the loss in one line (the README's table of variants).
-    loss_summary = ("`-log p(x|z, y) + β·KL(q(z|x, y)‖N(0, I))`, the one-hot label `y` concatenated to the "
-                    "encoder's flattened input and to `z`; `sample(n, labels=c)` draws class `c`")
+    loss_summary = ("`-log p(x|z, y) + β·KL(q(z|x, y)‖N(0, I))` (or `Σ(x - x̂)² + β·KL` for `mse`, as the VAE), the "
+                    "one-hot label `y` concatenated to the encoder's flattened input and to `z`; "
+                    "`sample(n, labels=c)` draws class `c`")
     papers = (Paper("Learning Structured Output Representation using Deep Conditional Generative Models "
                     "(Sohn, Lee & Yan, 2015)",
                     "https://papers.nips.cc/paper/5775-learning-structured-output-representation-using-deep-"
@@ -268,6 +272,7 @@ class ConditionalVAE(VAE):
 
     def elbo(self, x, labels=None):
         """Single-sample conditional ELBO ``E_q[log p(x|z, y)] - KL(q(z|x, y)||p(z))`` per example (nats; beta ignored)."""
+        self._check_likelihood("elbo")
         x = self._check_inputs(x)
         c = self._condition(labels, x, "elbo")
         mean, log_var = self._posterior_given(x, c)
@@ -276,6 +281,7 @@ class ConditionalVAE(VAE):
 
     def log_likelihood(self, x, labels=None, num_samples=5000, chunk_size=None):
         """Importance-weighted estimate of ``log p(x|y)`` per example (nats), as ``VAE.log_likelihood``."""
+        self._check_likelihood("log_likelihood")
         num_samples = checks.check_positive_int("num_samples", num_samples)
         x = self._check_inputs(x)
         c = self._condition(labels, x, "log_likelihood")

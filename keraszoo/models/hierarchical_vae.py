@@ -52,7 +52,7 @@ class HierarchicalVAE(VAE):
 
     Loss per example (nats), batch mean, one sample of every ``z_l``::
 
-        reconstruction_loss = -log p(x | z_1)
+        reconstruction_loss = -log p(x | z_1)     (the VAE's terms: "mse" is sum_pixels (x - x_hat)^2, no likelihood)
         kl_loss_L           = KL(q(z_L | x) || N(0, I))                  (analytic)
         kl_loss_l           = KL(q(z_l | z_{l+1}, x) || p(z_l | z_{l+1}))  (analytic given z_{l+1})
         kl_loss             = sum_l kl_loss_l
@@ -68,7 +68,7 @@ class HierarchicalVAE(VAE):
         kl_loss_l = -H[q(z_l | z_{l-1})] - log p(z_l | z_{l+1})           (one sample, l < L)
 
     Their sum is an unbiased estimate of ``E_q[log q(z|x) - log p(z)]``, so
-    ``total_loss`` is again ``-ELBO`` (for ``beta = 1``). Ladder inference needs
+    ``total_loss`` is again ``-ELBO`` (for ``beta = 1`` and a decoder likelihood). Ladder inference needs
     KL warm-up and batch normalization to keep its upper layers active (Sonderby
     et al.): without them it collapses (KL 14 nats against the VAE's 24 after 34
     epochs on MNIST), so both are its defaults; bottom-up inference trains well
@@ -100,7 +100,7 @@ class HierarchicalVAE(VAE):
     loss_summary = (
         "≥ 2 stochastic layers, `p(z_L)…p(z₁|z₂)p(x|z₁)`; inference `ladder` (LVAE, "
         "precision-weighted top-down; batch norm and a 10-epoch KL warm-up by default) or `bottom_up` "
-        "(`q(z₁|x)q(z₂|z₁)`, IWAE paper); `-log p(x|z₁) + β·Σ_l KL_l`"
+        "(`q(z₁|x)q(z₂|z₁)`, IWAE paper); `-log p(x|z₁) + β·Σ_l KL_l` (`mse`: `Σ(x - x̂)² + β·Σ_l KL_l`)"
     )
     papers = (
         Paper("Ladder Variational Autoencoders (Sonderby et al., 2016)", "https://arxiv.org/abs/1602.02282"),
@@ -317,6 +317,7 @@ class HierarchicalVAE(VAE):
         return z, kls, None, None
 
     def elbo(self, x):
+        self._check_likelihood("elbo")
         x = self._check_inputs(x)
         z, kls, _, _ = self._top_down(self._bottom_up_params(x), sample=True)
         return -(self.reconstruction_nll(x, self.decoder(z)) + sum(kls[1:], kls[0]))

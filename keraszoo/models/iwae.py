@@ -85,7 +85,10 @@ class IWAE(HierarchicalVAE):
         ladder_hidden_dim: width of the encoder's top layer and of the MLPs
             between stochastic layers.
         beta: must be 1 (the bound is for the VAE's joint ``p(x, z)``).
-        **kwargs: see ``VAE`` (``decoder_std`` for the ``"mse"`` decoder).
+        reconstruction_loss: a decoder likelihood, ``"bce"`` (default),
+            ``"gaussian"`` (``decoder_std``) or ``"discretized_logistic"``; not
+            the squared error ``"mse"``, which is no log-density ``log p(x|z)``.
+        **kwargs: see ``VAE`` (``decoder_std`` for the ``"gaussian"`` decoder).
     """
 
     # === Metadata ===
@@ -124,6 +127,13 @@ class IWAE(HierarchicalVAE):
             raise ValueError(
                 f"`stochastic_layers={stochastic_layers}` needs {stochastic_layers - 1} upper latent size(s) (z_2..z_L); "
                 f"received upper_latent_dims={upper_latent_dims}.")
+        reconstruction_loss = args[5] if len(args) > 5 else kwargs.get("reconstruction_loss", "bce")
+        if isinstance(reconstruction_loss, str) and reconstruction_loss == "mse":
+            raise ValueError(
+                "IWAE's bound is a bound on log p(x) and needs a decoder likelihood: `reconstruction_loss` must be "
+                f"one of {', '.join(repr(c) for c in self.likelihood_losses)}; received 'mse', the squared error "
+                "sum (x - x_hat)^2, which is no log-density (use 'gaussian' for the Gaussian decoder of sigma "
+                "decoder_std, or VAE or HierarchicalVAE to train the squared error).")
         beta = checks.check_non_negative("beta", kwargs.get("beta", 1.0))
         if beta != 1.0:
             raise ValueError(
@@ -137,6 +147,10 @@ class IWAE(HierarchicalVAE):
         self.inference = "bottom_up"
         self.batch_norm, self.kl_warmup_epochs = False, 0  # the bound is trained as it is, on plain MLPs
         VAE.__init__(self, *args, **kwargs)
+
+    @classmethod
+    def _reconstruction_losses(cls):
+        return cls.likelihood_losses  # not "mse" (refused above with the reason)
 
     def paper(self):
         return self.papers[0]

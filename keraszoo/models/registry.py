@@ -167,9 +167,16 @@ def create_model(name, pretrained=False, **overrides):
 def _zoo_architecture(name, entry, overrides):
     """The untrained model of the zoo entry ``name``: its serialized class and configuration in the manifest
     (checked and rebuilt as ``keraszoo.load`` rebuilds ``config.json``), with ``overrides``."""
+    from keraszoo.models.base import CONFIG_VERSION
+    from keraszoo.models.base import BaseAutoEncoder
     from keraszoo.weights.loader import check_config_safety
 
+    config = {**entry["model"]["config"], **overrides}
+    cls = keras.saving.get_registered_object(entry["model"]["registered_name"])
+    if overrides and isinstance(cls, type) and issubclass(cls, BaseAutoEncoder):
+        # the overrides are today's arguments ("mse": the squared error): over the saved config brought up to date
+        config = {**cls.upgraded_config(entry["model"]["config"]), **overrides, "config_version": CONFIG_VERSION}
     serialized = {"class_name": entry["model"]["class"], "registered_name": entry["model"]["registered_name"],
-                  "config": {**entry["model"]["config"], **overrides}}
+                  "config": config}
     check_config_safety(serialized, source=f"the manifest entry of {name!r}")
     return keras.saving.deserialize_keras_object(serialized, safe_mode=True)

@@ -1,6 +1,7 @@
 """Variational autoencoder (Kingma & Welling, 2014) and beta-VAE (Higgins et al., 2017)."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -29,21 +30,32 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
     """VAE with a diagonal Gaussian posterior and a N(0, I) prior.
 
     ``q(z|x) = N(mu(x), diag(exp(log_var(x))))``, sampled with the
-    reparameterization ``z = mu + exp(log_var / 2) * eps``. Loss per example
-    (nats), averaged over the batch::
+    reparameterization ``z = mu + exp(log_var / 2) * eps``. Loss per example,
+    averaged over the batch::
 
-        reconstruction_loss = -log p(x | z)            (one sample of z)
-        kl_loss             = KL(q(z|x) || N(0, I))    (analytic)
+        reconstruction_loss = -log p(x | z)            (one sample of z; nats)
+                              or sum_pixels (x - x_hat)^2   ("mse", x_hat = sigmoid(logits))
+        kl_loss             = KL(q(z|x) || N(0, I))    (analytic, nats)
         total_loss          = reconstruction_loss + beta * kl_loss
 
-    With ``beta = 1`` the total is the negative ELBO; ``beta > 1`` gives the
-    beta-VAE.
+    With a decoder likelihood (``"bce"``, ``"gaussian"``, ``"discretized_logistic"``)
+    and ``beta = 1`` the total is the negative ELBO; ``beta > 1`` gives the
+    beta-VAE. With ``"mse"`` the total is literally ``||x - x_hat||^2 + beta * KL``:
+    no likelihood, so ``has_likelihood`` is False and ``elbo``/``log_likelihood``
+    (and ``keraszoo.evaluate``'s ELBO, IWAE bound and bits/dim) are not defined.
+    ``"gaussian"`` is the same objective up to scale: its NLL is
+    ``||x - x_hat||^2 / (2 s^2) + const``, so a Gaussian VAE of ``beta`` trains
+    ``"mse"`` with ``beta' = 2 s^2 beta`` (docs/theory.md, (2.6)).
 
     Args:
         beta: weight of the KL term (>= 0).
-        reconstruction_loss: ``"bce"`` -- Bernoulli decoder with logits;
-            ``"mse"`` -- Gaussian decoder ``N(sigmoid(logits), decoder_std^2)``
-            with a fixed standard deviation (its NLL in nats, constant included).
+        reconstruction_loss: ``"bce"`` -- Bernoulli decoder with logits (nats);
+            ``"mse"`` -- the squared error ``sum_pixels (x - sigmoid(logits))^2``,
+            exactly as every other variant's ``"mse"`` (no likelihood);
+            ``"gaussian"`` -- Gaussian decoder ``N(sigmoid(logits), decoder_std^2)``
+            with a fixed standard deviation (its NLL in nats, constant included;
+            before keraszoo's config version 2 this was called ``"mse"``, and
+            such saved configs load as ``"gaussian"`` with a warning);
             ``"discretized_logistic"`` -- the discretized logistic of
             PixelCNN++ (Salimans et al., 2017) over the 256 levels of an 8-bit
             image scaled to ``[0, 1]``, mean ``sigmoid(logits)`` and a learned
@@ -51,16 +63,17 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
             ``log(decoder_std)``): an exact probability of the discrete image,
             so its negative ELBO and IWAE bound divided by ``pixels * ln 2``
             are bits/dim (``keraszoo.evaluate`` reports them).
-        decoder_std: the Gaussian decoder's standard deviation (and the
-            discretized logistic's initial scale).
+        decoder_std: the ``"gaussian"`` decoder's standard deviation (and the
+            discretized logistic's initial scale); ignored by ``"bce"`` and ``"mse"``.
         **kwargs: see ``BaseAutoEncoder``.
     """
 
     # === Metadata ===
     title = "variational autoencoder"
     #: the loss in one line (the README's table of variants).
-    loss_summary = ("`-log p(x|z) + β·KL(q(z|x)‖N(0, I))`, reparameterized, analytic KL; `p(x|z)` Bernoulli, "
-                    "Gaussian of fixed σ, or discretized logistic with a learned scale per channel (bits/dim)")
+    loss_summary = ("`-log p(x|z) + β·KL(q(z|x)‖N(0, I))`, reparameterized, analytic KL; `p(x|z)` Bernoulli (`bce`), "
+                    "Gaussian of fixed σ = `decoder_std` (`gaussian`), or discretized logistic with a learned scale "
+                    "per channel (bits/dim); or `Σ(x - x̂)² + β·KL` (`mse`, no likelihood)")
     papers = (
         Paper("Auto-Encoding Variational Bayes (Kingma & Welling, 2014)", "https://arxiv.org/abs/1312.6114"),
         Paper("beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework "
@@ -75,7 +88,9 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
 
     regularizer_names = ("kl_loss",)
     encoder_outputs_per_unit = 2
-    has_likelihood = True
+    has_posterior = True
+    #: the reconstruction terms that are a decoder's negative log-likelihood (``has_likelihood``).
+    likelihood_losses = ("bce", "gaussian", "discretized_logistic")
 
     def __init__(self, *args, beta=1.0, decoder_std=0.1, **kwargs):
         self.beta = checks.check_non_negative("beta", beta)
@@ -92,7 +107,34 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
 
     @classmethod
     def _reconstruction_losses(cls):
-        return super()._reconstruction_losses() + ("discretized_logistic",)
+        return super()._reconstruction_losses() + ("gaussian", "discretized_logistic")
+
+    @classmethod
+    def _upgrade_config(cls, config, version):
+        """A config saved before version 2 whose ``"mse"`` meant the Gaussian of ``decoder_std``: now ``"gaussian"``."""
+        config = super()._upgrade_config(config, version)
+        if version < 2 and config.get("reconstruction_loss") == "mse":
+            warnings.warn(
+                f"{cls.__name__}: this config was saved before keraszoo's config version 2, when the VAE family's "
+                f"reconstruction_loss='mse' meant the Gaussian NLL of fixed sigma decoder_std "
+                f"({config.get('decoder_std', 0.1)}); it is loaded as reconstruction_loss='gaussian', the same "
+                "model. 'mse' is now the literal squared error sum (x - x_hat)^2.", UserWarning, stacklevel=2)
+            config["reconstruction_loss"] = "gaussian"
+        return config
+
+    @property
+    def has_likelihood(self):
+        """True unless the reconstruction term is the literal squared error ``"mse"`` (no log-density)."""
+        return self.reconstruction_loss in self.likelihood_losses
+
+    def _check_likelihood(self, method):
+        """Refuses ``method`` (``elbo``, ``log_likelihood``) for a model without a likelihood (``"mse"``)."""
+        if not self.has_likelihood:
+            raise NotImplementedError(
+                f"{type(self).__name__}(reconstruction_loss={self.reconstruction_loss!r}) has no likelihood, so no "
+                f"`{method}`: its reconstruction term is the squared error sum (x - x_hat)^2, not a log-density. "
+                f"Use reconstruction_loss='gaussian' (the Gaussian decoder of sigma decoder_std, in nats), 'bce' or "
+                "'discretized_logistic' for a likelihood.")
 
     @property
     def discrete_likelihood(self):
@@ -100,7 +142,7 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         return self.reconstruction_loss == "discretized_logistic"
 
     def reconstruction_description(self):
-        if self.reconstruction_loss == "mse":
+        if self.reconstruction_loss == "gaussian":
             return f"Gaussian NLL (sigma {self.decoder_std:g}), nats"
         if self.reconstruction_loss == "discretized_logistic":
             return "discretized logistic NLL, nats"
@@ -118,12 +160,12 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         return mean, log_var
 
     def reconstruction_nll(self, x, logits):
-        """``-log p(x|z)`` per example (nats)."""
-        if self.reconstruction_loss == "bce":
-            return losses.bernoulli_nll(x, logits)
+        """``-log p(x|z)`` per example (nats); for ``"mse"`` the base's squared error ``sum_pixels (x - sigmoid(l))^2``."""
+        if self.reconstruction_loss == "gaussian":
+            return losses.gaussian_nll(x, ops.sigmoid(logits), math.log(self.decoder_std))
         if self.reconstruction_loss == "discretized_logistic":
             return losses.discretized_logistic_nll(x, ops.sigmoid(logits), self.decoder_log_scale)
-        return losses.gaussian_nll(x, ops.sigmoid(logits), math.log(self.decoder_std))
+        return super().reconstruction_nll(x, logits)  # "bce", "mse"
 
     def _deterministic_code(self, x, training=False):
         return self.posterior(x, training=training)[0]
@@ -148,12 +190,13 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         return {"reconstruction_loss": rec, "kl_loss": kl, "total_loss": rec + self.beta * kl}
 
     def reference_reconstruction(self, x, logits):
-        """NumPy ``-log p(x|z)``: Bernoulli, the Gaussian of ``decoder_std``, or the discretized logistic of the learned scales."""
-        if self.reconstruction_loss == "bce":
-            return super().reference_reconstruction(x, logits)
+        """NumPy ``reconstruction_nll``: Bernoulli or the squared error (the base's), the Gaussian of ``decoder_std``,
+        or the discretized logistic of the learned scales."""
+        if self.reconstruction_loss == "gaussian":
+            return np_gaussian_nll(x, np_sigmoid(logits), math.log(self.decoder_std))
         if self.reconstruction_loss == "discretized_logistic":
             return np_discretized_logistic_nll(x, np_sigmoid(logits), np.asarray(self.decoder_log_scale))
-        return np_gaussian_nll(x, np_sigmoid(logits), math.log(self.decoder_std))
+        return super().reference_reconstruction(x, logits)  # "bce", "mse"
 
     def reference_terms(self, x, labels, ctx):
         """NumPy: ``mc_samples`` reparameterized draws per image, the analytic KL."""
@@ -170,7 +213,8 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
                 "total_loss": monte_carlo(rec + self.beta * kl[:, None])}
 
     def elbo(self, x):
-        """Single-sample ELBO ``E_q[log p(x|z)] - KL(q||p)`` per example (nats; beta ignored)."""
+        """Single-sample ELBO ``E_q[log p(x|z)] - KL(q||p)`` per example (nats; beta ignored); needs ``has_likelihood``."""
+        self._check_likelihood("elbo")
         x = self._check_inputs(x)
         mean, log_var = self.posterior(x)
         z = losses.reparameterize(mean, log_var, self.seed_generator)
@@ -194,8 +238,9 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         ``log (1/k) sum_i p(x, z_i) / q(z_i | x)``, ``z_i ~ q(z|x)`` -- the IWAE
         bound of Burda et al. (2016); a lower bound that tightens as
         ``num_samples`` grows (``num_samples=1`` is the ELBO). Samples are
-        drawn in chunks of ``chunk_size`` to bound memory.
+        drawn in chunks of ``chunk_size`` to bound memory. Needs ``has_likelihood``.
         """
+        self._check_likelihood("log_likelihood")
         num_samples = checks.check_positive_int("num_samples", num_samples)
         x = self._check_inputs(x)
         if chunk_size is None:

@@ -108,6 +108,9 @@ def _codes_cases():
         case("log-likelihood-zero-samples", "vae.log_likelihood(x, num_samples=0)",
              lambda tmp: shared.vae().log_likelihood(shared.images(2), num_samples=0), ValueError,
              r"`num_samples` must be a positive integer"),
+        case("elbo-of-squared-error-vae", "VAE(reconstruction_loss='mse').elbo(x) (the squared error, no likelihood)",
+             lambda tmp: _build("VAE", reconstruction_loss="mse")(tmp).elbo(shared.images(2)), NotImplementedError,
+             r"has no likelihood, so no `elbo`.*reconstruction_loss='gaussian'"),
     ]
 
 
@@ -161,6 +164,8 @@ def _constructor_cases():
           r"`upper_latent_dims` must not be empty", upper_latent_dims=()),
         c("hvae-unknown-inference", "HierarchicalVAE(inference='top_down')", "HierarchicalVAE",
           r"Unknown `inference` 'top_down'; expected one of 'ladder', 'bottom_up'", inference="top_down"),
+        c("iwae-squared-error", "IWAE(reconstruction_loss='mse') (its bound needs a likelihood)", "IWAE",
+          r"IWAE's bound is a bound on log p\(x\) and needs a decoder likelihood.*received 'mse'", reconstruction_loss="mse"),
         c("aae-prior-std-zero", "AdversarialAutoEncoder(prior_std=0)", "AdversarialAutoEncoder", r"`prior_std` must be > 0", prior_std=0),
         c("aae-mixture-latent-1", "AdversarialAutoEncoder(prior='mixture', latent_dim=1)", "AdversarialAutoEncoder",
           r"`latent_dim` must be >= 2", prior="mixture", latent_dim=1),

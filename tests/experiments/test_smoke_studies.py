@@ -20,6 +20,15 @@ def _by(records, **params):
 
 
 def check_latent(records):
+    classical = [r for r in records if r.get("kind") == "classical"]
+    records = [r for r in records if r.get("kind") != "classical"]
+    # PCA (deterministic: one run) and the linear autoencoder at each code size, in the autoencoders' unit
+    assert sorted((r["variant"], r["params"]["latent_dim"]) for r in classical) == [
+        ("linear_ae", 2), ("linear_ae", 16), ("pca", 2), ("pca", 16)]
+    for r in classical:
+        t = r["test"]
+        assert r["model_dir"] is None and t["total_loss"] == t["reconstruction_loss"] > 0
+        assert t["reconstruction_loss"] == pytest.approx(t["mse_per_pixel"] * 784, rel=1e-6)
     assert {(r["variant"], r["params"]["latent_dim"], r["params"]["reconstruction_loss"]) for r in records} == {
         ("ae", 2, "bce"), ("vae", 2, "bce"), ("ae", 16, "bce"), ("vae", 16, "bce"), ("ae", 16, "mse"),
         ("vae", 16, "mse")}
@@ -92,15 +101,39 @@ def check_variants(records):
         assert r["params"]["latent_dim"] == 16
 
 
+def check_cifar10(records):
+    for r in records:
+        assert r["dataset"] == "cifar10" and (r.get("kind") == "classical" or r["params"]["architecture"] == "conv")
+
+
 CHECKS = {"latent": check_latent, "depth": check_depth, "beta": check_beta, "sparsity": check_sparsity,
-          "contractive": check_contractive, "noise": check_noise, "variants": check_variants}
+          "contractive": check_contractive, "noise": check_noise, "variants": check_variants,
+          "latent_cifar10": check_cifar10, "beta_cifar10": check_cifar10, "noise_cifar10": check_cifar10,
+          "variants_cifar10": check_cifar10}
 FAST = ("contractive", "sparsity")
 
 
+@pytest.fixture(scope="module")
+def cifar10_dir(tmp_path_factory):
+    """A folder with a tiny ``cifar10.npz`` of random 8-bit colour images (CI has no CIFAR-10: plumbing only)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("cifar")
+    np.savez(folder / "cifar10.npz", x_train=rng.integers(0, 256, (400, 32, 32, 3), dtype="uint8"),
+             y_train=rng.integers(0, 10, 400).astype("uint8"),
+             x_test=rng.integers(0, 256, (100, 32, 32, 3), dtype="uint8"), y_test=np.arange(100, dtype="uint8") % 10)
+    return folder
+
+
 @pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in CHECKS])
-def test_smoke_sweep(name, tmp_path, mnist_dir):
+def test_smoke_sweep(name, tmp_path, request):
+    from keraszoo.experiments import STUDIES
+
+    dataset = STUDIES[name].datasets[0]
+    data_dir = request.getfixturevalue("cifar10_dir" if dataset == "cifar10" else "mnist_dir")
     started = time.time()
-    result = run_study(name, dataset="mnist", budget="smoke", out=tmp_path / name, data_dir=str(mnist_dir), quiet=True)
+    result = run_study(name, dataset=dataset, budget="smoke", out=tmp_path / name, data_dir=str(data_dir), quiet=True)
     seconds = time.time() - started
     records = read_results(tmp_path / name)
     assert not result.failed and not result.skipped

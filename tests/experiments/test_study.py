@@ -17,7 +17,8 @@ from tests.experiments.conftest import TINY_SPEC
 
 
 def test_builtin_study_names_are_fixed():
-    assert list(STUDIES) == ["latent", "depth", "beta", "sparsity", "contractive", "noise", "variants"]
+    assert list(STUDIES) == ["latent", "depth", "beta", "sparsity", "contractive", "noise", "variants",
+                            "latent_cifar10", "beta_cifar10", "noise_cifar10", "variants_cifar10"]
 
 
 def test_expand_grid_is_the_union_of_products():
@@ -66,14 +67,16 @@ def test_default_grids_are_the_issue_s():
 
 def test_the_default_budget_trains_to_convergence_on_three_seeds():
     """Issue 28: the whole train split less 5,000 validation images, early stopping, >= 3 seeds, the whole test split."""
-    for name in STUDIES:
-        runs = [r for r in plan_runs(name, "mnist", "default")[0] if r.kind == "model"]
+    for name, study in STUDIES.items():
+        dataset = study.datasets[0]
+        runs = [r for r in plan_runs(name, dataset, "default")[0] if r.kind == "model"]
         settings = {}
         for r in runs:
             key = json.dumps({k: v for k, v in r.params.items() if k != "seed"}, sort_keys=True)
             settings.setdefault(key, set()).add(r.seed)
             assert r.recipe_fields["limit"] is None and r.recipe_fields["eval_split"] == "test"
-            assert round(r.recipe_fields["val_split"] * 60000) == 5000 and r.recipe_fields["early_stopping"] >= 1
+            n_train = {"mnist": 60000, "cifar10": 50000}[dataset]
+            assert round(r.recipe_fields["val_split"] * n_train) == 5000 and r.recipe_fields["early_stopping"] >= 1
             recipe = r.recipe()
             assert (recipe.val_split, recipe.early_stopping, recipe.seed) == (r.recipe_fields["val_split"],
                                                                              r.recipe_fields["early_stopping"], r.seed)
@@ -123,9 +126,9 @@ def test_variants_study_runs_every_registered_variant_at_one_latent_size():
 def test_run_ids_are_deterministic_unique_and_filesystem_safe():
     import re
 
-    for name in STUDIES:
-        ids = [r.run_id for r in plan_runs(name, "mnist", "default")[0]]
-        assert ids == [r.run_id for r in plan_runs(name, "mnist", "default")[0]]
+    for name, study in STUDIES.items():
+        ids = [r.run_id for r in plan_runs(name, study.datasets[0], "default")[0]]
+        assert ids == [r.run_id for r in plan_runs(name, study.datasets[0], "default")[0]]
         assert len(set(ids)) == len(ids)
         assert all(re.fullmatch(r"[A-Za-z0-9._,=+-]+", i) and len(i) < 140 for i in ids)
     # the dataset and the budget are part of a run's identity
@@ -294,3 +297,19 @@ def test_the_repository_s_study_files_plan_their_runs():
                 cls = get_variant(r.model)
                 config = {k: v for k, v in r.params.items() if k not in ("model", "binarize")}
                 cls(input_shape=(28, 28, 1), **config)
+
+
+def test_cifar10_studies_use_conv_networks_and_colour_likelihoods():
+    """Issue 28: latent, beta, noise and variants also run on CIFAR-10, with conv networks and no Bernoulli pixels."""
+    from keraszoo.models import list_variants
+
+    for name in ("latent_cifar10", "beta_cifar10", "noise_cifar10", "variants_cifar10"):
+        assert STUDIES[name].datasets == ("cifar10",)
+        runs = [r for r in plan_runs(name, "cifar10", "default")[0] if r.kind == "model"]
+        assert runs and all(r.params["architecture"] == "conv" for r in runs)
+        assert {r.params.get("reconstruction_loss") for r in runs} <= {"mse", "discretized_logistic"}, name
+        assert {len([r for r in runs if r.params == {**p.params, "seed": s}]) for p in runs for s in range(3)} == {1}
+    variants = plan_runs("variants_cifar10", "cifar10", "default")[0]
+    assert sorted({r.variant for r in variants}) == sorted(list_variants())
+    with pytest.raises(StudyError, match="runs on cifar10"):
+        plan_runs("latent_cifar10", "mnist", "default")

@@ -18,7 +18,7 @@ class GaussianVAE(VAE):
     """VAE with a Gaussian decoder of fixed standard deviation ``decoder_std`` (default 0.2).
 
     Args:
-        reconstruction_loss: ``"mse"`` (default): the Gaussian NLL in nats; see ``VAE``.
+        reconstruction_loss: ``"gaussian"`` (default): the Gaussian NLL in nats; see ``VAE``.
         decoder_std: the decoder's standard deviation.
         **kwargs: see ``VAE``.
     """
@@ -30,7 +30,7 @@ class GaussianVAE(VAE):
     presets = {"conv_gauss_vae": {"architecture": "conv"}, "sharp_gauss_vae": {"decoder_std": 0.05}}
     hyperparameters = {"decoder_std": Hyperparameter("standard deviation of the Gaussian decoder")}
 
-    def __init__(self, *args, reconstruction_loss="mse", decoder_std=0.2, **kwargs):
+    def __init__(self, *args, reconstruction_loss="gaussian", decoder_std=0.2, **kwargs):
         super().__init__(*args, reconstruction_loss=reconstruction_loss, decoder_std=decoder_std, **kwargs)
 
     def paper(self):

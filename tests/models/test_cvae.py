@@ -50,7 +50,7 @@ def np_forward_given(network, first, onehot):
     return h
 
 
-@pytest.mark.parametrize("beta,reconstruction", [(1.0, "bce"), (4.0, "bce"), (1.0, "mse")])
+@pytest.mark.parametrize("beta,reconstruction", [(1.0, "bce"), (4.0, "bce"), (1.0, "gaussian"), (2.0, "mse")])
 def test_loss_terms_match_numpy_given_the_labels(beta, reconstruction, mnist_sample, monkeypatch):
     x, y = mnist_sample[0][:10], mnist_sample[1][:10]
     model = make(beta=beta, reconstruction_loss=reconstruction, decoder_std=0.2)
@@ -63,8 +63,11 @@ def test_loss_terms_match_numpy_given_the_labels(beta, reconstruction, mnist_sam
     logits = np_forward_given(model.decoder, mu + np.exp(0.5 * lv) * noise.draws[0], onehot)
     if reconstruction == "bce":
         rec = np_bce(x, logits)
-    else:
+    elif reconstruction == "gaussian":
         rec = (0.5 * ((x - np_sigmoid(logits)) / 0.2) ** 2 + math.log(0.2) + 0.5 * math.log(2 * math.pi)).reshape(10, -1).sum(1)
+    else:  # "mse": the literal squared error, decoder_std ignored
+        rec = ((x - np_sigmoid(logits)) ** 2).reshape(10, -1).sum(1)
+    assert model.has_likelihood is (reconstruction != "mse") and model.has_posterior
     kl = np_kl_std_normal(mu, lv)
     np.testing.assert_allclose(terms["reconstruction_loss"], rec.mean(), rtol=1e-4)
     np.testing.assert_allclose(terms["kl_loss"], kl.mean(), rtol=1e-4)

@@ -14,6 +14,7 @@ from tests.models.model_checks import np_bce
 from tests.models.model_checks import np_forward
 from tests.models.model_checks import np_kl_std_normal
 from tests.models.model_checks import np_log_normal
+from tests.models.model_checks import np_sigmoid
 from tests.models.model_checks import terms_numpy
 
 
@@ -114,6 +115,24 @@ def test_loss_terms_match_numpy(upper, inference, mnist_sample, monkeypatch):
     total_kl = sum(k.mean() for k in kls)
     np.testing.assert_allclose(terms["kl_loss"], total_kl, rtol=1e-4)
     np.testing.assert_allclose(terms["total_loss"], rec + 2.0 * total_kl, rtol=1e-4)
+
+
+@pytest.mark.parametrize("inference", sorted(NUMPY_PASS))
+def test_mse_is_the_literal_squared_error_plus_beta_kl(inference, mnist_sample, monkeypatch):
+    """``"mse"``: ``sum_pixels (x - sigmoid(l))^2 + beta * sum_l KL_l``, no likelihood (no ELBO), a posterior still."""
+    x = mnist_sample[0][:4]
+    model = HierarchicalVAE(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), upper_latent_dims=(2,),
+                            ladder_hidden_dim=12, beta=2.0, inference=inference, reconstruction_loss="mse", seed=0)
+    assert not model.has_likelihood and model.has_posterior
+    noise = RecordedNoise()
+    monkeypatch.setattr(losses, "reparameterize", noise)
+    terms = terms_numpy(model, x, training=False)
+    z, kls, _, _ = NUMPY_PASS[inference](model, x, noise.draws)
+    se = ((x - np_sigmoid(np_forward(model.decoder, z))) ** 2).reshape(4, -1).sum(1).mean()
+    np.testing.assert_allclose(terms["reconstruction_loss"], se, rtol=1e-4)
+    np.testing.assert_allclose(terms["total_loss"], se + 2.0 * terms["kl_loss"], rtol=1e-5)
+    with pytest.raises(NotImplementedError, match="has no likelihood"):
+        model.elbo(x)
 
 
 def test_bottom_up_code_is_the_posterior_mean_of_z1(mnist_sample):

@@ -215,6 +215,20 @@ def test_nonsensical_hyperparameters(kwargs, match):
         IWAE(input_shape=(28, 28, 1), latent_dim=4, **kwargs)
 
 
+def test_the_bound_needs_a_likelihood_not_the_squared_error():
+    """``"mse"`` (the literal squared error) is refused, by keyword or position; the Gaussian of ``decoder_std`` is not."""
+    match = r"bound on log p\(x\) and needs a decoder likelihood.*'bce', 'gaussian', 'discretized_logistic'.*received 'mse'"
+    with pytest.raises(ValueError, match=match):
+        IWAE(input_shape=(8, 8, 1), latent_dim=2, reconstruction_loss="mse")
+    with pytest.raises(ValueError, match=match):
+        IWAE((8, 8, 1), 2, "dense", (4,), (4,), "mse")
+    model = IWAE(input_shape=(8, 8, 1), latent_dim=2, hidden_dims=(4,), ladder_hidden_dim=4, reconstruction_loss="gaussian")
+    assert model.has_likelihood and model.reconstruction_description() == "Gaussian NLL (sigma 0.1), nats"
+    old = {k: v for k, v in model.get_config().items() if k != "config_version"}
+    with pytest.warns(UserWarning, match="loaded as reconstruction_loss='gaussian'"):  # an IWAE's old "mse" was the Gaussian
+        assert IWAE.from_config({**old, "reconstruction_loss": "mse"}).reconstruction_loss == "gaussian"
+
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 JAX_SCRIPT = r"""
 import json, numpy as np, keras

@@ -1,6 +1,7 @@
 """VAE / beta-VAE: every term, the ELBO and the IWAE bound against NumPy."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -51,10 +52,65 @@ def terms_and_decoder_mean(model, x, monkeypatch):
 
 def test_gaussian_decoder_nll_in_nats(mnist_sample, monkeypatch):
     x = mnist_sample[0][:6]
-    model = make(reconstruction_loss="mse", decoder_std=0.2)
+    model = make(reconstruction_loss="gaussian", decoder_std=0.2)
     terms, mean = terms_and_decoder_mean(model, x, monkeypatch)
     nll = (0.5 * ((x - mean) / 0.2) ** 2 + math.log(0.2) + 0.5 * math.log(2 * math.pi)).reshape(6, -1).sum(1)
     np.testing.assert_allclose(terms["reconstruction_loss"], nll.mean(), rtol=1e-4)
+    np.testing.assert_allclose(terms["total_loss"], nll.mean() + terms["kl_loss"], rtol=1e-5)
+    assert model.has_likelihood and model.reconstruction_description() == "Gaussian NLL (sigma 0.2), nats"
+
+
+@pytest.mark.parametrize("beta", [1.0, 4.0])
+def test_mse_is_the_literal_squared_error_plus_beta_kl(beta, mnist_sample, monkeypatch):
+    """``"mse"``: ``sum_pixels (x - sigmoid(l))^2``, the AutoEncoder's, whatever ``decoder_std``; total = SE + beta KL."""
+    x = mnist_sample[0][:6]
+    model = make(reconstruction_loss="mse", decoder_std=0.2, beta=beta)
+    terms, mean = terms_and_decoder_mean(model, x, monkeypatch)
+    params = np_forward(model.encoder, x)
+    se = ((x - mean) ** 2).reshape(6, -1).sum(1)
+    np.testing.assert_allclose(terms["reconstruction_loss"], se.mean(), rtol=1e-4)
+    np.testing.assert_allclose(terms["kl_loss"], np_kl_std_normal(params[:, :3], params[:, 3:]).mean(), rtol=1e-4)
+    np.testing.assert_allclose(terms["total_loss"], se.mean() + beta * terms["kl_loss"], rtol=1e-5)
+    assert model.loss_weights() == {"kl_loss": beta}
+    assert model.reconstruction_description() == "squared error Σ(x − x̂)²"
+
+
+def test_only_a_likelihood_has_an_elbo():
+    """``has_likelihood`` follows the reconstruction term; ``"mse"`` keeps the posterior (active units) but no ELBO."""
+    for loss, likelihood in (("bce", True), ("gaussian", True), ("mse", False)):
+        model = make(reconstruction_loss=loss)
+        assert model.has_likelihood is likelihood and model.has_posterior, loss
+    x = np.full((2, 28, 28, 1), 0.5, "float32")
+    model = make(reconstruction_loss="mse")
+    for call in (lambda: model.elbo(x), lambda: model.log_likelihood(x, num_samples=2)):
+        with pytest.raises(NotImplementedError, match="has no likelihood.*'gaussian'"):
+            call()
+
+
+def test_an_old_config_of_mse_loads_as_the_gaussian_with_a_warning(tmp_path):
+    """Configs without ``config_version`` (version 1) meant the Gaussian by the VAE's "mse"; today's round-trip as saved."""
+    import keras
+
+    from keraszoo.models.base import CONFIG_VERSION
+
+    new = make(reconstruction_loss="mse", decoder_std=0.2)
+    config = new.get_config()
+    assert config["config_version"] == CONFIG_VERSION
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # today's config: no warning
+        assert VAE.from_config(config).reconstruction_loss == "mse"
+        path = str(tmp_path / "mse.keras")
+        new.save(path)
+        assert keras.saving.load_model(path, safe_mode=True).reconstruction_loss == "mse"
+    old = {k: v for k, v in config.items() if k != "config_version"}
+    with pytest.warns(UserWarning, match=r"saved before keraszoo's config version 2.*loaded as reconstruction_loss='gaussian'"):
+        migrated = VAE.from_config(old)
+    assert migrated.reconstruction_loss == "gaussian" and migrated.decoder_std == 0.2 and migrated.has_likelihood
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # an old config of another loss is today's
+        assert VAE.from_config({**old, "reconstruction_loss": "bce"}).reconstruction_loss == "bce"
+    with pytest.raises(ValueError, match="`config_version` must be an integer in"):
+        VAE.from_config({**config, "config_version": CONFIG_VERSION + 1})
 
 
 def test_elbo_and_iwae_bound_match_numpy(mnist_sample, monkeypatch):

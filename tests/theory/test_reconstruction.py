@@ -72,18 +72,21 @@ def test_gaussian_nll_is_rescaled_squared_error():
         assert_rel_close(grad, (mean - x) / s**2, what=f"dNLL/dm s={s}")
 
 
-def test_vae_mse_objective_is_squared_error_plus_rescaled_beta():
-    """Eq. (2.6) in docs/theory.md: the VAE's "mse" term is SE/(2 s^2) + const, so SE + beta' KL is beta = beta'/(2 s^2)."""
+def test_vae_gaussian_objective_is_squared_error_plus_rescaled_beta():
+    """Eq. (2.6) in docs/theory.md: the VAE's "gaussian" term is SE/(2 s^2) + const, so SE + beta' KL is beta = beta'/(2 s^2);
+    its "mse" term is SE itself, whatever s."""
     rng = np.random.default_rng(RNG_SEED + 4)
     with float64():
         for s in (0.1, 0.3):
-            model = VAE(input_shape=(4, 4, 1), latent_dim=2, hidden_dims=(5,), reconstruction_loss="mse", decoder_std=s)
+            model = VAE(input_shape=(4, 4, 1), latent_dim=2, hidden_dims=(5,), reconstruction_loss="gaussian", decoder_std=s)
             x = tf.constant(images(rng, 6, (4, 4, 1)))
             logits = tf.constant(rng.standard_normal((6, 4, 4, 1)))
             nll = np_value(model.reconstruction_nll(x, logits))
             se = np_value(losses.squared_error(x, tf.sigmoid(logits)))
             const = 16 * (math.log(s) + 0.5 * math.log(2 * math.pi))
-            assert_rel_close(nll, se / (2 * s**2) + const, what=f"VAE mse s={s}")
+            assert_rel_close(nll, se / (2 * s**2) + const, what=f"VAE gaussian s={s}")
+            literal = VAE(input_shape=(4, 4, 1), latent_dim=2, hidden_dims=(5,), reconstruction_loss="mse", decoder_std=s)
+            assert_rel_close(np_value(literal.reconstruction_nll(x, logits)), se, what=f"VAE mse s={s}")
             # total = SE/(2s^2) + beta KL + const = (SE + beta' KL)/(2s^2) + const with beta' = 2 s^2 beta
             beta = 1.0
             beta_prime = 2 * s**2 * beta
