@@ -165,6 +165,8 @@ def execute_classical(spec, data_dir=None) -> dict:
         "knn_accuracy": knn_accuracy(codes_train, y_train[:knn_n], codes_test, y_test),
         "linear_probe_accuracy": linear_probe_accuracy(codes_train, y_train[:knn_n], codes_test, y_test),
     }
+    from keraszoo.models.capabilities import SQUARED_ERROR
+
     epochs_run = len(history.get("total_loss", []))
     return {
         "run_id": spec.run_id,
@@ -182,6 +184,8 @@ def execute_classical(spec, data_dir=None) -> dict:
         "seconds_per_epoch": round(seconds / epochs_run, 3) if epochs_run else None,
         "history": {name: [float(v) for v in values] for name, values in history.items()},
         "test": test,
+        "likelihood": SQUARED_ERROR,
+        "loss_weights": {},
         "eval": {"split": "test", "num_examples": int(len(x_test)), "binarize": "none"},
         "model_dir": None,
         "keraszoo_version": __version__,

@@ -9,6 +9,9 @@ import numpy as np
 
 from keraszoo.models import networks
 
+#: What ``reconstruction_loss="mse"`` measures, in every variant (and PCA's and the linear autoencoder's error).
+SQUARED_ERROR = "squared error Σ(x − x̂)²"
+
 
 class Capabilities:
     """The capabilities of a keraszoo model and their defaults (an autoencoder with flat float codes)."""
@@ -81,5 +84,5 @@ class Capabilities:
 
     def reconstruction_description(self):
         """What the reconstruction term measures, with its unit, for tables and axes."""
-        return {"bce": "Bernoulli NLL, nats", "mse": "squared error Σ(x − x̂)²"}.get(self.reconstruction_loss,
+        return {"bce": "Bernoulli NLL, nats", "mse": SQUARED_ERROR}.get(self.reconstruction_loss,
                                                                                   self.reconstruction_loss)
