@@ -12,21 +12,28 @@
 * :mod:`~keraszoo.experiments.planning`: the planned runs (:class:`RunSpec`, :func:`plan_runs`);
 * :mod:`~keraszoo.experiments.execute`: one run (:func:`execute_run`): one model trained, measured and saved;
 * :mod:`~keraszoo.experiments.results`: ``results.jsonl`` and the folder layout;
-* :mod:`~keraszoo.experiments.runner`: the sweep (:func:`run_study`: lock, workers, skipping finished runs);
+* :mod:`~keraszoo.experiments.runner`: the sweep (:func:`run_study`: lock, shards, skipping finished runs);
+* :mod:`~keraszoo.experiments.engines`: where its runs execute (this process, local workers, Ray);
 * :mod:`~keraszoo.experiments.probes`: what a study measures beyond ``keraszoo.evaluate`` (:data:`PROBES`);
+* :mod:`~keraszoo.experiments.classical`: PCA and the linear autoencoder, fit in the same sweep (a study's ``classical``);
+* :mod:`~keraszoo.experiments.reproducibility`: one finished run trained again in a fresh process and compared
+  (:func:`recheck`);
 * the report: :mod:`~keraszoo.experiments.report` (the README), :mod:`~keraszoo.experiments.view` (each saved
-  model and test split read once), :mod:`~keraszoo.experiments.figures`, :mod:`~keraszoo.experiments.discussion`,
+  model and test split read once; the runs grouped into settings and likelihoods), :mod:`~keraszoo.experiments.stats`
+  (means, 95 % intervals over seeds, paired comparisons), :mod:`~keraszoo.experiments.figures` (drawn with
+  :mod:`~keraszoo.experiments.plotting`), :mod:`~keraszoo.experiments.discussion`,
   :mod:`~keraszoo.experiments.literature` and :mod:`~keraszoo.experiments.consistency` (the L_total check,
   against each variant's own NumPy ``reference_terms``).
 
-See :mod:`keraszoo.experiments.runner` for the folder layout, the record's fields and how to run a sweep
-on Ray or KerasTuner's distributed mode.
+See :mod:`keraszoo.experiments.runner` for the folder layout, the record's fields and shards (``--shard I/N``),
+and :mod:`keraszoo.experiments.engines` for where the runs execute (local processes, a Ray cluster).
 """
 
 from keraszoo.experiments.execute import RunBusy
 from keraszoo.experiments.planning import RunSpec
 from keraszoo.experiments.planning import plan_runs
 from keraszoo.experiments.probes import PROBES
+from keraszoo.experiments.reproducibility import recheck
 from keraszoo.experiments.results import ResultsFile
 from keraszoo.experiments.results import TornLineWarning
 from keraszoo.experiments.results import read_results
@@ -66,5 +73,6 @@ __all__ = [
     "list_studies",
     "plan_runs",
     "read_results",
+    "recheck",
     "run_study",
 ]
