@@ -3,11 +3,15 @@
 For every line of ``results.jsonl``:
 
 (a) **history**: at every epoch (and every ``val_`` epoch), the logged
-    ``total_loss`` against ``reconstruction_loss + sum(w * term)`` with the
-    weights of the saved model's :meth:`~keraszoo.models.BaseAutoEncoder.loss_weights`,
-    and Keras' ``loss`` against ``total_loss``. Tolerance :data:`HISTORY_RTOL`
-    relative to ``|reconstruction_loss| + sum |w * term|``: every logged value is a
-    float32 running mean over an epoch's steps, whose rounding stays far below it.
+    ``total_loss`` against ``reconstruction_loss + sum(w * term)`` and Keras' ``loss``
+    against ``total_loss``. Tolerance :data:`HISTORY_RTOL` relative to
+    ``|reconstruction_loss| + sum |w * term|``: every logged value is a float32 running
+    mean over an epoch's steps, whose rounding stays far below it. The weights are those
+    the results line records (``loss_weights``, ``loss_weight_metrics``:
+    :func:`loss_weights_of`), so (a) reruns from ``results.jsonl`` alone; an older line
+    without them takes the saved model's :meth:`~keraszoo.models.BaseAutoEncoder.loss_weights`,
+    else those of the model its ``params`` build. When both the line and the saved model
+    are at hand, the two must agree.
 (b) **test**: each loss term the run reports on the test split, recomputed from the
     saved weights by the model's own NumPy reference,
     :meth:`~keraszoo.models.BaseAutoEncoder.reference_terms` (float64, the forward pass of
@@ -18,7 +22,9 @@ For every line of ``results.jsonl``:
 
 A model without a NumPy reference (or a layer the NumPy forward pass cannot compute) is
 reported as "not checked: <reason>" and fails the check; so does a term the run reports
-that its reference does not recompute.
+that its reference does not recompute. (b) is *not run* (``RunCheck.test_not_run``, not a
+failure) when the report is rebuilt from ``results.jsonl`` without the run folders; a
+classical reference (PCA, the linear autoencoder: no saved model, one term) is not checked.
 """
 
 from __future__ import annotations
@@ -67,6 +73,17 @@ class TermCheck:
         return bool(np.isfinite(self.reported) and self.error <= self.tolerance)
 
 
+@dataclasses.dataclass(frozen=True)
+class HistoryPoint:
+    """One logged epoch of (a): ``logged`` total_loss and ``recomputed`` = reconstruction + Σ w·term (``prefix``:
+    ``""`` train, ``"val_"`` validation)."""
+
+    prefix: str
+    epoch: int
+    logged: float
+    recomputed: float
+
+
 @dataclasses.dataclass
 class RunCheck:
     run_id: str
@@ -77,9 +94,18 @@ class RunCheck:
     terms: list = dataclasses.field(default_factory=list)
     test_problems: list = dataclasses.field(default_factory=list)
     mc_samples: int = 0
+    #: why (b) was not run (no saved model here), ``None`` when it ran: not a failure
+    test_not_run: str | None = None
+    #: a classical reference: nothing to check (no saved model, one term)
+    not_applicable: str | None = None
+    history_points: list = dataclasses.field(default_factory=list)
+    #: where (a)'s weights came from ("results line", "saved model", "model built from params")
+    weights_source: str = ""
 
     @property
     def test_ok(self):
+        if self.not_applicable or (self.test_not_run and not self.test_problems):
+            return True
         return not self.test_problems and bool(self.terms) and all(t.ok for t in self.terms)
 
     @property
@@ -88,7 +114,7 @@ class RunCheck:
 
     @property
     def ok(self):
-        return self.history_ok and self.test_ok
+        return bool(self.not_applicable) or (self.history_ok and self.test_ok)
 
     def problems(self):
         out = list(self.history_problems) + list(self.test_problems)
@@ -104,11 +130,17 @@ def check_history(history: dict, weights: dict, weight_metrics: dict | None = No
     ``weight_metrics`` ({term: metric}, the model's ``loss_weight_metrics``): terms whose weight in an
     epoch is that epoch's logged ``metric`` (a warm-up schedule) rather than ``weights[term]``.
     """
+    ok, worst, problems, _ = history_check(history, weights, weight_metrics)
+    return ok, worst, problems
+
+
+def history_check(history: dict, weights: dict, weight_metrics: dict | None = None):
+    """``(ok, max_rel, problems, points)``: :func:`check_history` and its :class:`HistoryPoint` per logged epoch."""
     weight_metrics = weight_metrics or {}
-    problems, worst = [], 0.0
+    problems, worst, points = [], 0.0, []
     prefixes = [p for p in ("", "val_") if f"{p}total_loss" in history]
     if not prefixes:
-        return False, float("nan"), ["history has no total_loss"]
+        return False, float("nan"), ["history has no total_loss"], []
     for p in prefixes:
         needed = [f"{p}reconstruction_loss"] + [f"{p}{k}" for k in weights] + [
             f"{p}{m}" for m in weight_metrics.values()]
@@ -129,6 +161,7 @@ def check_history(history: dict, weights: dict, weight_metrics: dict | None = No
             scale = sum(abs(v) for v in parts)
             rel = abs(total - sum(parts)) / max(scale, 1e-12)
             worst = max(worst, rel)
+            points.append(HistoryPoint(p, epoch + 1, float(total), float(sum(parts))))
             if not rel <= HISTORY_RTOL:
                 problems.append(f"epoch {epoch + 1}: {p}total_loss {total:.7g} != {p}reconstruction_loss + "
                                 f"{' + '.join(f'{w:g}*{p}{k}' for k, w in epoch_weights.items()) or '0'} = {sum(parts):.7g} "
@@ -141,7 +174,7 @@ def check_history(history: dict, weights: dict, weight_metrics: dict | None = No
                 worst = max(worst, rel)
                 if not rel <= HISTORY_RTOL:
                     problems.append(f"epoch {epoch + 1}: {p}loss {loss:.7g} != {p}total_loss {total:.7g}")
-    return not problems, worst, problems
+    return not problems, worst, problems, points
 
 
 # ----------------------------------------------------------------- (b) test
@@ -205,23 +238,84 @@ def _eval_batch_size(record, results_dir):
         return int((record.get("params") or {}).get("eval_batch_size") or 500)
 
 
+def loss_weights_of(record, model=None, build=None):
+    """``(weights, weight_metrics, source)`` of (a) for a results line.
+
+    The line's ``loss_weights`` (and ``loss_weight_metrics``: the terms whose weight is a logged schedule) when it
+    records them; else those of ``model`` (the saved model, when it loads); else those of ``build(record)`` (a model
+    built untrained from the line's ``params``). ``None`` weights: none of these is available.
+    """
+    recorded = record.get("loss_weights")
+    candidates = [("saved model", lambda: model)] if model is not None else []
+    if build is not None:
+        candidates.append(("model built from params", lambda: build(record)))
+
+    def from_models():
+        for source, get in candidates:
+            try:
+                found = get()
+                return found, source
+            except Exception:  # noqa: BLE001 - the next source
+                continue
+        return None, None
+
+    if isinstance(recorded, dict):
+        weights = {str(k): float(v) for k, v in recorded.items()}
+        metrics = record.get("loss_weight_metrics")
+        if isinstance(metrics, dict):
+            return weights, {str(k): str(v) for k, v in metrics.items()}, "results line"
+        found, _ = from_models()  # an older line: the schedules are the model's
+        return weights, (dict(found.loss_weight_metrics()) if found is not None else {}), "results line"
+    found, source = from_models()
+    if found is None:
+        return None, {}, "none"
+    return dict(found.loss_weights()), dict(found.loss_weight_metrics()), source
+
+
+def check_record(record, model=None, build=None, *, mc_samples=0) -> RunCheck:
+    """(a) of one results line, from the line alone (see :func:`loss_weights_of`); (b) is left to :func:`check_run`.
+
+    A classical reference's line (``kind == "classical"``) is not applicable: it has no saved model and one term.
+    """
+    out = RunCheck(str(record.get("run_id")), str(record.get("variant")), mc_samples=mc_samples)
+    if record.get("kind") == "classical":
+        out.not_applicable = "a classical reference: no saved model, one term (its squared error)"
+        out.history_ok = True
+        return out
+    weights, metrics, out.weights_source = loss_weights_of(record, model, build)
+    if weights is None:
+        out.history_problems.append("not checked: the line records no loss_weights and no model gives them")
+        return out
+    if model is not None and out.weights_source == "results line":
+        saved = {k: float(v) for k, v in model.loss_weights().items()}
+        if set(saved) != set(weights) or any(abs(saved[k] - weights[k]) > 1e-12 * max(1.0, abs(saved[k]))
+                                              for k in saved):
+            out.history_problems.append(f"the line's loss_weights {weights} differ from the saved model's {saved}")
+    ok, out.history_max_rel, problems, out.history_points = history_check(record.get("history") or {}, weights,
+                                                                          metrics)
+    out.history_problems += problems
+    out.history_ok = ok and not out.history_problems
+    return out
+
+
 def check_run(record, results_dir, *, data_dir=None, mc_samples=DEFAULT_MC_SAMPLES, images=None, model=None):
-    """A :class:`RunCheck` of one results line.
+    """A :class:`RunCheck` of one results line: (a) and (b).
 
     ``images``: ``(x, y)`` to use instead of loading the split; ``model``: the run's saved model, already
     loaded (by the report), instead of loading it from ``results_dir / record["model_dir"]``.
     """
     import keraszoo
 
-    out = RunCheck(str(record.get("run_id")), str(record.get("variant")), mc_samples=mc_samples)
+    if record.get("kind") == "classical":
+        return check_record(record, mc_samples=mc_samples)
     if model is None:
         try:
             model = keraszoo.load(str(pathlib.Path(results_dir) / record["model_dir"]))
         except Exception as err:  # noqa: BLE001 - reported in the table
+            out = RunCheck(str(record.get("run_id")), str(record.get("variant")), mc_samples=mc_samples)
             out.history_problems.append(f"not checked: the saved model does not load ({err})")
             return out
-    out.history_ok, out.history_max_rel, out.history_problems = check_history(
-        record.get("history") or {}, model.loss_weights(), model.loss_weight_metrics())
+    out = check_record(record, model, mc_samples=mc_samples)
     x, y = images if images is not None else test_images(record, data_dir)
     batch_size = _eval_batch_size(record, results_dir)
     out.terms, out.test_problems = check_test(model, record.get("test") or {}, x, y,

@@ -1,115 +1,210 @@
 """The report's discussion: sentences computed from a study's numbers, none written by hand.
 
-For every group of runs: the lowest and highest reconstruction error and L_total (runs of different
-likelihoods apart: ``model.reconstruction_description()``), the trends of each term along the swept setting,
-the best code-quality metrics; then each run's strengths, the runs beside the study's baselines (its spec's
-``baselines``: reference runs named by their arguments), what the study asks (:data:`STUDY_DISCUSSION`),
-training times and the widest train/test gap.
+Every number is a setting's mean over its seeds with its 95 % interval, and every ordering, trend or "lowest"
+is stated only when it holds across seeds (:func:`keraszoo.experiments.stats.compare`: a paired t-test over the
+same seeds, intervals apart, or an exact reference outside an interval); otherwise the sentence says that no
+difference was detected at that number of seeds. Loss values are compared only within one likelihood (their
+units differ: ``StudyRuns.panels``). Timings are never ranked: they were measured on a shared, loaded machine.
+
+In order: how many seeds; per likelihood, the lowest test reconstruction error and the trends of each term along
+the swept numeric argument (and the models beside their classical references at each size); the code-quality
+metrics; each setting beside the study's baselines (its spec's ``baselines``: reference runs named by their
+arguments); what the study asks (:data:`STUDY_DISCUSSION`); convergence (the epoch cap, still improving); test
+against validation L_total; training times.
 """
 
 from __future__ import annotations
 
-import math
 import re
 
-import numpy as np
-
+from keraszoo.experiments import stats
 from keraszoo.experiments.view import StudyRuns
 from keraszoo.experiments.view import fmt
-from keraszoo.experiments.view import group_by
+from keraszoo.experiments.view import lines_of
+from keraszoo.experiments.view import x_key
+
+#: metrics where higher is better, compared across the whole study (their units do not depend on the likelihood).
+HIGHER_IS_BETTER = (("psnr_db", "test PSNR (dB)"), ("knn_accuracy", "k-NN accuracy of the test codes"),
+                    ("linear_probe_accuracy", "linear-probe accuracy of the test codes"))
 
 
-def _trend(xs, ys):
-    pairs = sorted((x, y) for x, y in zip(xs, ys) if math.isfinite(y))
-    if len(pairs) < 3:
-        return None
-    diffs = np.diff([y for _, y in pairs])
-    if np.all(diffs > 0):
-        return "rises"
-    if np.all(diffs < 0):
-        return "falls"
-    return "is not monotone"
+def _test(study, term):
+    return lambda r: study.test_value(r, term)
 
 
-def _extremes(study, runs, term, what, who, edge):
-    """The lowest and highest test ``term`` among ``runs``, and whether the lowest sits at the sweep's edge."""
-    scored = [(study.test_value(r, term), r) for r in runs if math.isfinite(study.test_value(r, term))]
+def seeds_text(settings) -> str:
+    """``"3 seeds"``, ``"1 to 3 seeds"`` (the deterministic references aside; all of them: ``"exact values"``)."""
+    if settings and all(s.exact for s in settings):
+        return "exact values"
+    ns = sorted({s.n for s in settings if not s.exact}) or [1]
+    text = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]} to {ns[-1]}"
+    return f"{text} seed{'s' if ns[-1] != 1 else ''}"
+
+
+def _names(settings, limit=5):
+    """The settings' labels, ``; ``-separated (a label holds commas)."""
+    names = [s.label for s in settings]
+    return "; ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _how(comparisons) -> str:
+    """How a set of detected comparisons was decided: ``"paired over 3 seeds, every p ≤ 0.04"``, ..."""
+    parts = []
+    paired = [c for c in comparisons if c.method == "paired"]
+    if paired:
+        worst = max(c.p_value for c in paired)
+        ns = sorted({c.n for c in paired})
+        parts.append(f"paired over {'/'.join(map(str, ns))} seeds, " + (
+            "every seed agrees" if worst == 0 else f"every p ≤ {worst:.2g}"))
+    if any(c.method == "intervals" for c in comparisons):
+        parts.append("95 % intervals apart")
+    if any(c.method == "exact" for c in comparisons):
+        parts.append("an exact reference outside the other's 95 % interval")
+    if any(c.method == "exact values" for c in comparisons):
+        parts.append("exact values")
+    return "; ".join(parts)
+
+
+def _seeds_sentence(study, settings):
+    runs = sum(s.n for s in settings)
+    out = (f"{len(settings)} settings, {runs} runs: each setting ran with {seeds_text(settings)}. Numbers are means "
+           "with 95 % Student-t intervals over the seeds; an ordering is stated only when it holds across seeds (a "
+           f"paired t-test over the same seeds at p < {stats.ALPHA:g}, or intervals apart), else the sentence says that "
+           "no difference was detected.")
+    if all(s.n < 2 for s in settings if not s.exact):
+        out += " With one seed per setting no ordering can be stated."
+    return out
+
+
+def best_of(study, settings, value_of, what, lower=True, edge=False):
+    """The setting of the lowest (``lower``) or highest mean, named best only when it differs from every other."""
+    scored = [(s, s.interval(value_of)) for s in settings]
+    scored = [(s, iv) for s, iv in scored if iv.n]
     if len(scored) < 2:
         return []
-    (low, best), (high, worst) = min(scored, key=lambda s: s[0]), max(scored, key=lambda s: s[0])
-    out = [f"Lowest test {what}{who}: {study.label(best)} with {low:.4g}, {high - low:.4g} "
-           f"({100 * (high - low) / max(abs(high), 1e-12):.1f} %) below the highest, {study.label(worst)} ({high:.4g})."]
-    swept = study.swept
-    if edge and swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in runs):
-        xs = [r["params"].get(swept[0]) for r in runs]
-        at = best["params"].get(swept[0])
-        if at in (min(xs), max(xs)) and len(set(xs)) > 2:
-            out.append(f"The best reconstruction{who} sits at the edge of the sweep ({swept[0]}={fmt(at)}): "
-                       "the next settings to try lie beyond it.")
+    best, biv = (min if lower else max)(scored, key=lambda p: p[1].mean)
+    word = "lowest" if lower else "highest"
+    comparisons = [(s, stats.compare(best.values(value_of), s.values(value_of), best.exact, s.exact))
+                   for s, _ in scored if s is not best]
+    undetected = [s for s, c in comparisons if not c.detected or (c.sign > 0) == lower]
+    if undetected:
+        return [f"The {word} mean {what} is {biv} ({best.label}), but no difference was detected at "
+                f"{seeds_text([best] + undetected)} from {_names(undetected)}: no setting is best."]
+    out = [f"{what[0].upper()}{what[1:]} is {word} for {best.label} ({biv}), "
+           f"{'below' if lower else 'above'} "
+           f"{'the other setting' if len(comparisons) == 1 else f'each of the other {len(comparisons)} settings'} "
+           "across seeds "
+           f"({_how([c for _, c in comparisons])})."]
+    key = x_key(study, [s for s, _ in scored])
+    if edge and key is not None and best.params.get(key) is not None:
+        xs = sorted({float(s.params[key]) for s, _ in scored if s.params.get(key) is not None})
+        if len(xs) > 2 and float(best.params[key]) in (xs[0], xs[-1]):
+            out.append(f"That lowest {what} sits at the edge of the sweep ({key}={fmt(best.params[key])}): the next "
+                       "settings to try lie beyond it.")
     return out
 
 
-#: metrics a run can be strongest or weakest in across a study: name -> +1 (higher is better) or -1.
-RANKED = {"psnr_db": 1, "knn_accuracy": 1, "linear_probe_accuracy": 1, "active_units": 1, "seconds_per_epoch": -1,
-          "num_params": -1}
+def _same_as_reconstruction(study, runs):
+    return all(study.test_value(r, "total_loss") == study.test_value(r, "reconstruction_loss") for r in runs)
 
 
-def _strengths(study):
-    """Per run (studies of 3 runs or more): the metrics of :data:`RANKED` it is best and worst in."""
-    if len(study.runs) < 3:
+def trends(study, settings, likelihood):
+    """Per line along the swept numeric argument: each term's trend, stated only as far as the seeds carry it."""
+    key = x_key(study, settings)
+    if key is None:
         return []
-    best, worst = {}, {}
-    for metric, sign in RANKED.items():
-        scored = [(sign * v, r["run_id"]) for r in study.runs
-                  for v in [r.get(metric) if metric in ("seconds_per_epoch", "num_params") else study.test_value(r, metric)]
-                  if isinstance(v, (int, float)) and math.isfinite(v)]
-        values = [v for v, _ in scored]
-        if len(scored) < 3:
-            continue
-        # A best or worst shared by several runs (every run has the same size) names none of them.
-        if values.count(max(values)) == 1:
-            best.setdefault(max(scored)[1], []).append(metric)
-        if values.count(min(values)) == 1:
-            worst.setdefault(min(scored)[1], []).append(metric)
+    lines, _ = lines_of(study, settings, key)
     out = []
-    for r in study.runs:
-        parts = ([f"best in {', '.join(best[r['run_id']])}"] if r["run_id"] in best else []) + (
-            [f"worst in {', '.join(worst[r['run_id']])}"] if r["run_id"] in worst else [])
-        if parts:
-            out.append(f"{study.label(r)}: {'; '.join(parts)} (of the {len(study.runs)} runs).")
+    for label, line in lines:
+        if len(line) < 2:
+            continue
+        who = f" ({label})" if label != "all settings" else ""
+        runs = [r for s in line for r in s.runs]
+        for term in study.terms:
+            if term == "total_loss" and _same_as_reconstruction(study, runs):
+                continue
+            fn = _test(study, term)
+            ivs = [s.interval(fn) for s in line]
+            if any(not iv.n for iv in ivs):
+                continue
+            xs = [fmt(s.params[key]) for s in line]
+            steps = [stats.compare(b.values(fn), a.values(fn), b.exact, a.exact) for a, b in zip(line, line[1:])]
+            ends = stats.compare(line[-1].values(fn), line[0].values(fn), line[-1].exact, line[0].exact)
+            n = seeds_text(line)
+            if len(line) > 2 and all(c.detected for c in steps) and len({c.sign for c in steps}) == 1:
+                out.append(f"Test {term}{who} {'rises' if steps[0].sign > 0 else 'falls'} with {key} at every step, "
+                           f"from {ivs[0]} at {xs[0]} to {ivs[-1]} at {xs[-1]} (each step detected: {_how(steps)}).")
+            elif ends.detected:
+                undetected = sum(not c.detected for c in steps)
+                tail = (f"; {undetected} of the {len(steps)} steps between are not detected at {n}"
+                        if len(steps) > 1 and undetected else "")
+                out.append(f"Test {term}{who} is {'higher' if ends.sign > 0 else 'lower'} at {key}={xs[-1]} "
+                           f"({ivs[-1]}) than at {xs[0]} ({ivs[0]}; {ends.describe()}){tail}.")
+            else:
+                out.append(f"Test {term}{who}: no difference was detected at {n} between {key}={xs[0]} ({ivs[0]}) "
+                           f"and {key}={xs[-1]} ({ivs[-1]}).")
     return out
 
 
-def _versus(study, metrics, base, base_name, runs):
-    """Each of ``runs`` beside ``base`` (a run, or ``None``: nothing to say), in per cent."""
-    if base is None:
+def versus_classical(study, settings, likelihood):
+    """The models beside each classical reference (PCA, the linear autoencoder) at every size they share."""
+    key = x_key(study, settings)
+    if key is None:
         return []
+    lines, _ = lines_of(study, settings, key)
+    references = [(label, line) for label, line in lines if all(s.title for s in line)]
+    models = [(label, line) for label, line in lines if not any(s.title for s in line)]
+    fn = _test(study, "reconstruction_loss")
     out = []
-    for metric in metrics:
-        ref = study.test_value(base, metric)
-        if not math.isfinite(ref) or ref == 0:
-            continue
-        for r in runs:
-            value = study.test_value(r, metric)
-            if r is not base and math.isfinite(value):
-                out.append(f"{metric}: {study.label(r)} {value:.4g} against {base_name} {ref:.4g} "
-                           f"({100 * (value - ref) / abs(ref):+.1f} %).")
+    for ref_label, ref_line in references:
+        at = {float(s.params[key]): s for s in ref_line}
+        for label, line in models:
+            verdicts = {"lower": [], "higher": [], "none": []}
+            for s in line:
+                ref = at.get(float(s.params[key]))
+                if ref is None or not s.values(fn) or not ref.values(fn):
+                    continue
+                c = stats.compare(s.values(fn), ref.values(fn), s.exact, ref.exact)
+                verdicts["none" if not c.detected else "lower" if c.sign < 0 else "higher"].append(fmt(s.params[key]))
+            if not any(verdicts.values()):
+                continue
+            parts = [f"{word} at {key} {', '.join(xs)}" for word, xs in (("lower", verdicts["lower"]),
+                                                                          ("higher", verdicts["higher"])) if xs]
+            if verdicts["none"]:
+                parts.append(f"no difference was detected at {key} {', '.join(verdicts['none'])} "
+                             f"({seeds_text(line)})")
+            out.append(f"Test reconstruction_loss ({likelihood}) of {label} against {ref_label}: {'; '.join(parts)}.")
     return out
 
 
 def versus_baselines(study, metrics):
-    """Each run's ``metrics`` beside each of the study's baselines, in per cent.
+    """Each setting's ``metrics`` beside each of the study's baselines, in per cent, with whether it holds across seeds.
 
-    A baseline ``{"params": {argument: value}, "label": ...}`` is the first run whose params hold those values;
-    it is set beside every run that sets all of those arguments (a ``model``: every run of a study that names
-    its models; ``{"contractive_weight": 0}``: the runs with a contractive weight).
+    A baseline ``{"params": {argument: value}, "label": ...}`` is the first setting whose params hold those values;
+    it is set beside every setting that sets all of those arguments (a ``model``: every setting of a study that
+    names its models; ``{"contractive_weight": 0}``: the settings with a contractive weight). A loss is set beside
+    the baseline's only in the same likelihood.
     """
     out = []
+    settings = study.settings()
     for baseline in study.baselines:
         wanted = baseline["params"]
-        compared = [r for r in study.runs if all(k in r["params"] for k in wanted)]
-        base = next((r for r in compared if all(r["params"][k] == v for k, v in wanted.items())), None)
-        out += _versus(study, metrics, base, baseline["label"], compared)
+        compared = [s for s in settings if all(k in s.params for k in wanted)]
+        base = next((s for s in compared if all(s.params[k] == v for k, v in wanted.items())), None)
+        if base is None:
+            continue
+        for metric in metrics:
+            fn = _test(study, metric)
+            biv = base.interval(fn)
+            if not biv.n or biv.mean == 0:
+                continue
+            for s in compared:
+                iv = s.interval(fn)
+                if s is base or not iv.n or (metric.endswith("_loss") and s.likelihood != base.likelihood):
+                    continue
+                c = stats.compare(s.values(fn), base.values(fn), s.exact, base.exact)
+                out.append(f"{metric}: {s.label} {iv} against {baseline['label']} {biv} "
+                           f"({100 * (iv.mean - biv.mean) / abs(biv.mean):+.1f} %; {c.describe()}).")
     return out
 
 
@@ -124,17 +219,24 @@ def _strongest_noise(study):
     return [key for _, key in sorted(levels.values(), key=lambda v: v[1])]
 
 
-def _range_of(study, metrics):
+def range_of(study, metrics):
+    """Each metric's lowest and highest setting mean, and whether those two differ across seeds."""
     out = []
     for metric in metrics:
-        scored = [(study.test_value(r, metric), r) for r in study.runs if math.isfinite(study.test_value(r, metric))]
-        if len(scored) >= 2:
-            (lo, rlo), (hi, rhi) = min(scored, key=lambda s: s[0]), max(scored, key=lambda s: s[0])
-            out.append(f"{metric} ranges from {lo:.4g} ({study.label(rlo)}) to {hi:.4g} ({study.label(rhi)}).")
+        fn = _test(study, metric)
+        scored = [(s, s.interval(fn)) for s in study.settings()]
+        scored = [(s, iv) for s, iv in scored if iv.n]
+        if len(scored) < 2:
+            continue
+        (lo, ilo), (hi, ihi) = min(scored, key=lambda p: p[1].mean), max(scored, key=lambda p: p[1].mean)
+        c = stats.compare(hi.values(fn), lo.values(fn), hi.exact, lo.exact)
+        verdict = f"the two differ across seeds: {c.describe()}" if c.detected else c.describe().replace(
+            "no difference detected", "no difference between them was detected")
+        out.append(f"{metric}: setting means from {ilo} ({lo.label}) to {ihi} ({hi.label}); {verdict}.")
     return out
 
 
-#: study name -> the metrics its runs are set beside its baselines on (other studies: L_total and the reconstruction).
+#: study name -> the metrics its settings are set beside its baselines on (others: L_total and the reconstruction).
 BASELINE_METRICS = {
     "contractive": lambda study: ("jacobian_frobenius", "code_shift_relative", "reconstruction_loss"),
     "noise": _strongest_noise,
@@ -142,51 +244,86 @@ BASELINE_METRICS = {
 
 #: study name -> extra sentences about what that study asks (a user's study gets the generic ones only).
 STUDY_DISCUSSION = {
-    "beta": lambda study: _range_of(study, ("active_units", "kl_loss", "negative_elbo_nats")),
-    "sparsity": lambda study: _range_of(study, ("mean_code_activation", "near_zero_code_fraction")),
-    "latent": lambda study: _range_of(study, ("knn_accuracy",)),
+    "beta": lambda study: range_of(study, ("active_units", "kl_loss", "negative_elbo_nats")),
+    "sparsity": lambda study: range_of(study, ("mean_code_activation", "near_zero_code_fraction")),
+    "latent": lambda study: range_of(study, ("knn_accuracy",)),
 }
+
+
+def convergence(study, settings):
+    """How the runs ended: stopped early, or at the epoch cap still improving (possibly short of convergence)."""
+    runs = [r for s in settings for r in s.runs if isinstance(r.get("epochs_run"), int)]
+    if not runs:
+        return []
+    early = sum(bool(r.get("stopped_early")) for r in runs)
+    best = [r["best_epoch"] for r in runs if isinstance(r.get("best_epoch"), int)]
+    out = [f"{early} of {len(runs)} runs stopped early" + (f" (kept epochs {min(best)} to {max(best)})" if best else "")
+           + "."]
+    flagged = [(s, [r for r in s.runs if r.get("still_improving")]) for s in settings]
+    flagged = [(s, rs) for s, rs in flagged if rs]
+    if flagged:
+        recent = [r["recent_improvement"] for _, rs in flagged for r in rs
+                  if isinstance(r.get("recent_improvement"), (int, float))]
+        caps = sorted({r.get("epochs") for _, rs in flagged for r in rs if r.get("epochs")})
+        by = f" (its best validation loss fell by up to {100 * max(recent):.2g} % over its last epochs)" if recent else ""
+        out.append(f"{len(flagged)} of {len(settings)} settings had a seed reach the epoch cap "
+                   f"({', '.join(map(str, caps)) or '?'}) still improving{by}: {_names([s for s, _ in flagged])}. "
+                   "Their numbers may be short of convergence.")
+    else:
+        out.append("No run reached the epoch cap while still improving.")
+    return out
+
+
+def val_test_gap(study, panels):
+    """Test against validation L_total of the kept epoch: the same weights on two held-out sets of clean images
+    (a denoising model's training loss sees corrupted inputs, so no train/test gap is compared)."""
+    out = []
+    for likelihood, settings in panels.items():
+        def gap(r):
+            return study.test_value(r, "total_loss") - study.val_value(r, "total_loss")
+
+        scored = [(s, s.interval(gap)) for s in settings]
+        scored = [(s, iv) for s, iv in scored if iv.n]
+        if not scored:
+            continue
+        widest, iv = max(scored, key=lambda p: abs(p[1].mean))
+        nonzero = [s for s, i in scored if i.has_width and (i.low > 0 or i.high < 0)]
+        verdict = (f" The gap differs from zero across seeds for {_names(nonzero)}." if nonzero else
+                   " No setting's gap differs from zero across seeds.")
+        out.append(f"Test minus validation L_total at the kept epoch ({likelihood}; both on clean held-out images, "
+                   f"with the same weights): the widest gap is {iv} ({widest.label}).{verdict}")
+    return out
+
+
+def timing(study, settings):
+    means = [(s, s.interval(lambda r: study.run_value(r, "seconds_per_epoch"))) for s in settings]
+    means = [(s, iv) for s, iv in means if iv.n]
+    if len(means) < 2:
+        return []
+    lo, hi = min(iv.mean for _, iv in means), max(iv.mean for _, iv in means)
+    return [f"Training took {lo:.3g} to {hi:.3g} s/epoch (setting means). The timings were taken on a shared, loaded "
+            "machine and are noisy: no setting is ranked by time."]
 
 
 def discussion(study: StudyRuns):
     """Sentences computed from the study's numbers."""
-    out = []
-    swept = study.swept
-    for group, runs in study.groups().items():
-        who = f" ({group})" if group else ""
-        kinds = group_by(runs, study.likelihood)
-        for term, what in (("reconstruction_loss", "reconstruction error"), ("total_loss", "L_total")):
-            for kind, same in sorted(kinds.items()):
-                label = f"{what} ({kind}; runs of other likelihoods are not comparable)" if len(kinds) > 1 else what
-                out += _extremes(study, same, term, label, who, edge=term == "reconstruction_loss")
-        if swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in runs):
-            xs = [r["params"].get(swept[0]) for r in runs]
-            for term in study.terms:
-                trend = _trend(xs, [study.test_value(r, term) for r in runs])
-                if trend and trend != "is not monotone":
-                    ordered = sorted(runs, key=lambda r: r["params"].get(swept[0]))
-                    lo, hi = ordered[0], ordered[-1]
-                    out.append(f"Test {term}{who} {trend} with {swept[0]}: {study.test_value(lo, term):.4g} at "
-                               f"{fmt(lo['params'].get(swept[0]))}, {study.test_value(hi, term):.4g} at "
-                               f"{fmt(hi['params'].get(swept[0]))}.")
-        for metric in ("psnr_db", "knn_accuracy", "linear_probe_accuracy"):
-            scored = [(study.test_value(r, metric), r) for r in runs if math.isfinite(study.test_value(r, metric))]
-            if len(scored) >= 2:
-                best = max(scored, key=lambda s: s[0])
-                out.append(f"Best {metric.replace('_', ' ')}{who}: {study.label(best[1])}, {best[0]:.4g}.")
-    out += _strengths(study)
+    settings = study.settings()
+    if not settings:
+        return []
+    out = [_seeds_sentence(study, settings)]
+    panels = study.panels(settings)
+    for likelihood, same in panels.items():
+        out += best_of(study, same, _test(study, "reconstruction_loss"),
+                       f"test reconstruction_loss ({likelihood})", lower=True, edge=True)
+        out += trends(study, same, likelihood)
+        out += versus_classical(study, same, likelihood)
+    for metric, what in HIGHER_IS_BETTER:
+        out += best_of(study, settings, _test(study, metric), what, lower=False)
     if study.baselines:
         metrics = BASELINE_METRICS.get(study.name, lambda study: ("total_loss", "reconstruction_loss"))(study)
         out += versus_baselines(study, metrics)
     out += STUDY_DISCUSSION.get(study.name, lambda study: [])(study)
-    timed = [(r.get("seconds_per_epoch"), r) for r in study.runs if isinstance(r.get("seconds_per_epoch"), (int, float))]
-    if len(timed) >= 2:
-        fast, slow = min(timed, key=lambda t: t[0]), max(timed, key=lambda t: t[0])
-        out.append(f"Training took {fast[0]:.3g} s/epoch ({study.label(fast[1])}) to {slow[0]:.3g} s/epoch "
-                   f"({study.label(slow[1])}), {slow[0] / max(fast[0], 1e-9):.2g}x.")
-    gaps = [(study.test_value(r, "total_loss") - study.train_value(r, "total_loss"), r) for r in study.runs]
-    gaps = [g for g in gaps if math.isfinite(g[0])]
-    if gaps:
-        widest = max(gaps, key=lambda g: abs(g[0]))
-        out.append(f"The widest train/test gap of L_total is {widest[0]:+.4g} ({study.label(widest[1])}).")
+    out += convergence(study, settings)
+    out += val_test_gap(study, panels)
+    out += timing(study, settings)
     return out

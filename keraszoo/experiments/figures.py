@@ -1,115 +1,214 @@
-"""The report's figures: matplotlib plots (Agg backend, small PNGs) and image grids, every one drawn from results.
+"""The report's figures: matplotlib plots (Agg backend) drawn for reading, every one from the results.
 
-Each function takes the runs of one study (results lines, see :mod:`keraszoo.experiments.report`) and
-writes one PNG, returning its path (``None`` when the study has nothing to draw). Study-specific figures
-are listed in :data:`STUDY_FIGURES`, keyed by study name; :data:`GENERIC_FIGURES` run for every study.
+Each function takes the runs of one study (a :class:`~keraszoo.experiments.view.StudyRuns`) and writes one PNG,
+returning its path (``None`` when the study has nothing to draw); the drawing tools and the pictures of saved
+models are in :mod:`keraszoo.experiments.plotting`. The rules they keep:
+
+* at least :data:`SIZE` inches at :data:`DPI` dots per inch (768 × 480 pixels or more);
+* every number is a setting's mean over its seeds with its 95 % interval (error bars; bands for the per-epoch
+  curves): :mod:`keraszoo.experiments.stats`;
+* settings along a numeric swept argument are joined by lines (log axis when the values span a decade or more);
+  categories (depth's layer lists, the variants, model=ae beside model=cae) are points, never joined; a setting
+  without the axis' argument (the plain autoencoder beside the contractive weights) is a horizontal line and band;
+* at most :data:`MAX_LINES` lines per axes, each with its own colour and marker (more: more panels); legends
+  outside the axes, ticks named by the settings' values;
+* loss values in the units of one likelihood per figure or panel (the report draws the ``per_likelihood``
+  figures once per likelihood);
+* image grids name each row's setting.
+
+:data:`GENERIC_FIGURES` run for every study, :data:`STUDY_FIGURES` by study name; a :class:`Figure` that
+``needs_models`` is left out of a report rebuilt from ``results.jsonl`` alone.
 """
 
 from __future__ import annotations
 
-import pathlib
+import dataclasses
+import math
 import re
 
 import numpy as np
 
-DPI = 80
-SIZE = (5.0, 3.2)
+from keraszoo.experiments import plotting
+from keraszoo.experiments import stats
+from keraszoo.experiments.plotting import DPI  # noqa: F401 - the figures' resolution, named here too
+from keraszoo.experiments.plotting import MAX_CATEGORIES
+from keraszoo.experiments.plotting import MAX_LINES
+from keraszoo.experiments.plotting import SIZE  # noqa: F401 - the figures' least size, named here too
+from keraszoo.experiments.plotting import Styles
+from keraszoo.experiments.plotting import chunks
+from keraszoo.experiments.plotting import consistency_figure  # noqa: F401 - the report's figure of the check
+from keraszoo.experiments.plotting import figure
+from keraszoo.experiments.plotting import grid_of
+from keraszoo.experiments.plotting import hide_unused
+from keraszoo.experiments.plotting import interpolation_grid
+from keraszoo.experiments.plotting import label_room
+from keraszoo.experiments.plotting import latent_scatter
+from keraszoo.experiments.plotting import reconstruction_grid
+from keraszoo.experiments.plotting import samples_grid
+from keraszoo.experiments.plotting import save as _save
+from keraszoo.experiments.view import category_labels
+from keraszoo.experiments.view import fmt
+from keraszoo.experiments.view import is_number
+from keraszoo.experiments.view import lines_of
+from keraszoo.experiments.view import x_key
 
 
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("keraszoo report draws its figures with matplotlib, which is not installed: "
-                          "pip install 'keraszoo[plots]' (or matplotlib).") from None
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    _pyplot().close(fig)
-    return path
-
-
-def _axis(ctx):
-    """``(values, label, numeric)`` of the study's x axis: the swept setting (the first one), else the run ids."""
-    runs, swept = ctx.runs, ctx.swept
-    if swept:
-        key = swept[0]
-        values = [r["params"].get(key) for r in runs]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        return values, key, numeric
-    return [r["run_id"] for r in runs], "run", False
-
-
-def _tick(value):
-    return "(unset)" if value is None else ",".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def _labels(ctx):
-    return [ctx.label(r) for r in ctx.runs]
-
-
-def terms_vs_setting(ctx, path, terms=None, train=True):
-    """L_total and each of its terms, last training epoch (solid) and test (dashed), against the swept setting."""
-    terms = ctx.terms if terms is None else [t for t in terms if any(t in r.get("test", {}) for r in ctx.runs)]
-    if not terms:
+# ----------------------------------------------------------------- numbers against the setting
+def reconstruction(ctx, path):
+    """Test reconstruction_loss of every setting, one panel per likelihood (their units differ), mean ± 95 %."""
+    panels = [(likelihood, part) for likelihood, settings in ctx.panels().items() for part in chunks(ctx, settings)]
+    panels = [(lk, ss) for lk, ss in panels if any(s.values(lambda r: ctx.test_value(r, "reconstruction_loss"))
+                                                   for s in ss)]
+    if not panels:
         return None
-    plt = _pyplot()
-    cols = min(4, len(terms))
-    rows = -(-len(terms) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.6, 2.6 * rows + 0.2), squeeze=False)
-    for ax in axes.flat[len(terms):]:
-        ax.set_visible(False)
-    groups = ctx.groups()
-    for ax, term in zip(axes.flat, terms):
-        for group, runs in groups.items():
-            xs, label, numeric = _axis(ctx.subset(runs))
-            test = [ctx.test_value(r, term) for r in runs]
-            pos = xs if numeric else range(len(xs))
-            if train:
-                ax.plot(pos, [ctx.train_value(r, term) for r in runs], "o-", label=f"{group} train" if group else "train")
-            ax.plot(pos, test, "s--", label=f"{group} test" if group else "test")
-            if numeric and len(set(xs)) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 8:
-                ax.set_xscale("log", base=2)
-            if not numeric:
-                ax.set_xticks(list(pos), [_tick(v) for v in xs], rotation=45, ha="right", fontsize=7)
-        ax.set_title(term, fontsize=9)
-        ax.set_xlabel(label, fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0][0].legend(fontsize=6)
+    styles = Styles()
+    rows, cols = grid_of(len(panels), 2)
+    fig, axes = figure(rows, cols, panel=(4.2, 3.4), legend_labels=_legend_guess(ctx),
+                       below=_below(ctx, [ss for _, ss in panels]))
+    for ax, (likelihood, settings) in zip(axes.flat, panels):
+        plotting.interval_panel(ax, ctx, settings, lambda r: ctx.test_value(r, "reconstruction_loss"), styles)
+        ax.set_title(likelihood, fontsize=9)
+        ax.set_ylabel("test reconstruction_loss", fontsize=9)
+        ax.tick_params(labelsize=8)
+    hide_unused(axes, len(panels))
+    styles.legend(fig)
     return _save(fig, path)
 
 
-def _per_epoch_curves(ctx, path, values_of, ylabel, axis_from=0):
-    """One line per run of ``values_of(history)`` against the epoch; the y axis spans the values from
-    epoch ``axis_from + 1`` on when ``axis_from`` is set (matplotlib's own limits otherwise)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=SIZE)
-    shown = []
-    for r, label in zip(ctx.runs, _labels(ctx)):
-        values = values_of(r.get("history", {}))
-        shown += values[axis_from:]
-        ax.plot(range(1, len(values) + 1), values, marker=".", label=label)
-    if axis_from and shown:
-        low, high = min(shown), max(shown)
-        ax.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.05 * (high - low + 1e-9))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=6)
+def _below(ctx, parts):
+    """Inches under a row of panels for the rotated category labels of ``parts`` (settings per panel)."""
+    return max((label_room(category_labels(ctx, part)) for part in parts if x_key(ctx, part) is None), default=0.0)
+
+
+def _legend_guess(ctx):
+    """The labels a legend of the study's lines may hold (to leave room for it)."""
+    settings = ctx.settings()
+    key = x_key(ctx, settings)
+    if key is None:
+        return ()
+    lines, refs = lines_of(ctx, settings, key)
+    return [label for label, _ in lines] + [f"{label} (no {key})" for label, _ in refs]
+
+
+def terms_vs_setting(ctx, path, terms=None):
+    """Each test term (default: L_total and its terms) of every setting, mean ± 95 % interval over seeds."""
+    if terms is None:  # L_total and its terms (an L_total that is the reconstruction term alone: once)
+        same = all(ctx.test_value(r, "total_loss") == ctx.test_value(r, "reconstruction_loss") for r in ctx.runs)
+        terms = [t for t in ctx.terms if not (same and t == "total_loss")]
+    else:
+        terms = [t for t in terms if any(t in r.get("test", {}) for r in ctx.runs)]
+    if not terms:
+        return None
+    parts = chunks(ctx, ctx.settings())
+    panels = [(term, part) for part in parts for term in terms]
+    styles = Styles()
+    rows, cols = grid_of(len(panels), 3)
+    fig, axes = figure(rows, cols, panel=(3.3, 2.9), legend_labels=_legend_guess(ctx), below=_below(ctx, parts))
+    for ax, (term, settings) in zip(axes.flat, panels):
+        plotting.interval_panel(ax, ctx, settings, lambda r, term=term: ctx.test_value(r, term), styles)
+        ax.set_title(f"test {term}", fontsize=9)
+        ax.tick_params(labelsize=8)
+    hide_unused(axes, len(panels))
+    styles.legend(fig)
+    return _save(fig, path)
+
+
+def training_time(ctx, path):
+    """Seconds per epoch of every setting (mean ± 95 % over seeds), as points: timings on a loaded machine are noisy."""
+    settings = [s for s in ctx.settings() if s.values(lambda r: ctx.run_value(r, "seconds_per_epoch"))]
+    if not settings:
+        return None
+    parts = [settings[i : i + MAX_CATEGORIES] for i in range(0, len(settings), MAX_CATEGORIES)]
+    fig, axes = figure(len(parts), 1, panel=(max(5.5, 0.45 * len(parts[0])), 3.4),
+                       below=max(label_room(category_labels(ctx, part)) for part in parts))
+    styles = Styles()
+    for ax, part in zip(axes.flat, parts):
+        labels = category_labels(ctx, part)
+        ivs = [s.interval(lambda r: ctx.run_value(r, "seconds_per_epoch")) for s in part]
+        color, marker = styles("settings")
+        ax.errorbar(range(len(part)), [iv.mean for iv in ivs], yerr=[iv.half_width or 0.0 for iv in ivs],
+                    linestyle="none", marker=marker, color=color, capsize=4)
+        ax.set_xticks(range(len(part)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("seconds per epoch", fontsize=9)
+        ax.set_ylim(bottom=0)
+    axes[0][0].set_title("training time (a shared, loaded machine: noisy, not a ranking)", fontsize=9)
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------- per-epoch curves
+def _epoch_band(settings_runs, values_of):
+    """``(epochs, mean, low, high)`` over the seeds that reached each epoch (early stopping ends runs apart)."""
+    series = [[v for v in values_of(r.get("history", {}))] for r in settings_runs]
+    length = max((len(s) for s in series), default=0)
+    epochs, mean, low, high = [], [], [], []
+    for e in range(length):
+        at = [s[e] for s in series if e < len(s) and is_number(s[e]) and math.isfinite(s[e])]
+        if at:
+            epochs.append(e + 1)
+            mean.append(float(np.mean(at)))
+            low.append(min(at))
+            high.append(max(at))
+    return epochs, mean, low, high
+
+
+def _ordered(ctx, settings):
+    """``settings`` by line (the other arguments) and then along the numeric swept argument: a row of panels holds
+    whole families."""
+    key = x_key(ctx, settings)
+    if key is None:
+        return settings
+    lines, refs = lines_of(ctx, settings, key)
+    return [s for _, line in lines for s in line] + [s for _, s in refs]
+
+
+def _per_epoch_curves(ctx, path, columns, axis_from=0):
+    """One line per setting (the mean over its seeds; band: their range) of each ``(title, values_of)`` column,
+    against the epoch; at most :data:`MAX_LINES` settings per row of panels, each row with its own legend. The y
+    axis spans the values from epoch ``axis_from + 1`` on when ``axis_from`` is set."""
+    settings = [s for s in _ordered(ctx, ctx.settings())
+                if any(any(is_number(v) for v in fn(r.get("history", {}))) for r in s.runs for _, fn in columns)]
+    columns = [(title, fn) for title, fn in columns
+               if any(any(is_number(v) for v in fn(r.get("history", {}))) for r in ctx.runs)]
+    if not columns or not settings:
+        return None
+    parts = [settings[i : i + MAX_LINES] for i in range(0, len(settings), MAX_LINES)]
+    fig, axes = figure(len(parts), len(columns), panel=(3.6, 3.0), legend_labels=[s.label for s in settings])
+    for row, part in enumerate(parts):
+        styles = Styles()
+        for col, (title, values_of) in enumerate(columns):
+            ax = axes[row][col]
+            shown = []
+            for s in part:
+                epochs, mean, low, high = _epoch_band(s.runs, values_of)
+                if not epochs:
+                    continue
+                color, marker = styles(s.label)
+                (handle,) = ax.plot(epochs, mean, color=color, marker=marker, markersize=4,
+                                    markevery=max(1, len(epochs) // 8))
+                if len(s.runs) > 1:
+                    ax.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
+                styles.keep(s.label, handle)
+                shown += [v for e, a, b in zip(epochs, low, high) if e > axis_from for v in (a, b)]
+            if axis_from and shown:
+                lo, hi = min(shown), max(shown)
+                ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
+            elif shown and min(shown) > 0 and max(shown) / min(shown) >= 10:
+                ax.set_yscale("log")
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("epoch", fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        if styles.handles:
+            axes[row][-1].legend(list(styles.handles.values()), list(styles.handles), loc="upper left",
+                                 bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
+                                 title="setting (mean; band: seeds' range)" if row == 0 else None, title_fontsize=8)
     return _save(fig, path)
 
 
 def training_curves(ctx, path):
-    """The logged total_loss per epoch of every run."""
-    return _per_epoch_curves(ctx, path, lambda history: history.get("total_loss", []), "total_loss (train)")
+    """Training and validation L_total per epoch of every setting."""
+    return _per_epoch_curves(ctx, path, [("train total_loss", lambda h: h.get("total_loss", [])),
+                                         ("validation total_loss", lambda h: h.get("val_total_loss", []))])
 
 
 def elbo_curves(ctx, path):
@@ -121,35 +220,47 @@ def elbo_curves(ctx, path):
     squash every curve flat.
     """
     def negative_elbo(history):
-        return [a + b for a, b in zip(history.get("reconstruction_loss", []), history.get("kl_loss", []))]
+        return [a + b if is_number(a) and is_number(b) else None
+                for a, b in zip(history.get("reconstruction_loss", []), history.get("kl_loss", []))]
 
-    return _per_epoch_curves(ctx, path, negative_elbo, "-ELBO, train (nats)", axis_from=2)
-
-
-def training_time(ctx, path):
-    """Seconds per epoch of every run."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=SIZE)
-    labels = _labels(ctx)
-    ax.bar(range(len(labels)), [r.get("seconds_per_epoch", np.nan) for r in ctx.runs])
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("seconds per epoch")
-    return _save(fig, path)
+    return _per_epoch_curves(ctx, path, [("-ELBO, train (nats)", negative_elbo)], axis_from=2)
 
 
+# ----------------------------------------------------------------- trade-offs
 def _scatter_pairs(ctx, path, x_term, y_term, title):
-    xs = [ctx.test_value(r, x_term) for r in ctx.runs]
-    ys = [ctx.test_value(r, y_term) for r in ctx.runs]
-    if not np.isfinite(xs).any() or not np.isfinite(ys).any():
+    """Each setting's test ``y_term`` against its ``x_term`` (means ± 95 % both ways); a line joins the settings of
+    one group along the swept numeric argument, each point named by its value."""
+    settings = [s for s in ctx.settings() if s.values(lambda r: ctx.test_value(r, x_term))
+                and s.values(lambda r: ctx.test_value(r, y_term))]
+    if not settings:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=SIZE)
-    ax.plot(xs, ys, "o")
-    for x, y, label in zip(xs, ys, _labels(ctx)):
-        ax.annotate(label, (x, y), fontsize=6)
-    ax.set_xlabel(f"{x_term} (test)")
-    ax.set_ylabel(f"{y_term} (test)")
+    key = x_key(ctx, settings)
+    if key is not None:
+        lines, refs = lines_of(ctx, settings, key)
+        groups = lines + [(label, [s]) for label, s in refs]
+    else:
+        groups = [(label, [s]) for label, s in zip(category_labels(ctx, settings), settings)]
+    styles = Styles()
+    fig, axes = figure(1, 1, panel=(5.0, 3.8), legend_labels=[g for g, _ in groups])
+    ax = axes[0][0]
+    for label, group in groups[: MAX_LINES * 2]:
+        xs = [s.interval(lambda r: ctx.test_value(r, x_term)) for s in group]
+        ys = [s.interval(lambda r: ctx.test_value(r, y_term)) for s in group]
+        color, marker = styles(label)
+        handle = ax.errorbar([iv.mean for iv in xs], [iv.mean for iv in ys], xerr=[iv.half_width or 0 for iv in xs],
+                             yerr=[iv.half_width or 0 for iv in ys], color=color, marker=marker, capsize=3,
+                             linestyle="-" if len(group) > 1 else "none")
+        styles.keep(label, handle)
+        if key is not None:
+            for s, x, y in zip(group, xs, ys):
+                if s.params.get(key) is not None:
+                    ax.annotate(f"{key}={fmt(s.params[key])}", (x.mean, y.mean), fontsize=7,
+                                xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(f"test {x_term}", fontsize=9)
+    ax.set_ylabel(f"test {y_term}", fontsize=9)
     ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=8)
+    styles.legend(fig)
     return _save(fig, path)
 
 
@@ -158,13 +269,13 @@ def rate_distortion(ctx, path):
     return _scatter_pairs(ctx, path, "kl_loss", "reconstruction_loss", "rate-distortion (test)")
 
 
+def _first_present(ctx, names):
+    return next((n for n in names if any(n in r.get("test", {}) for r in ctx.runs)), names[-1])
+
+
 def sparsity_tradeoff(ctx, path):
     x_term = _first_present(ctx, ("mean_activation", "mean_code_activation"))
     return _scatter_pairs(ctx, path, x_term, "reconstruction_loss", "reconstruction vs mean activation (test)")
-
-
-def _first_present(ctx, names):
-    return next((n for n in names if any(n in r.get("test", {}) for r in ctx.runs)), names[-1])
 
 
 def contractive_tradeoff(ctx, path):
@@ -173,138 +284,101 @@ def contractive_tradeoff(ctx, path):
 
 
 def code_quality(ctx, path):
-    """latent: k-NN and linear-probe accuracy of the test codes against the swept setting."""
-    return terms_vs_setting(ctx, path, terms=("knn_accuracy", "linear_probe_accuracy", "active_units"), train=False)
+    """latent: k-NN and linear-probe accuracy and active units of the test codes against the setting."""
+    return terms_vs_setting(ctx, path, terms=("knn_accuracy", "linear_probe_accuracy", "active_units"))
+
+
+DENOISED = re.compile(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$")
 
 
 def denoising(ctx, path):
-    """noise: PSNR of denoised test images against the test-time noise level, per noise type, one line per run."""
-    pattern = re.compile(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$")
+    """noise: PSNR of denoised test images against the test-time noise level, per noise type, one line per setting."""
     found = {}
     for r in ctx.runs:
         for key in r.get("test", {}):
-            m = pattern.match(key)
+            m = DENOISED.match(key)
             if m:
                 found.setdefault(m["noise"], set()).add(float(m["level"]))
     if not found:
         return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(found), figsize=(2.8 * len(found) + 0.6, 2.8), squeeze=False)
-    for ax, (noise, levels) in zip(axes[0], sorted(found.items())):
-        levels = sorted(levels)
-        for r, label in zip(ctx.runs, _labels(ctx)):
-            ax.plot(levels, [ctx.test_value(r, f"denoised_psnr_{noise}_{v:g}_db") for v in levels], "o-", label=label)
-        noisy = [ctx.test_value(ctx.runs[0], f"noisy_psnr_{noise}_{v:g}_db") for v in levels]
-        ax.plot(levels, noisy, "k:", label="noisy input")
-        ax.set_title(f"test noise: {noise}", fontsize=9)
-        ax.set_xlabel("test-time level", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("PSNR (dB)", fontsize=8)
-    axes[0][0].legend(fontsize=6)
+    settings = ctx.settings()
+    parts = [settings[i : i + MAX_LINES - 1] for i in range(0, len(settings), MAX_LINES - 1)]
+    styles = Styles()
+    fig, axes = figure(len(parts), len(found), panel=(3.4, 3.0), legend_labels=[s.label for s in settings])
+    for row, part in enumerate(parts):
+        for ax, (noise, levels) in zip(axes[row], sorted(found.items())):
+            levels = sorted(levels)
+            for s in part:
+                ivs = [s.interval(lambda r, k=f"denoised_psnr_{noise}_{v:g}_db": ctx.test_value(r, k)) for v in levels]
+                points = [(v, iv) for v, iv in zip(levels, ivs) if iv.n]
+                if not points:
+                    continue
+                color, marker = styles(s.label)
+                handle = ax.errorbar([v for v, _ in points], [iv.mean for _, iv in points],
+                                     yerr=[iv.half_width or 0 for _, iv in points], color=color, marker=marker,
+                                     capsize=3)
+                styles.keep(s.label, handle)
+            noisy = [stats.interval([ctx.test_value(r, f"noisy_psnr_{noise}_{v:g}_db") for r in ctx.runs]).mean
+                     for v in levels]
+            (handle,) = ax.plot(levels, noisy, "k:", label="noisy input")
+            styles.keep("noisy input", handle)
+            ax.set_title(f"test noise: {noise}", fontsize=9)
+            ax.set_xlabel("test-time level", fontsize=9)
+            ax.set_ylabel("PSNR (dB)", fontsize=9)
+            ax.tick_params(labelsize=8)
+    styles.legend(fig)
     return _save(fig, path)
 
 
-def reconstruction_grid(ctx, path, count=8):
-    """The first ``count`` test images (top row) and each run's reconstructions below, one row per run."""
-    from keraszoo.visualization import make_grid
-    from keraszoo.visualization import save_png
+# ----------------------------------------------------------------- the report's list
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """A figure of a study: its file stem, caption and function; ``per_likelihood``: drawn once per likelihood (it
+    plots loss values); ``needs_models``: it draws from the saved models (left out when they are not here)."""
 
-    x, y = ctx.images(count)
-    if x is None:
-        return None
-    rows = [x]
-    for r in ctx.runs:
-        model = ctx.model(r)
-        rows.append(np.asarray(model.reconstruct(x, **model.label_kwargs(y))))
-    return save_png(make_grid(np.concatenate(rows), ncols=count, scale=1), path)
+    stem: str
+    caption: str
+    fn: object
+    per_likelihood: bool = False
+    needs_models: bool = False
 
-
-def samples_grid(ctx, path, count=8):
-    """Samples from the prior (seed 0) of every generative run, one row per run."""
-    from keraszoo.visualization import make_grid
-    from keraszoo.visualization import save_png
-
-    rows = []
-    for r in ctx.runs:
-        model = ctx.model(r)
-        if not model.is_generative:
-            continue
-        kw = model.label_kwargs(model.cycled_labels(count))  # a conditional model: every class in turn
-        try:
-            rows.append(np.asarray(model.sample(count, seed=0, **kw)))
-        except (NotImplementedError, ValueError):  # a VQ-VAE before its prior is trained
-            continue
-    if not rows:
-        return None
-    return save_png(make_grid(np.concatenate(rows), ncols=count, scale=1), path)
+    def __iter__(self):  # (stem, caption, fn), as the tuples of earlier versions
+        return iter((self.stem, self.caption, self.fn))
 
 
-def interpolation_grid(ctx, path, steps=8):
-    """For every generative run, the decoded line between the codes of the first two test images."""
-    from keraszoo.visualization import make_grid
-    from keraszoo.visualization import save_png
-
-    x, y = ctx.images(2)
-    if x is None:
-        return None
-    rows = []
-    for r in ctx.runs:
-        model = ctx.model(r)
-        if not model.is_generative:
-            continue
-        kw = {"labels": int(y[0]), "end_labels": int(y[1])} if model.requires_labels else {}
-        rows.append(np.asarray(model.interpolate(x[0], x[1], steps=steps, **kw)))
-    if not rows:
-        return None
-    return save_png(make_grid(np.concatenate(rows), ncols=steps, scale=1), path)
-
-
-def latent_scatter(ctx, path, count=500):
-    """Test codes of every run with a 2-dimensional code, coloured by class."""
-    runs = [r for r in ctx.runs if int(r["params"].get("latent_dim") or 0) == 2]
-    x, y = ctx.images(count)
-    if not runs or x is None:
-        return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(runs), figsize=(2.8 * len(runs), 2.8), squeeze=False)
-    for ax, r in zip(axes[0], runs):
-        model = ctx.model(r)
-        codes = np.asarray(model.encode(x, **model.label_kwargs(y)))
-        if codes.ndim != 2 or codes.shape[1] != 2:
-            continue
-        points = ax.scatter(codes[:, 0], codes[:, 1], c=y, cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
-        ax.set_title(ctx.label(r), fontsize=8)
-        ax.tick_params(labelsize=6)
-    fig.colorbar(points, ax=axes[0].tolist(), ticks=range(10), fraction=0.05)
-    fig.savefig(path, dpi=DPI)  # no tight_layout: the shared colour bar
-    plt.close(fig)
-    return pathlib.Path(path)
-
-
-#: (file stem, caption, fn) drawn for every study.
+#: drawn for every study.
 GENERIC_FIGURES = (
-    ("terms", "L_total and each of its terms against the swept setting: last training epoch (solid) and test (dashed)",
-     terms_vs_setting),
-    ("curves", "training L_total per epoch", training_curves),
-    ("reconstructions", "first test images (top row) and each run's reconstructions (one row per run, table order)",
-     reconstruction_grid),
-    ("samples", "samples from the prior (seed 0) of the generative runs, one row per run", samples_grid),
-    ("interpolations", "decoded latent line between two test images, generative runs", interpolation_grid),
-    ("latent", "test codes of the runs with latent size 2, coloured by class", latent_scatter),
-    ("time", "seconds per training epoch", training_time),
+    Figure("reconstruction", "test reconstruction_loss of every setting, mean ± 95 % interval over seeds, one panel "
+                             "per likelihood (their units differ)", reconstruction),
+    Figure("terms", "L_total and each of its terms on the test split, mean ± 95 % interval over seeds",
+           terms_vs_setting, per_likelihood=True),
+    Figure("curves", "training (left) and validation (right) L_total per epoch: each setting's mean over its seeds, "
+                     "band: their range", training_curves, per_likelihood=True),
+    Figure("reconstructions", "first test images (top row) and each setting's reconstructions (its first seed)",
+           reconstruction_grid, needs_models=True),
+    Figure("samples", "samples from the prior (seed 0) of the generative settings (their first seed), one row each",
+           samples_grid, needs_models=True),
+    Figure("interpolations", "decoded latent line between two test images, generative settings (first seed)",
+           interpolation_grid, needs_models=True),
+    Figure("latent", "test codes of the settings with latent size 2 (first seed), coloured by class", latent_scatter,
+           needs_models=True),
+    Figure("time", "seconds per training epoch, mean ± 95 % interval over seeds (a loaded machine: noisy)",
+           training_time),
 )
 
-#: study name -> extra (file stem, caption, fn) figures; a user's study gets the generic ones only.
+#: study name -> extra figures; a user's study gets the generic ones only.
 STUDY_FIGURES = {
-    "beta": (("rate_distortion", "rate (KL) against distortion (reconstruction), test split", rate_distortion),),
-    "sparsity": (("sparsity", "reconstruction against mean code activation, test split", sparsity_tradeoff),),
-    "contractive": (("contractive", "reconstruction against the encoder's Jacobian norm, test split",
-                     contractive_tradeoff),),
-    "latent": (("codes", "k-NN / linear-probe accuracy and active units of the test codes against the setting",
-                code_quality),),
-    "ladder": (("elbo", "training negative ELBO per epoch (reconstruction + unweighted KL: the bound, warm-up or not; "
-                        "the axis spans the values from the third epoch on)",
-                elbo_curves),),
-    "noise": (("denoising", "PSNR of denoised test images against the test-time noise level (dotted: the noisy input)",
-               denoising),),
+    "beta": (Figure("rate_distortion", "rate (KL) against distortion (reconstruction), test split, mean ± 95 % both "
+                                       "ways", rate_distortion, per_likelihood=True),),
+    "sparsity": (Figure("sparsity", "reconstruction against mean code activation, test split, mean ± 95 %",
+                        sparsity_tradeoff, per_likelihood=True),),
+    "contractive": (Figure("contractive", "reconstruction against the encoder's Jacobian norm, test split, mean ± 95 %",
+                           contractive_tradeoff, per_likelihood=True),),
+    "latent": (Figure("codes", "k-NN / linear-probe accuracy and active units of the test codes, mean ± 95 % over seeds",
+                      code_quality),),
+    "ladder": (Figure("elbo", "training negative ELBO per epoch (reconstruction + unweighted KL: the bound, warm-up or "
+                              "not; the axis spans the values from the third epoch on)", elbo_curves,
+                      per_likelihood=True),),
+    "noise": (Figure("denoising", "PSNR of denoised test images against the test-time noise level, mean ± 95 % "
+                                  "(dotted: the noisy input)", denoising),),
 }

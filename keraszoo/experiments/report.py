@@ -1,14 +1,23 @@
 """``keraszoo report DIR -o OUT``: a Markdown report of an experiment's ``results.jsonl``.
 
-For every study in the file: the swept settings; tables of L_total and each of its terms on train (the
-last epoch of ``history``) and test, of the other test metrics and of the parameter counts and times;
-the figures of :mod:`keraszoo.experiments.figures`; a discussion whose every sentence is computed from
-the numbers (:mod:`keraszoo.experiments.discussion`). Then a "Literature" section
-(:mod:`keraszoo.experiments.literature`) and the consistency check of :mod:`keraszoo.experiments.consistency`
-for every run. Nothing is hard-coded: a report regenerated from the same results file is the same report.
+For every study in the file: the swept settings (a *setting* is a run's ``params`` without its seed); per
+likelihood (runs whose reconstruction terms share a unit), a table of L_total and each of its terms on the test
+split, each setting's mean ± 95 % interval over its seeds and n (:mod:`keraszoo.experiments.stats`); how the runs
+converged (epochs run, the kept epoch, settings whose seeds reached the epoch cap still improving); the other test
+metrics, the parameter counts and times; every run's own numbers; the figures of
+:mod:`keraszoo.experiments.figures`; a discussion whose every sentence is computed from the numbers and states an
+ordering only when it holds across seeds (:mod:`keraszoo.experiments.discussion`). Then a "Literature" section
+(:mod:`keraszoo.experiments.literature`) and the consistency check of :mod:`keraszoo.experiments.consistency` for
+every run, with its figure. Nothing is hard-coded: a report regenerated from the same results file is the same
+report.
 
 The report loads each run's saved model once and reads each evaluated test split once
 (:class:`~keraszoo.experiments.view.SavedRuns`); the figures and the consistency check share them.
+
+**From results.jsonl alone.** When none of the runs' folders is here (a study's ``results.jsonl`` committed beside
+its report, without weights), the report is rebuilt from the lines: tables, curves, interval figures, discussion,
+literature and part (a) of the consistency check (the training log against the weights the line records); the
+figures drawn from saved models and part (b) are left out, each with one line saying why.
 
 A report degrades per run: the consistency check runs first, and a run whose saved model does not load (its
 folder deleted, its weights altered, its ``metadata.json`` torn) or whose numbers fail the check is listed under
@@ -28,6 +37,7 @@ import re
 from keraszoo import output_folder
 from keraszoo.experiments import consistency
 from keraszoo.experiments import figures
+from keraszoo.experiments import stats
 from keraszoo.experiments.discussion import discussion
 from keraszoo.experiments.literature import literature_section
 from keraszoo.experiments.results import STUDY_FILE
@@ -35,16 +45,20 @@ from keraszoo.experiments.studies import STUDIES
 from keraszoo.experiments.study import Study
 from keraszoo.experiments.view import SavedRuns
 from keraszoo.experiments.view import StudyRuns
+from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import group_by
+from keraszoo.experiments.view import seed_of
 from keraszoo.experiments.view import table
 from keraszoo.utils import atomic_write_text
 
-#: metrics per table of "Other test metrics"
-TABLE_COLUMNS = 8
-
+#: metrics per table of "Other test metrics" (each cell a mean ± interval)
+TABLE_COLUMNS = 6
 
 #: the results-line fields the report reads (the runner writes more).
 REQUIRED_FIELDS = ("run_id", "study", "variant", "params", "history", "test", "eval", "model_dir")
+
+#: what a report rebuilt from results.jsonl alone leaves out, and why (one line, not one per run).
+RESULTS_ONLY = "the run folders are not here (results.jsonl alone)"
 
 
 def read_results(results_dir):
@@ -66,27 +80,50 @@ def read_results(results_dir):
 
 
 # ----------------------------------------------------------------- consistency
-def consistency_section(checks):
+def consistency_section(checks, out_dir=None, results_only=False):
     lines = ["## Consistency check", "",
-             f"(a) every epoch's logged `total_loss` against `reconstruction_loss + Σ w·term` (the saved model's "
-             f"`loss_weights()`) and Keras' `loss` against `total_loss`, relative tolerance {consistency.HISTORY_RTOL:g} "
-             "(float32 running means); (b) every test term the run reports, recomputed from the saved weights by "
-             f"keraszoo's NumPy forward pass on the same images: deterministic terms to {consistency.TEST_RTOL:g} relative, "
-             f"stochastic ones within {consistency.MC_SIGMAS:g} standard errors of the Monte-Carlo difference "
-             "(samples: NumPy draws per image or batch).", ""]
+             f"(a) every epoch's logged `total_loss` against `reconstruction_loss + Σ w·term` (the weights the results "
+             f"line records, else the saved model's `loss_weights()`) and Keras' `loss` against `total_loss`, relative "
+             f"tolerance {consistency.HISTORY_RTOL:g} (float32 running means); (b) every test term the run reports, "
+             "recomputed from the saved weights by keraszoo's NumPy forward pass on the same images: deterministic "
+             f"terms to {consistency.TEST_RTOL:g} relative, stochastic ones within {consistency.MC_SIGMAS:g} standard "
+             "errors of the Monte-Carlo difference (samples: NumPy draws per image or batch).", ""]
+    if results_only:
+        lines += [f"(b) was not run: {RESULTS_ONLY}; (a) reran from the lines.", ""]
     rows = []
     for c in checks:
         stochastic = sorted({t.samples for t in c.terms if t.stochastic})
-        rows.append((c.run_id, c.variant, "pass" if c.history_ok else "FAIL", c.history_max_rel,
-                     "pass" if c.test_ok else "FAIL", c.test_max_rel,
+        if c.not_applicable:
+            a = b = result = "n/a"
+        else:
+            a = "pass" if c.history_ok else "FAIL"
+            b = "not run" if c.test_not_run and not c.test_problems else "pass" if c.test_ok else "FAIL"
+            result = "pass" if c.ok else "FAIL"
+        rows.append((c.run_id, c.variant, a, c.history_max_rel, b, c.test_max_rel,
                      ", ".join(f"{t.name}{'*' if t.stochastic else ''}" for t in c.terms) or "–",
-                     ",".join(map(str, stochastic)) or "–", "pass" if c.ok else "FAIL",
-                     _cell("; ".join(c.problems())) or "–"))
+                     ",".join(map(str, stochastic)) or "–", result,
+                     _cell("; ".join(c.problems()) or c.not_applicable or "") or "–"))
     lines.append(table(("run", "variant", "(a) history", "(a) max rel. err.", "(b) test", "(b) max rel. err.",
                          "terms (* stochastic)", "samples", "result", "problems"), rows))
-    failed = [c.run_id for c in checks if not c.ok]
-    lines += ["", f"**{len(checks) - len(failed)} of {len(checks)} runs pass.**" + (
-        f" Failed: {', '.join(failed)}." if failed else ""), ""]
+    checked = [c for c in checks if not c.not_applicable]
+    failed = [c.run_id for c in checked if not c.ok]
+    lines += ["", f"**{len(checked) - len(failed)} of {len(checked)} runs pass.**" + (
+        f" Failed: {', '.join(failed)}." if failed else "")]
+    classical = len(checks) - len(checked)
+    if classical:
+        lines[-1] += (f" ({classical} classical reference run{'s' if classical > 1 else ''} (PCA, the linear "
+                      "autoencoder) saved no model and log one term: not checked.)")
+    lines.append("")
+    if out_dir is not None:
+        try:
+            path = figures.consistency_figure(checks, out_dir / "figures" / "consistency.png")
+        except Exception as err:  # noqa: BLE001 - one figure lost, not the report
+            lines += [f"(Figure `consistency` could not be drawn: {_cell(f'{type(err).__name__}: {err}')})", ""]
+        else:
+            if path is not None:
+                caption = ("the consistency check: (a) logged total_loss against reconstruction + Σ w·term for every "
+                           "epoch; (b) every reported test term against its NumPy recomputation; dashed: y = x")
+                lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}.*", ""]
     return lines
 
 
@@ -95,7 +132,7 @@ def _cell(text):
     return " ".join(str(text).split()).replace("|", "/")
 
 
-# ----------------------------------------------------------------- the report
+# ----------------------------------------------------------------- a study's tables
 def _left_out_lines(left_out):
     """The "Runs left out" table of a study: ``left_out`` is ``{run_id: what is wrong}``."""
     if not left_out:
@@ -105,22 +142,140 @@ def _left_out_lines(left_out):
             "leave them out, and the consistency check fails them.", ""]
 
 
+def _terms_tables(study):
+    """Per likelihood: each setting's test L_total and terms (mean ± 95 %), n, and its training L_total."""
+    lines = []
+    for likelihood, settings in study.panels().items():
+        panel = study.subset([r for s in settings for r in s.runs])
+        terms = panel.terms
+        header = ["setting", "n"] + [f"test {t}" for t in terms] + ["train total_loss (kept epoch)"]
+        rows = [[s.label, _n(s)] + [s.interval(lambda r, t=t: study.test_value(r, t)).text() for t in terms]
+                + [s.interval(lambda r: study.train_value(r, "total_loss")).text()] for s in settings]
+        lines += [f"### L_total and its terms: {likelihood}", "", table(header, rows), ""]
+    if lines:
+        lines += ["Test: the kept epoch's weights on the test split (clean images). Train: the epoch mean of the "
+                  "training loss at the kept epoch, in training mode (a denoising model's on its corrupted inputs: "
+                  "not comparable with its test loss).", ""]
+    return lines
+
+
+def _n(setting):
+    return f"{setting.n} (exact)" if setting.exact else str(setting.n)
+
+
+def _per_seed(setting, field):
+    values = [r.get(field) for r in setting.runs]
+    if all(v is None for v in values):
+        return "–"
+    return ", ".join(fmt(v) for v in values)
+
+
+def _convergence_table(study):
+    """Epochs run and the kept epoch per seed; whether a seed reached the cap still improving, and by how much."""
+    settings = [s for s in study.settings() if any(isinstance(r.get("epochs_run"), int) for r in s.runs)]
+    if not settings:
+        return []
+    rows = []
+    for s in settings:
+        improving = [r for r in s.runs if r.get("still_improving")]
+        recent = [r["recent_improvement"] for r in improving if isinstance(r.get("recent_improvement"), (int, float))]
+        flag = "no" if not improving else (f"**yes**: {len(improving)} of {s.n} seeds" + (
+            f", best fell {100 * max(recent):.2g} % over the last epochs" if recent else ""))
+        rows.append((s.label, _n(s), fmt(s.runs[0].get("epochs")), _per_seed(s, "epochs_run"),
+                     _per_seed(s, "best_epoch"), sum(bool(r.get("stopped_early")) for r in s.runs), flag))
+    return ["### Convergence", "",
+            "Per seed (in seed order): the epochs trained and the kept epoch (the lowest validation L_total: the "
+            "weights the test measures). A setting is marked when a seed reached the epoch cap while still improving: "
+            "its numbers may be short of convergence.", "",
+            table(("setting", "n", "epoch cap", "epochs run", "kept epoch", "stopped early", "at the cap, still "
+                   "improving"), rows), ""]
+
+
+def _other_metrics(study):
+    terms = study.terms
+    others = sorted({k for r in study.runs for k, v in r.get("test", {}).items()
+                     if k not in terms and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if not others:
+        return []
+    settings = study.settings()
+    lines = ["### Other test metrics (mean ± 95 % over seeds)", ""]
+    for i in range(0, len(others), TABLE_COLUMNS):  # tables of at most TABLE_COLUMNS metrics stay readable
+        chunk = others[i : i + TABLE_COLUMNS]
+        rows = [[s.label, _n(s)] + [s.interval(lambda r, k=k: study.test_value(r, k)).text() for k in chunk]
+                for s in settings]
+        lines += [table(["setting", "n", *chunk], rows), ""]
+    return lines
+
+
+def _size_and_time(study):
+    rows = []
+    for s in study.settings():
+        params = sorted({r.get("num_params") for r in s.runs if r.get("num_params") is not None})
+        rows.append((s.label, _n(s), "–" if not params else fmt(params[0]) if len(params) == 1 else
+                     f"{fmt(params[0])}–{fmt(params[-1])}",
+                     s.interval(lambda r: study.run_value(r, "seconds_per_epoch")).text(),
+                     s.interval(lambda r: study.run_value(r, "train_seconds")).text()))
+    return ["### Size and training time", "",
+            "Times were taken on a shared, loaded machine: they are noisy, and no setting is ranked by them.", "",
+            table(["setting", "n", "parameters", "s/epoch", "train s"], rows), ""]
+
+
+def _runs_table(study):
+    """Every run's own numbers (collapsed)."""
+    rows = []
+    for s in study.settings():
+        for r in s.runs:
+            rows.append((r["run_id"], s.label, "– (exact)" if s.exact else seed_of(r),
+                         study.test_value(r, "total_loss"), study.train_value(r, "total_loss"), r.get("epochs_run"),
+                         r.get("best_epoch"), r.get("seconds_per_epoch")))
+    return ["<details><summary>Every run</summary>", "",
+            table(("run", "setting", "seed", "test total_loss", "train total_loss (kept epoch)", "epochs run",
+                   "kept epoch", "s/epoch"), rows), "", "</details>", ""]
+
+
+# ----------------------------------------------------------------- a study's figures
+def _slug(text):
+    """A likelihood as part of a file name: its ASCII head (``"squared error Σ(x − x̂)²"``: ``squared_error``)."""
+    head = re.split(r"[^\x00-\x7f]", str(text))[0]
+    return "_".join(re.findall(r"[a-z0-9]+", head.lower()))[:40] or "loss"
+
+
 def _figure_lines(shown, out_dir):
     """The figures of the runs ``shown`` (a figure that cannot be drawn: a line saying why)."""
     if not shown.runs:
         return ["(No figures: every run of this study is left out, see above.)", ""]
     lines, fig_dir = [], out_dir / "figures"
-    for stem, caption, fn in figures.GENERIC_FIGURES + figures.STUDY_FIGURES.get(shown.name, ()):
-        try:
-            path = fn(shown, fig_dir / f"{_file_stem(shown.name)}_{stem}.png")
-        except ImportError:  # no matplotlib: the one message that says what to install
-            raise
-        except Exception as err:  # noqa: BLE001 - one figure lost, not the report
-            lines += [f"(Figure `{stem}` could not be drawn: {_cell(f'{type(err).__name__}: {err}')})", ""]
+    results_only = shown.saved is not None and shown.saved.results_only
+    stem_of = _file_stem(shown.name)
+    panels = group_by(shown.runs, shown.likelihood)
+    left_out = []
+    for figure in figures.GENERIC_FIGURES + figures.STUDY_FIGURES.get(shown.name, ()):
+        if figure.needs_models and (results_only or shown.saved is None):
+            left_out.append(figure.stem)
             continue
-        if path is not None:
-            lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}.*", ""]
-    if shown.images(1)[0] is None:
+        if figure.per_likelihood:
+            slugs = {}
+            jobs = []
+            for likelihood, runs in panels.items():
+                slug = _slug(likelihood)
+                slugs[slug] = slugs.get(slug, 0) + 1
+                suffix = "" if len(panels) == 1 else f"_{slug}" + (f"{slugs[slug]}" if slugs[slug] > 1 else "")
+                jobs.append((shown.subset(runs), f"{figure.stem}{suffix}", f"{figure.caption} ({likelihood})"))
+        else:
+            jobs = [(shown, figure.stem, figure.caption)]
+        for ctx, stem, caption in jobs:
+            try:
+                path = figure.fn(ctx, fig_dir / f"{stem_of}_{stem}.png")
+            except ImportError:  # no matplotlib: the one message that says what to install
+                raise
+            except Exception as err:  # noqa: BLE001 - one figure lost, not the report
+                lines += [f"(Figure `{stem}` could not be drawn: {_cell(f'{type(err).__name__}: {err}')})", ""]
+                continue
+            if path is not None:
+                lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}.*", ""]
+    if left_out:
+        lines += [f"(Figures drawn from the saved models — {', '.join(left_out)} — are left out: {RESULTS_ONLY}.)", ""]
+    elif shown.images(1)[0] is None and any(r.get("model_dir") for r in shown.runs):
         lines += ["(Image figures left out: the test split could not be loaded here; pass --data-dir.)", ""]
     return lines
 
@@ -128,30 +283,21 @@ def _figure_lines(shown, out_dir):
 def _study_section(study, shown, left_out, out_dir):
     """The section of ``study`` (all its runs, for the tables); ``shown``: its runs not ``left_out``."""
     lines = [f"## Study `{study.name}`", ""]
+    if study.spec is not None and getattr(study.spec, "description", ""):
+        lines += [f"*{study.spec.description}*", ""]
     swept = study.swept
-    lines.append(f"{len(study.runs)} runs; swept: {', '.join(f'`{k}`' for k in swept) or 'nothing (one setting)'}; "
-                 f"variants: {', '.join(sorted({r['variant'] for r in study.runs}))}; dataset: "
-                 f"{', '.join(sorted({r.get('dataset', '?') for r in study.runs}))}; test: first "
+    settings = study.settings()
+    ns = sorted({s.n for s in settings if not s.exact})
+    lines.append(f"{len(study.runs)} runs in {len(settings)} settings ({', '.join(map(str, ns)) or '1'} seed"
+                 f"{'s' if ns and ns[-1] > 1 else ''} each); swept: {', '.join(f'`{k}`' for k in swept) or 'nothing (one setting)'}; "
+                 f"variants: {', '.join(sorted({str(r['variant']) for r in study.runs}))}; dataset: "
+                 f"{', '.join(sorted({str(r.get('dataset', '?')) for r in study.runs}))}; test: first "
                  f"{', '.join(sorted({str(r['eval'].get('num_examples')) for r in study.runs}))} images of "
                  f"{', '.join(sorted({str(r['eval'].get('split')) for r in study.runs}))}.")
     lines.append("")
     lines += _left_out_lines(left_out)
-    terms = study.terms
-    header = ["run", *swept] + [f"train {t}" for t in terms] + [f"test {t}" for t in terms]
-    rows = [[r["run_id"], *(r["params"].get(k) for k in swept)] + [study.train_value(r, t) for t in terms]
-            + [study.test_value(r, t) for t in terms] for r in study.runs]
-    lines += ["### L_total and its terms (train: last epoch; test)", "", table(header, rows), ""]
-    others = sorted({k for r in study.runs for k, v in r.get("test", {}).items()
-                     if k not in terms and isinstance(v, (int, float)) and not isinstance(v, bool)})
-    if others:
-        lines += ["### Other test metrics", ""]
-        for i in range(0, len(others), TABLE_COLUMNS):  # tables of at most TABLE_COLUMNS metrics stay readable
-            chunk = others[i : i + TABLE_COLUMNS]
-            rows = [[r["run_id"]] + [study.test_value(r, k) for k in chunk] for r in study.runs]
-            lines += [table(["run", *chunk], rows), ""]
-    rows = [[r["run_id"], r.get("num_params"), r.get("epochs"), r.get("train_seconds"), r.get("seconds_per_epoch")]
-            for r in study.runs]
-    lines += ["### Size and training time", "", table(["run", "parameters", "epochs", "train s", "s/epoch"], rows), ""]
+    lines += _terms_tables(study) + _convergence_table(study) + _other_metrics(study) + _size_and_time(study)
+    lines += _runs_table(study)
     lines += ["### Figures", ""] + _figure_lines(shown, out_dir)
     lines += ["### Discussion", ""] + [f"- {s}" for s in (discussion(shown) if shown.runs else [])] + [""]
     return lines
@@ -194,6 +340,20 @@ def _provenance(runs, results_dir, sweep=None):
     return lines
 
 
+def _how_to_read(results_only):
+    lines = ["How to read it: a *setting* is a run's arguments without its seed; its runs differ only in the seed. "
+             f"Tables and figures show each setting's mean over its seeds with a {100 * stats.LEVEL:g} % Student-t interval "
+             "(`mean ± half-width`; one seed: the value and `n=1`, no interval; PCA is exact: one run stands for every "
+             "seed) and n. The discussion states an ordering only when it holds across seeds. Losses of different "
+             "likelihoods (Bernoulli NLL in nats, squared error, ...) never share a table column or an axis. Timings "
+             "come from a shared, loaded machine: noisy, never ranked.", ""]
+    if results_only:
+        lines += ["This report was rebuilt from `results.jsonl` alone (the run folders, with the saved models, are "
+                  "not here): the figures drawn from saved models and part (b) of the consistency check are left "
+                  "out.", ""]
+    return lines
+
+
 def _check(record, saved: SavedRuns, mc_samples):
     """``(check, why)``: the consistency check of one run, on the model and test images the figures use, and
     what is wrong with the run when it is left out of the figures (``None``: it is not)."""
@@ -202,6 +362,15 @@ def _check(record, saved: SavedRuns, mc_samples):
         check.history_problems.append(problem)
         return check
 
+    if record.get("kind") == "classical" or saved.results_only:
+        try:
+            check = consistency.check_record(record, build=saved.blank_model, mc_samples=mc_samples)
+        except Exception as err:  # noqa: BLE001 - a check that cannot run fails, shown in the table
+            problem = f"not checked: {type(err).__name__}: {err}"
+            return failed(problem), problem
+        if not check.not_applicable:
+            check.test_not_run = RESULTS_ONLY
+        return check, (None if check.ok else "the consistency check fails: " + "; ".join(check.problems()))
     try:
         model = saved.model(record)
     except Exception as err:  # noqa: BLE001 - reported in the table
@@ -248,6 +417,8 @@ def write_report(results_dir, out_dir, *, data_dir=None, mc_samples=consistency.
 def _write(results_dir, out_dir, runs, data_dir, mc_samples, command):
     (out_dir / "figures").mkdir(exist_ok=True)
     sweep, saved = _sweep_record(results_dir), SavedRuns(results_dir, data_dir)
+    with_folders = [r for r in runs if r.get("model_dir")]
+    saved.results_only = bool(with_folders) and not any(saved.has_folder(r) for r in with_folders)
     studies = [StudyRuns(name, group, saved, _spec_of(name, sweep))
                for name, group in group_by(runs, lambda r: r["study"]).items()]
     checked = [(study, r, *_check(r, saved, mc_samples)) for study in studies for r in study.runs]
@@ -256,12 +427,13 @@ def _write(results_dir, out_dir, runs, data_dir, mc_samples, command):
     lines = [f"# Experiment report: {', '.join(s.name for s in studies)}", "",
              f"Produced by `{command or f'keraszoo report {results_dir} -o {out_dir}'}` from `{results_dir / 'results.jsonl'}` "
              f"({len(runs)} runs), written by:", ""] + _provenance(runs, results_dir, sweep) + [""]
+    lines += _how_to_read(saved.results_only)
     for study, sound in zip(studies, shown):
         lines += _study_section(study, sound, {r["run_id"]: left_out[id(r)] for r in study.runs if id(r) in left_out},
                                 out_dir)
     lines += literature_section(shown)
     checks = [check for _, _, check, _ in checked]
-    lines += consistency_section(checks)
+    lines += consistency_section(checks, out_dir, saved.results_only)
     path = out_dir / "README.md"
     atomic_write_text(path, "\n".join(lines))
     return path, checks

@@ -1,9 +1,13 @@
 """What the report reads: the saved models and test images of a results folder, each loaded at most once, and
-:class:`StudyRuns`, one study's runs as the tables, figures and discussion see them.
+:class:`StudyRuns`, one study's runs as the tables, figures and discussion see them: grouped into *settings*
+(:class:`Setting`: a run's ``params`` without its ``seed``; its runs differ only in the seed) and into *panels*,
+one per likelihood (what ``reconstruction_loss`` measures, with its unit: runs of different ones never share a
+table column or an axis).
 
 :class:`SavedRuns` is the report's only reader of the runs' files: ``keraszoo.load`` once per run folder, and
 ``keraszoo.data.load_arrays`` once per evaluated split (dataset, split, binarization, source), however many runs,
-figures and checks ask. A load that fails is not retried: the same error is raised again.
+figures and checks ask. A load that fails is not retried: the same error is raised again. A report rebuilt from
+``results.jsonl`` alone (no run folder here: ``results_only``) loads nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import pathlib
 
 import numpy as np
 
+from keraszoo.experiments import stats
+
 #: ``params`` keys that never count as a swept setting (where files live, how often to back up).
-NOT_SETTINGS = ("data_dir", "out", "backup_every", "eval_split", "hparam", "verbose")
+NOT_SETTINGS = ("data_dir", "out", "backup_every", "eval_split", "hparam", "verbose", "seed")
 
 
 def fmt(value):
@@ -54,15 +60,45 @@ def group_by(items, key):
 class SavedRuns:
     """The saved models and evaluated test images of the runs of ``results_dir`` (``data_dir``: the archives)."""
 
-    def __init__(self, results_dir, data_dir=None):
+    def __init__(self, results_dir, data_dir=None, results_only=False):
         self.results_dir = pathlib.Path(results_dir)
         self.data_dir = data_dir
+        #: no run folder is here (the report is rebuilt from results.jsonl alone): nothing is loaded
+        self.results_only = results_only
         self._models = {}  # model_dir -> model, or the error loading it raised
         self._splits = {}  # (dataset, split, binarize, source) -> (x, y), or the error
+        self._blank = {}  # the configuration of a run, as JSON -> a model built from it untrained, or the error
+
+    def has_folder(self, record) -> bool:
+        """Whether the run's saved folder is here (a classical run has none)."""
+        return bool(record.get("model_dir")) and (self.results_dir / str(record["model_dir"])).is_dir()
+
+    def blank_model(self, record):
+        """A model built untrained from the run's ``params`` (once per configuration, whatever the seed): what an
+        old results line does not record (its loss weights, its likelihood) read from the constructor."""
+        from keraszoo.data import dataset_info
+        from keraszoo.experiments.planning import _split_params
+        from keraszoo.models import create_model
+
+        params = {k: v for k, v in (record.get("params") or {}).items() if k != "seed"}
+        key = json.dumps([record.get("dataset"), params], sort_keys=True, default=str)
+        if key not in self._blank:
+            try:
+                _, kwargs, _ = _split_params(params)
+                kwargs.pop("model", None)
+                self._blank[key] = create_model(str(params["model"]),
+                                                input_shape=dataset_info(record["dataset"]).image_shape, **kwargs)
+            except Exception as err:  # noqa: BLE001 - raised again to every caller, which falls back
+                self._blank[key] = err
+        return _value(self._blank[key])
 
     def model(self, record):
         """The run's saved model (``keraszoo.load`` of ``record["model_dir"]``, once)."""
         folder = record["model_dir"]
+        if folder is None:
+            raise LookupError(f"run {record['run_id']} is a classical reference: it saved no model.")
+        if self.results_only:
+            raise LookupError(f"run {record['run_id']}: the run folders are not here (results.jsonl alone).")
         if folder not in self._models:
             import keraszoo
 
@@ -99,6 +135,137 @@ def _value(found):
     return found
 
 
+# ----------------------------------------------------------------- settings and their labels
+def is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def describe_loss(name) -> str:
+    """What a ``reconstruction_loss`` argument measures, in the models' own words (``"mse"``: the squared error)."""
+    import types
+
+    from keraszoo.models.capabilities import Capabilities
+
+    return str(Capabilities.reconstruction_description(types.SimpleNamespace(reconstruction_loss=name)))
+
+
+def classical_title(record) -> str | None:
+    """``"PCA"``, ``"linear autoencoder"`` for a classical reference's line; ``None`` for a model's."""
+    if record.get("kind") != "classical":
+        return None
+    from keraszoo.experiments.classical import CLASSICAL
+
+    found = CLASSICAL.get(str(record.get("variant")))
+    return found.title if found is not None else str(record.get("variant"))
+
+
+def part(key, value) -> str:
+    """One setting's value as a reader names it: ``vae``, ``mse``, ``hidden_dims 512-256``, ``latent_dim=8``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return f"{key} {'-'.join(fmt(v) for v in value) or 'none'}"
+    return f"{key}={fmt(value)}"
+
+
+def _order(key, value):
+    """Labels read: names first (model, likelihood, noise type), then layer lists, then numbers."""
+    return (0 if key == "model" else 1 if isinstance(value, str) else 2 if isinstance(value, (list, tuple)) else 3)
+
+
+def label_of(params, keys, title=None) -> str:
+    """The label of a setting from its values of ``keys`` (unset ones left out; ``title``: a classical reference's
+    name instead of its ``model``)."""
+    items = [(k, params.get(k)) for k in keys if params.get(k) is not None]
+    items.sort(key=lambda kv: _order(*kv))
+    parts = [title if (k == "model" and title) else part(k, v) for k, v in items]
+    if title and "model" not in keys:
+        parts.insert(0, title)
+    return ", ".join(parts)
+
+
+@dataclasses.dataclass
+class Setting:
+    """The runs of one setting (``params`` without ``seed``), in seed order.
+
+    ``exact``: a deterministic reference (PCA), whose one run holds for every seed; ``likelihood``: what its
+    ``reconstruction_loss`` measures.
+    """
+
+    key: str
+    params: dict
+    runs: list
+    label: str
+    likelihood: str
+    exact: bool = False
+    title: str | None = None  # a classical reference's name
+
+    def values(self, value_of) -> dict:
+        """``{seed: value_of(run)}`` of the runs with a finite value."""
+        out = {}
+        for r in self.runs:
+            v = value_of(r)
+            if is_number(v) and math.isfinite(float(v)):
+                out[seed_of(r)] = float(v)
+        return out
+
+    def interval(self, value_of) -> stats.Interval:
+        return stats.interval(list(self.values(value_of).values()), exact=self.exact)
+
+    @property
+    def n(self):
+        return len(self.runs)
+
+
+def seed_of(record):
+    """The run's seed (its line's ``seed``, else its params', else 0)."""
+    seed = record.get("seed")
+    if seed is None:
+        seed = (record.get("params") or {}).get("seed", 0)
+    return seed
+
+
+def setting_key(record) -> str:
+    params = {k: v for k, v in (record.get("params") or {}).items() if k != "seed"}
+    return json.dumps([record.get("kind", "model"), record.get("variant"), params], sort_keys=True, default=str)
+
+
+# ----------------------------------------------------------------- settings along an axis
+def _varying(settings, keys, unset_counts=True):
+    """The ``keys`` whose values differ between ``settings`` (``unset_counts=False``: among the settings that set
+    them: a classical reference without ``reconstruction_loss`` does not make it vary)."""
+    def values(k):
+        found = [s.params.get(k) for s in settings]
+        return {json.dumps(v, sort_keys=True, default=str) for v in found if unset_counts or v is not None}
+
+    return [k for k in keys if len(values(k)) > 1]
+
+
+def x_key(ctx, settings):
+    """The numeric swept argument the settings are drawn along (``None``: they are categories)."""
+    for key in ctx.swept:
+        present = [s.params.get(key) for s in settings if s.params.get(key) is not None]
+        if present and all(is_number(v) for v in present) and len({float(v) for v in present}) >= 2:
+            return key
+    return None
+
+
+def lines_of(ctx, settings, key):
+    """``(lines, references)`` of ``settings`` along ``key``: ``[(label, settings by key)]`` for the settings that
+    set it (one line per value of the other varying arguments), ``[(label, setting)]`` for those that do not."""
+    others = [k for k in _varying(settings, ctx.swept, unset_counts=False) if k != key]
+    on_axis = [s for s in settings if s.params.get(key) is not None]
+    lines = group_by(on_axis, lambda s: label_of(s.params, others, s.title) or "all settings")
+    refs = [(label_of(s.params, others, s.title) or s.label, s) for s in settings if s.params.get(key) is None]
+    return [(label, sorted(ss, key=lambda s: float(s.params[key]))) for label, ss in lines.items()], refs
+
+
+def category_labels(ctx, settings):
+    """Tick labels of settings drawn as categories: the arguments that vary between them."""
+    keys = _varying(settings, ctx.swept) or ctx.swept
+    return [label_of(s.params, keys, s.title) or s.label for s in settings]
+
+
 # ----------------------------------------------------------------- one study
 @dataclasses.dataclass
 class StudyRuns:
@@ -112,18 +279,27 @@ class StudyRuns:
     runs: list
     saved: SavedRuns | None = None
     spec: object = None
-    #: the study's swept settings, kept by a subset of its runs (one group of a plot)
+    #: the study's swept settings, kept by a subset of its runs (one panel of a plot)
     swept_keys: list | None = None
+    _likelihoods: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def swept(self):
-        """The settings whose values differ between the runs: numeric ones first (the x axis), then the others."""
+        """The settings whose values differ between the runs (never the seed): numeric ones first, then the others."""
         if self.swept_keys is not None:
             return self.swept_keys
         keys = sorted({k for r in self.runs for k in r["params"]} - set(NOT_SETTINGS))
-        differing = [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in self.runs}) > 1]
-        numeric = [k for k in differing if all(isinstance(r["params"].get(k), (int, float)) and not isinstance(
-            r["params"].get(k), bool) for r in self.runs)]
+        # The classical references set only their code size: an argument the models all set alike is not swept.
+        models = [r for r in self.runs if r.get("kind") != "classical"] or self.runs
+        classical = [r for r in self.runs if r.get("kind") == "classical"]
+
+        def differs(runs, k, unset_counts=True):
+            found = [r["params"].get(k) for r in runs]
+            return len({json.dumps(v, sort_keys=True) for v in found if unset_counts or v is not None}) > 1
+
+        differing = [k for k in keys if differs(models, k) or differs(classical, k, unset_counts=False)
+                     or (k == "model" and differs(self.runs, k))]
+        numeric = [k for k in differing if all(is_number(r["params"].get(k)) for r in self.runs)]
         return numeric + [k for k in differing if k not in numeric]
 
     @property
@@ -134,6 +310,9 @@ class StudyRuns:
             for k in r.get("history", {}):
                 if k.endswith("_loss") and not k.startswith("val_") and k not in names:
                     names.append(k)
+            for k in ("total_loss", "reconstruction_loss"):
+                if k in r.get("test", {}) and k not in names:
+                    names.append(k)
         head = [k for k in ("total_loss", "reconstruction_loss") if k in names]
         return head + sorted(k for k in names if k not in head)
 
@@ -142,31 +321,63 @@ class StudyRuns:
         """The study's reference runs, ``[{"params", "label"}]`` (its spec's; none when the spec is unknown)."""
         return [] if self.spec is None else list(self.spec.baselines)
 
-    def groups(self):
-        """Runs by the non-numeric swept settings (variant, reconstruction loss ...): one line per group in plots."""
-        swept = self.swept
-        numeric = swept[:1] if swept and all(isinstance(r["params"].get(swept[0]), (int, float)) for r in self.runs) else []
-        keys = [k for k in swept if k not in numeric]
-        if not numeric:  # a categorical sweep: one line over its values
-            return {"": self.runs}
-        out = {}
-        for r in self.runs:
-            out.setdefault(" ".join(f"{r['params'].get(k)}" for k in keys), []).append(r)
-        return {g: sorted(rs, key=lambda r: r["params"].get(numeric[0])) for g, rs in out.items()}
-
     def subset(self, runs):
-        return StudyRuns(self.name, runs, self.saved, self.spec, self.swept)
+        return StudyRuns(self.name, runs, self.saved, self.spec, self.swept, self._likelihoods)
+
+    def is_exact(self, r) -> bool:
+        """A deterministic classical reference (PCA): its one run stands for every seed."""
+        if r.get("kind") != "classical":
+            return False
+        from keraszoo.experiments.classical import CLASSICAL
+
+        found = CLASSICAL.get(str(r.get("variant")))
+        return bool(found is not None and found.deterministic)
+
+    def settings(self, runs=None) -> list:
+        """The settings of ``runs`` (default: the study's) in first-seen order, each with its runs by seed."""
+        out = {}
+        for r in self.runs if runs is None else runs:
+            out.setdefault(setting_key(r), []).append(r)
+        settings = []
+        for key, group in out.items():
+            group = sorted(group, key=lambda r: str(seed_of(r)))
+            first = group[0]
+            params = {k: v for k, v in first["params"].items() if k != "seed"}
+            title = classical_title(first)
+            label = label_of(params, self.swept, title) or label_of(params, ["model"], title) or str(first["run_id"])
+            settings.append(Setting(key, params, group, label, self.likelihood(first), self.is_exact(first), title))
+        return settings
+
+    def panels(self, settings=None) -> dict:
+        """``{likelihood: [settings]}``: the settings whose reconstruction terms share a unit, first-seen order."""
+        return group_by(self.settings() if settings is None else settings, lambda s: s.likelihood)
 
     def label(self, r):
-        return ", ".join(f"{k}={fmt(r['params'].get(k))}" for k in self.swept) or r["run_id"]
+        title = classical_title(r)
+        return label_of(r["params"], self.swept, title) or label_of(r["params"], ["model"], title) or r["run_id"]
 
     def train_value(self, r, term):
+        """The training ``term`` of the kept epoch (``best_epoch``, else the last): the weights the test measured."""
         values = r.get("history", {}).get(term) or []
-        return float(values[-1]) if values else float("nan")
+        best = r.get("best_epoch")
+        if is_number(best) and 1 <= int(best) <= len(values):
+            value = values[int(best) - 1]
+        else:
+            value = values[-1] if values else None
+        return float(value) if is_number(value) else float("nan")
+
+    def val_value(self, r, term):
+        """The validation ``term`` (``val_<term>``) of the kept epoch."""
+        return self.train_value(r, f"val_{term}")
 
     def test_value(self, r, term):
         value = r.get("test", {}).get(term)
-        return float(value) if isinstance(value, (int, float)) else float("nan")
+        return float(value) if is_number(value) else float("nan")
+
+    def run_value(self, r, field):
+        """A top-level number of the line (``seconds_per_epoch``, ``num_params``, ``epochs_run``)."""
+        value = r.get(field)
+        return float(value) if is_number(value) else float("nan")
 
     def model(self, r):
         """The run's saved model, loaded once for the whole report."""
@@ -175,18 +386,38 @@ class StudyRuns:
         return self.saved.model(r)
 
     def likelihood(self, r):
-        """What the run's reconstruction_loss measures: comparable only between runs that measure the same."""
-        try:
-            return self.model(r).reconstruction_description()
-        except Exception:  # noqa: BLE001 - a model that does not load is reported by the consistency check
-            return "unknown"
+        """What the run's reconstruction_loss measures, with its unit: comparable only between runs that measure the
+        same. The line's ``likelihood``; for an older line, the saved model's (when it loads), else the model its
+        params build, else its ``reconstruction_loss`` argument's; a classical reference's is the squared error."""
+        key = str(r.get("run_id"))
+        if key not in self._likelihoods:
+            self._likelihoods[key] = self._find_likelihood(r)
+        return self._likelihoods[key]
+
+    def _find_likelihood(self, r):
+        if isinstance(r.get("likelihood"), str) and r["likelihood"]:
+            return r["likelihood"]
+        if r.get("kind") == "classical":
+            return describe_loss("mse")
+        if self.saved is not None:
+            for get in (self.saved.model, self.saved.blank_model):
+                try:
+                    return str(get(r).reconstruction_description())
+                except Exception:  # noqa: BLE001 - the next source
+                    continue
+        loss = (r.get("params") or {}).get("reconstruction_loss")
+        return describe_loss(loss) if isinstance(loss, str) else "reconstruction loss (unit not recorded)"
 
     def images(self, count):
         """The first ``count`` test images and labels of the study's first run (``(None, None)`` if unavailable)."""
-        if self.saved is None:
+        if self.saved is None or self.saved.results_only:
             return None, None
-        try:
-            x, y = self.saved.test_images(self.runs[0])
-        except Exception:  # noqa: BLE001 - the image figures are then left out, and the report says so
-            return None, None
-        return x[:count], y[:count]
+        for r in self.runs:
+            if r.get("model_dir") is None:
+                continue
+            try:
+                x, y = self.saved.test_images(r)
+            except Exception:  # noqa: BLE001 - the image figures are then left out, and the report says so
+                return None, None
+            return x[:count], y[:count]
+        return None, None

@@ -176,3 +176,37 @@ def test_check_run_uses_a_given_model_instead_of_loading_one(results, tmp_path):
     check = consistency.check_run(moved, tmp_path, data_dir=data_dir, model=model)
     assert check.ok, check.problems()
     assert not consistency.check_run(moved, tmp_path, data_dir=data_dir).ok  # without it, the model must load
+
+
+def test_check_a_reruns_from_the_results_line_alone(results):
+    """Part (a) needs no saved model: the line records its loss weights; an older line without them is checked
+    with the weights of the model its params build; a line whose weights disagree with the saved model's fails."""
+    results_dir, _, records = results
+    record = find(records, "beta", beta=0.5)
+    check = consistency.check_record(record)  # no model, no builder: the recorded weights (no schedule)
+    assert check.history_ok and check.weights_source == "results line" and check.history_points, check.problems()
+    assert record["loss_weights"] == {"kl_loss": 0.5}
+    wrong = copy.deepcopy(record)
+    wrong["loss_weights"] = {"kl_loss": 1.0}  # the log was not summed with these
+    assert not consistency.check_record(wrong).history_ok
+    old = {k: v for k, v in record.items() if k not in ("loss_weights", "loss_weight_metrics")}
+    built = []
+
+    def build(line):
+        built.append(line["run_id"])
+        return list_variants()["vae"](latent_dim=2, hidden_dims=(8,), beta=line["params"]["beta"])
+
+    check = consistency.check_record(old, build=build)
+    assert check.history_ok and check.weights_source == "model built from params" and built == [record["run_id"]]
+    assert consistency.check_record(old).history_problems == [
+        "not checked: the line records no loss_weights and no model gives them"]
+    model = keraszoo.load(str(results_dir / record["model_dir"]))
+    check = consistency.check_record(wrong, model)
+    assert any("differ from the saved model's" in p for p in check.history_problems)
+    keras.backend.clear_session()
+
+
+def test_a_classical_reference_is_not_applicable():
+    line = {"run_id": "pca-2", "variant": "pca", "kind": "classical", "history": {}, "test": {}}
+    check = consistency.check_record(line)
+    assert check.ok and check.not_applicable and not check.problems()

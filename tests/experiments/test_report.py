@@ -11,7 +11,9 @@ from keraszoo.experiments import figures
 from keraszoo.experiments import report
 from keraszoo.experiments import view
 from keraszoo.experiments.studies import STUDIES
+from tests.experiments.report_fixtures import png_size
 from tests.experiments.report_fixtures import results_dir_for
+from tests.experiments.report_fixtures import synthetic_line
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -40,11 +42,16 @@ def test_report_files_figures_and_tables(written):
     for name in os.listdir(out / "figures"):
         assert (out / "figures" / name).read_bytes().startswith(PNG), name
         assert f"figures/{name}" in text
+        width, height = png_size(out / "figures" / name)  # 6.4 x 4 inches at 120 dpi, at least
+        assert width >= 768 and height >= 480, (name, width, height)
+    assert (out / "figures" / "consistency.png").is_file()
     for r in records:  # the tables hold each run's numbers
         row = next(line for line in text.splitlines() if line.startswith(f"| {r['run_id']} |"))
         assert view.fmt(r["test"]["total_loss"]) in row and view.fmt(r["history"]["total_loss"][-1]) in row
     assert "keraszoo experiment beta --dataset mnist --budget smoke" in text and "keraszoo report" in text
-    assert "### Discussion" in text and "Lowest test reconstruction error" in text
+    assert "### Discussion" in text and "### Convergence" in text
+    # one seed per setting: no ordering is stated
+    assert "With one seed per setting no ordering can be stated." in text and "no difference was detected at 1 seed" in text
     assert "## Literature" in text and "## Consistency check" in text
     assert f"**{len(records)} of {len(records)} runs pass.**" in text
 
@@ -130,38 +137,60 @@ def test_a_results_file_that_is_not_there_is_a_clear_error(tmp_path, capsys):
     assert "results.jsonl" in capsys.readouterr().err
 
 
-def test_contractive_discussion_sets_each_penalty_beside_the_unpenalized_cae_too(tmp_path):
+def test_contractive_discussion_sets_each_penalty_beside_the_unpenalized_cae_too():
     """The CAE's sigmoid code alone costs reconstruction; lambda = 0 is the control that separates it."""
-    def run(run_id, model, weight, rec, jac):
-        params = {"model": model} | ({"contractive_weight": weight} if weight is not None else {})
-        return {"run_id": run_id, "params": params,
-                "test": {"reconstruction_loss": rec, "jacobian_frobenius": jac, "code_shift_relative": 0.5}}
+    def runs(model, weight, rec, jac):
+        params = {"contractive_weight": weight} if weight is not None else {}
+        out = []
+        for seed, noise in enumerate((0.0, 1.0, -1.0)):
+            line = synthetic_line("contractive", model, seed, rec=rec + noise, **params)
+            line["test"].update(jacobian_frobenius=jac + noise / 10, code_shift_relative=0.5)
+            out.append(line)
+        return out
 
-    runs = [run("c0", "cae", 0.0, 150.0, 10.0), run("c1", "cae", 1.0, 165.0, 1.0), run("ae", "ae", None, 80.0, 20.0)]
-    text = "\n".join(report.discussion(view.StudyRuns(name="contractive", runs=runs, spec=STUDIES["contractive"])))
-    assert "jacobian_frobenius: contractive_weight=1, model=cae 1 against the unpenalized CAE's (lambda = 0) 10 " \
-           "(-90.0 %)." in text
-    assert "reconstruction_loss: contractive_weight=1, model=cae 165 against the unpenalized CAE's (lambda = 0) " \
-           "150 (+10.0 %)." in text
-    assert "reconstruction_loss: contractive_weight=0, model=cae 150 against the plain autoencoder's 80 (+87.5 %)." in text
-    assert "model=ae 80 against the unpenalized" not in text  # the AE is not a CAE
+    lines = runs("cae", 0.0, 150.0, 10.0) + runs("cae", 1.0, 165.0, 1.0) + runs("ae", None, 80.0, 20.0)
+    text = "\n".join(report.discussion(view.StudyRuns(name="contractive", runs=lines, spec=STUDIES["contractive"])))
+    assert "jacobian_frobenius: cae, contractive_weight=1 1 ± 0.25 against the unpenalized CAE's (lambda = 0) " \
+           "10 ± 0.25 (-90.0 %; paired over 3 seeds, every seed agrees exactly)." in text
+    assert "reconstruction_loss: cae, contractive_weight=1 165 ± 2.5 against the unpenalized CAE's (lambda = 0) " \
+           "150 ± 2.5 (+10.0 %; paired over 3 seeds" in text
+    assert "reconstruction_loss: cae, contractive_weight=0 150 ± 2.5 against the plain autoencoder's 80 ± 2.5 (+87.5 %" in text
+    assert "ae 80 ± 2.5 against the unpenalized" not in text  # the AE is not a CAE
 
 
 def test_the_ladder_study_plots_the_unweighted_negative_elbo(monkeypatch, tmp_path):
-    """During a KL warm-up total_loss is not the bound; the ladder figure plots reconstruction + KL."""
-    class Context:
-        runs = [{"run_id": "warm", "history": {"total_loss": [90.0, 95.0], "reconstruction_loss": [80.0, 78.0],
-                                               "kl_loss": [20.0, 17.0]}},
-                {"run_id": "plain", "history": {"total_loss": [99.0, 96.0], "reconstruction_loss": [85.0, 83.0],
-                                                "kl_loss": [14.0, 13.0]}}]
-
-        @staticmethod
-        def label(run):
-            return run["run_id"]
-
+    """During a KL warm-up total_loss is not the bound; the ladder figure plots reconstruction + KL (seeds' mean)."""
+    lines = []
+    for seed, (rec, kl) in enumerate((([80.0, 78.0], [20.0, 17.0]), ([84.0, 80.0], [18.0, 17.0]))):
+        line = synthetic_line("ladder", "hvae", seed, rec=70.0, kl=10.0, epochs=2, kl_warmup_epochs=2)
+        line["history"] = {"total_loss": [90.0, 95.0], "reconstruction_loss": rec, "kl_loss": kl}
+        lines.append(line)
     drawn = {}
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("axes", fig.axes))
     assert "elbo" in [stem for stem, _, _ in figures.STUDY_FIGURES["ladder"]]
-    figures.elbo_curves(Context, tmp_path / "elbo.png")
-    lines = drawn["axes"][0].get_lines()
-    assert [list(line.get_ydata()) for line in lines] == [[100.0, 95.0], [99.0, 96.0]]
+    figures.elbo_curves(view.StudyRuns("ladder", lines), tmp_path / "elbo.png")
+    (line,) = drawn["axes"][0].get_lines()
+    assert list(line.get_ydata()) == [101.0, 96.0]  # the seeds' mean of reconstruction + KL per epoch
+
+
+def test_a_report_rebuilt_from_the_results_lines_alone(written, tmp_path, capsys):
+    """results.jsonl without its run folders: the report is written from the lines, part (a) of the check reruns
+    (with the weights the lines record), the model figures are left out with one line, and the command exits 0."""
+    results_dir, _, _, _ = written
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(results_dir / "results.jsonl", alone / "results.jsonl")
+    out = tmp_path / "out"
+    assert main(["report", str(alone), "-o", str(out)]) == 0, capsys.readouterr().err
+    text = (out / "README.md").read_text()
+    records = report.read_results(alone)
+    assert text.count("are left out: the run folders are not here") == 3  # one line per study, none per run
+    assert "does not load" not in text and "Runs left out" not in text
+    check = text[text.index("## Consistency check"):]
+    assert f"**{len(records)} of {len(records)} runs pass.**" in check and "(b) was not run" in check
+    assert check.count("| pass | ") >= len(records) and check.count("| not run |") == len(records)
+    for study in ("beta", "latent", "contractive"):
+        for stem in ("terms", "curves", "reconstruction"):
+            assert (out / "figures" / f"{study}_{stem}.png").is_file()
+        assert not (out / "figures" / f"{study}_reconstructions.png").exists()
+    assert "## Literature" in text and "### Discussion" in text

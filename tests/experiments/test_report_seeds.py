@@ -1,0 +1,166 @@
+"""The report of multi-seed results, from synthetic results lines (no training): intervals, the discussion's rule,
+units kept apart, a report rebuilt from results.jsonl alone, figures large enough to read."""
+
+import pytest
+
+from keraszoo.experiments import figures
+from keraszoo.experiments import plotting
+from keraszoo.experiments import report
+from keraszoo.experiments import view
+from keraszoo.experiments.discussion import discussion
+from tests.experiments.report_fixtures import LIKELIHOODS
+from tests.experiments.report_fixtures import png_size
+from tests.experiments.report_fixtures import synthetic_line
+from tests.experiments.report_fixtures import write_lines
+
+
+def _study(lines, name="mine"):
+    return view.StudyRuns(name=name, runs=lines)
+
+
+def _two_settings(second):
+    """Latent sizes 2 and 8 of one AE, three seeds each: the second's values are ``second``."""
+    first = [100.0, 103.0, 97.0]
+    return [synthetic_line("mine", "ae", seed, rec=rec, latent_dim=ld)
+            for ld, values in ((2, first), (8, second)) for seed, rec in enumerate(values)]
+
+
+def test_settings_group_the_seeds_and_show_mean_and_interval():
+    lines = _two_settings([90.0, 92.0, 88.0])
+    study = _study(lines)
+    assert study.swept == ["latent_dim"]  # never the seed
+    (a, b) = study.settings()
+    assert a.label == "latent_dim=2" and a.n == 3 and [view.seed_of(r) for r in a.runs] == [0, 1, 2]
+    iv = a.interval(lambda r: study.test_value(r, "reconstruction_loss"))
+    assert iv.mean == pytest.approx(100.0) and iv.half_width == pytest.approx(4.302652729911275 * 3 / 3 ** 0.5)
+    text = "\n".join(report._terms_tables(study))
+    assert f"| latent_dim=2 | 3 | {iv.text()} |" in text
+
+
+def test_an_ordering_is_stated_only_when_it_holds_across_seeds():
+    overlapping = discussion(_study(_two_settings([99.0, 104.0, 95.0])))  # seed by seed: -1, +1, -2
+    text = "\n".join(overlapping)
+    assert "no difference was detected at 3 seeds" in text and "no setting is best" in text
+    assert "is lowest for" not in text and "falls with" not in text and "lower at" not in text
+    separated = "\n".join(discussion(_study(_two_settings([80.0, 84.0, 77.0]))))
+    assert "is lowest for latent_dim=8" in separated and "paired over 3 seeds" in separated
+    assert "is lower at latent_dim=8" in separated
+    one_seed = "\n".join(discussion(_study([synthetic_line("mine", "ae", 0, rec=r, latent_dim=d)
+                                            for d, r in ((2, 100.0), (8, 50.0))])))
+    assert "With one seed per setting no ordering can be stated." in one_seed
+    assert "no difference was detected at 1 seed" in one_seed and "is lowest for" not in one_seed
+
+
+def test_timings_are_never_ranked_and_the_cap_is_marked():
+    lines = _two_settings([90.0, 92.0, 88.0])
+    for line in lines[:3]:
+        line["seconds_per_epoch"] = 10.0
+        line["still_improving"], line["recent_improvement"] = True, 0.031
+    study = _study(lines)
+    text = "\n".join(discussion(study))
+    assert "no setting is ranked by time" in text and "fastest" not in text and "slowest" not in text
+    assert "1 of 2 settings had a seed reach the epoch cap (4) still improving" in text and "3.1 %" in text
+    table = "\n".join(report._convergence_table(study))
+    assert "| latent_dim=2 | 3 | 4 | 4, 4, 4 | 4, 4, 4 | 0 | **yes**: 3 of 3 seeds, best fell 3.1 %" in table
+
+
+def _mixed_units():
+    """bce and mse runs of an AE, and PCA, at two latent sizes, three seeds each."""
+    lines = []
+    for ld in (2, 8):
+        for seed in range(3):
+            for loss, rec in (("bce", 150.0 / ld), ("mse", 40.0 / ld)):
+                lines.append(synthetic_line("latent", "ae", seed, rec=rec + seed, likelihood=loss, latent_dim=ld,
+                                            reconstruction_loss=loss))
+        lines.append(synthetic_line("latent", "pca", None, rec=80.0 / ld, kind="classical", latent_dim=ld))
+    return lines
+
+
+def test_a_bce_and_an_mse_run_never_share_a_column_or_a_panel(tmp_path, monkeypatch):
+    lines = _mixed_units()
+    study = view.StudyRuns("latent", lines, view.SavedRuns(tmp_path, results_only=True))
+    panels = study.panels()
+    assert list(panels) == [LIKELIHOODS["bce"], LIKELIHOODS["mse"]]
+    assert {s.title for s in panels[LIKELIHOODS["mse"]] if s.title} == {"PCA"}  # PCA: squared error
+    tables = "\n".join(report._terms_tables(study)).split("### L_total and its terms: ")[1:]
+    assert len(tables) == 2
+    for part, loss in zip(tables, ("bce", "mse")):
+        rows = [row for row in part.splitlines() if row.startswith("| ae")]
+        assert len(rows) == 2 and all(f"ae, {loss}," in row for row in rows), rows
+    drawn = []  # every axes drawn, and the likelihoods of its settings
+    real = plotting.interval_panel
+    monkeypatch.setattr(plotting, "interval_panel", lambda ax, ctx, settings, value_of, styles: (
+        drawn.append((ax, {s.likelihood for s in settings})), real(ax, ctx, settings, value_of, styles))[1])
+    lines_out = report._figure_lines(study, tmp_path)
+    losses = [(ax.get_title(), kinds) for ax, kinds in drawn if "accuracy" not in ax.get_title()]
+    assert len(losses) == 4 and all(len(kinds) == 1 for _, kinds in losses), losses  # accuracies may share one
+    assert {"figures/latent_terms_bernoulli_nll_nats.png", "figures/latent_terms_squared_error.png",
+            "figures/latent_curves_bernoulli_nll_nats.png", "figures/latent_reconstruction.png"} <= {
+        line[line.index("](") + 2 : -1] for line in lines_out if line.startswith("![")}
+    text = "\n".join(discussion(study))
+    assert "of ae against PCA: lower at latent_dim 2, 8" in text
+    assert "% below the highest" not in text
+
+
+def test_a_report_rebuilt_from_results_jsonl_alone(tmp_path):
+    """No run folder here: tables, curves, interval figures, discussion and check (a); no model-figures, one line."""
+    lines = _mixed_units()
+    lines[0]["history"]["total_loss"][1] += 1.0  # a wrong training log: (a) still catches it
+    folder = write_lines(tmp_path / "results", lines)
+    path, checks = report.write_report(folder, tmp_path / "out")
+    text = path.read_text()
+    assert "rebuilt from `results.jsonl` alone" in text
+    assert text.count("are left out: the run folders are not here") == 1  # one line, not one per run
+    assert "does not load" not in text and "reconstructions.png" not in text
+    assert "### L_total and its terms: Bernoulli NLL, nats" in text and "### Convergence" in text
+    assert "figures/latent_curves_squared_error.png" in text and "figures/latent_reconstruction.png" in text
+    assert "### Discussion" in text and "## Literature" in text and "figures/consistency.png" in text
+    by_id = {c.run_id: c for c in checks}
+    bad = by_id[lines[0]["run_id"]]
+    assert not bad.ok and any("epoch 2" in p for p in bad.problems())
+    pca = by_id[next(line["run_id"] for line in lines if line.get("kind") == "classical")]
+    assert pca.not_applicable and pca.ok
+    others = [c for c in checks if c.run_id not in (bad.run_id,) and not c.not_applicable]
+    assert others and all(c.ok and c.history_ok and c.test_not_run and c.history_points for c in others)
+    assert f"**{len(others)} of {len(others) + 1} runs pass.**" in text and "| not run |" in text
+    for png in (tmp_path / "out" / "figures").iterdir():  # every figure large enough to read
+        width, height = png_size(png)
+        assert width >= 768 and height >= 480, (png.name, width, height)
+
+
+def test_categories_are_points_named_by_their_values(tmp_path):
+    """depth: layer lists and a conv setting are categories (no line joins them), ticks name them."""
+    lines = [synthetic_line("depth", "ae", seed, rec=100.0 + i + seed, hidden_dims=hd, **extra)
+             for i, (hd, extra) in enumerate((([512], {}), ([512, 256], {}), ([160], {"architecture": "conv"})))
+             for seed in range(2)]
+    study = _study(lines, "depth")
+    assert view.x_key(study, study.settings()) is None
+    assert view.category_labels(study, study.settings()) == ["hidden_dims 512", "hidden_dims 512-256",
+                                                             "conv, hidden_dims 160"]
+    path = figures.terms_vs_setting(study, tmp_path / "t.png")
+    width, height = png_size(path)
+    assert width >= 768 and height >= 480
+
+
+def test_the_literature_shows_every_setting_and_the_zoo_models_under_the_same_protocol():
+    from keraszoo.experiments.literature import literature_section
+    from keraszoo.weights import manifest
+
+    lines = []
+    for i, model in enumerate(("ae", "vae", "iwae", "hvae", "sae", "cae", "dae", "aae")):  # more than six settings
+        for seed in range(2):
+            line = synthetic_line("variants", model, seed, rec=70.0 + i, latent_dim=16)
+            line["test"]["iwae_nll_nats"] = 90.0 + i + seed
+            line["eval"]["iwae_samples"] = 100
+            lines.append(line)
+    text = "\n".join(literature_section([_study(lines, "variants")]))
+    for i, model in enumerate(("ae", "vae", "iwae", "hvae", "sae", "cae", "dae", "aae")):
+        assert f"| {model} | Bernoulli NLL, nats | 2 | {90.5 + i:g} ± 6.4 |" in text
+    assert text.count("per setting** (mean ± 95 % over seeds)") == 1  # the two claims' metric, shown once
+    nll = text[text.index("### Test NLL under the IWAE protocol"):]
+    for name in ("vae_mnist", "iwae_mnist", "hvae_mnist"):  # the zoo's measured numbers, read from the manifest
+        value = manifest.get_entry(name)["metrics"]["iwae_nll_nats"]
+        row = next(r for r in nll.splitlines() if f"`{name}`" in r)
+        assert row.endswith(f"| {view.fmt(value)} |") and "5000 importance samples, static binarization" in row
+    assert "| 86.82 |" in nll and "not checked at the source" in nll
+    assert "100 importance samples, no binarization, mnist test (100 images), budget smoke" in nll
