@@ -48,10 +48,14 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16; sys_platform == 'linux'"],
         # jax: the test-suite checks that the models also train on the JAX backend.
         # scikit-learn: the theory tests set PCA beside the linear autoencoder.
-        "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6", "hypothesis>=6", "scikit-learn>=1.3"],
+        # ray: the tests of `keraszoo experiment --engine ray` (a local Ray instance; ~18 s and 285 MB to install).
+        "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6", "hypothesis>=6", "scikit-learn>=1.3",
+                "ray>=2.10"],
         "plots": ["matplotlib>=3.7"],
         "tensorboard": ["tensorboard"],
         "export": ["tf2onnx>=1.16", "onnxruntime>=1.17", "ai-edge-litert"],  # keraszoo export --format onnx|litert
+        # keraszoo experiment --engine ray: each run of a sweep a Ray task (never a core dependency).
+        "ray": ["ray>=2.10"],
     },
     entry_points={"console_scripts": ["keraszoo=keraszoo.cli:main"]},
     classifiers=[

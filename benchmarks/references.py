@@ -11,21 +11,17 @@
   does the adversarial autoencoder's three phases by hand. Same networks, same
   maths, same optimizer: what is left between ``fit`` and this loop is keraszoo's
   training machinery (``compute_loss``, the per-term trackers, Keras' default step).
-* :func:`pythae_side`: pythae's VAE (PyTorch) with its default MLP networks, trained
-  by a plain PyTorch loop; only used when ``torch`` and ``pythae`` are importable.
+* pythae's VAE (PyTorch) is in :mod:`benchmarks.process_side`: it trains in a process of its
+  own, since PyTorch and TensorFlow cannot share one.
 """
 
 from __future__ import annotations
 
-import time
-
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import layers
 from keras import ops
 
-from benchmarks.figures import Side
 from keraszoo.models import AdversarialAutoEncoder
 from keraszoo.models import losses
 
@@ -202,46 +198,3 @@ def tape_trainer(inner):
     trainer = AdversarialTapeTrainer(inner) if isinstance(inner, AdversarialAutoEncoder) else TapeTrainer(inner)
     trainer.compile()
     return trainer
-
-
-# --------------------------------------------------------------------------- pythae
-
-
-def pythae_available():
-    """``None`` when ``torch`` and ``pythae`` import, else why not (the case is skipped)."""
-    try:
-        import pythae  # noqa: F401
-        import torch  # noqa: F401
-    except Exception as err:  # noqa: BLE001 - an optional comparison; any import failure skips it
-        return f"{type(err).__name__}: {err}"
-    return None
-
-
-def pythae_side(name, x, batch_size, latent_dim):
-    """pythae's ``VAE`` (default MLP networks 784-512-latent, Bernoulli decoder), Adam 1e-3.
-
-    Trained by the loop pythae's own trainer runs per batch (``model(inputs).loss``,
-    backward, step) without its logging and checkpointing, over shuffled index
-    batches of a tensor already in memory.
-    """
-    import torch
-    from pythae.models import VAE
-    from pythae.models import VAEConfig
-
-    torch.manual_seed(0)
-    model = VAE(model_config=VAEConfig(input_dim=(1,) + tuple(x.shape[1:3]), latent_dim=latent_dim,
-                                       reconstruction_loss="bce"))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    data = torch.from_numpy(np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2))))
-
-    def run_epoch():
-        model.train()
-        start = time.perf_counter()
-        for index in torch.randperm(len(data)).split(batch_size):
-            output = model({"data": data[index]})
-            optimizer.zero_grad()
-            output.loss.backward()
-            optimizer.step()
-        return time.perf_counter() - start
-
-    return Side(name, run_epoch, len(x))

@@ -293,23 +293,34 @@ def case_mirrored(run):
 
 
 def case_pythae(run):
-    """pythae_vae_vs_keraszoo: keraszoo's dense VAE vs pythae's (PyTorch), same MLP, only if installed."""
-    from benchmarks import references
+    """pythae_vae_vs_keraszoo: keraszoo's dense VAE vs pythae's (PyTorch), same MLP, each in its own process."""
+    from benchmarks import process_side
 
-    missing = references.pythae_available()
+    python = run.pythae_python or sys.executable
+    missing = process_side.missing(python)
     if missing is not None:
-        run.skipped["pythae_vae_vs_keraszoo"] = f"torch and pythae are optional and not importable here ({missing})"
+        run.skipped["pythae_vae_vs_keraszoo"] = (f"torch and pythae are optional and not importable by {python} "
+                                                 f"({missing}); give --pythae-python")
         say(f"  skipped: {run.skipped['pythae_vae_vs_keraszoo']}")
         return
-    from keraszoo.models import VAE
-
+    # PyTorch and TensorFlow in one process crash (a segfault): each side trains in a process of its own, and the
+    # two still take turns epoch by epoch (benchmarks/process_side.py).
     x = run.training_images()
-    ours = VAE(input_shape=(28, 28, 1), latent_dim=16, hidden_dims=(512,), seed=0)
-    ours.compile()
     bs = run.settings.batch_size
-    run.compare("pythae_vae_vs_keraszoo", [measure.keras_side("train_mlp_vae_keraszoo", ours, x, bs),
-                                           references.pythae_side("train_mlp_vae_pythae", x, bs, latent_dim=16)],
-                note="keraszoo images/s over pythae's: > 1 means keraszoo is faster")
+    sides = []
+    with tempfile.TemporaryDirectory() as tmp:
+        images = pathlib.Path(tmp) / "images.npy"
+        np.save(images, x)
+        try:
+            sides.append(process_side.ProcessSide("train_mlp_vae_keraszoo", "keraszoo_vae", images, len(x), bs, 16))
+            sides.append(process_side.ProcessSide("train_mlp_vae_pythae", "pythae_vae", images, len(x), bs, 16,
+                                                  python=python))
+            run.compare("pythae_vae_vs_keraszoo", sides, note="keraszoo images/s over pythae's: > 1 means keraszoo is "
+                        "faster; each side in its own process, taking turns epoch by epoch",
+                        pythae_python=python)
+        finally:
+            for side in sides:
+                side.close()
 
 
 def _fit_call_side(name, model, inputs, batch_size, images, check_data):
@@ -438,6 +449,8 @@ def parse_args(argv):
     parser.add_argument("--only", default=None, help="comma-separated cases to run (default: all)")
     parser.add_argument("--out", default=str(RESULTS_DIR), help=f"folder of the JSON result (default: {RESULTS_DIR})")
     parser.add_argument("--data-dir", default=None, help="folder holding mnist.npz (default: $KERASZOO_DATA_DIR, ../shared/data)")
+    parser.add_argument("--pythae-python", default=None,
+                        help="the Python that has torch and pythae, for the pythae case (default: this one)")
     args = parser.parse_args(argv)
     args.cases = names
     if args.only:
@@ -458,6 +471,7 @@ def main(argv=None):
     settings = QUICK if args.quick else FULL
     start = time.perf_counter()
     run = Run(settings, args.data_dir)
+    run.pythae_python = args.pythae_python
     machine = machine_block()
     say(f"keraszoo benchmarks{' (quick: the numbers mean nothing)' if args.quick else ''} on {machine['description']}, "
         f"load average {machine['load_average_at_start'][0]:.2f}")

@@ -16,6 +16,17 @@ marker ``.keraszoo.json`` (``job``, ``key``, ``keraszoo_version``, ``created``),
 written atomically; both names are hidden, so a ``save_pretrained`` folder's
 files table and a push ignore them. The lock file is removed when the job ends.
 
+``claim(..., shared=True)`` lets several processes of one job hold the folder at
+once (the shards of one sweep, ``keraszoo experiment --shard``): a shared lock
+(``LOCK_SH``) that any exclusive claim is refused against, and the other way
+round, while the marker still refuses another job or key. The marker is then
+created with ``os.link`` (atomic, and refused when the file exists, on NFS too),
+so two shared claimants of different keys racing on an empty folder cannot both
+win. The lock file is removed by the last holder only. Whatever the lock is worth on
+a shared file system (``flock`` is emulated with POSIX locks on NFS, and some
+mounts grant every lock), a job that writes a shared folder must not rely on it
+for its data: the sweep's shards each write their own files.
+
 A claim is re-entrant within a thread: a save inside a run (``save_pretrained``
 inside ``keraszoo train``) writes into the folder its caller claimed. No
 TensorFlow import.
@@ -48,6 +59,7 @@ __all__ = [
     "OutputFolderError",
     "check",
     "claim",
+    "entries_in_the_way",
     "is_claimed_by",
     "read_marker",
     "recipe_key",
@@ -118,10 +130,20 @@ def _entries(path, ignore) -> list:
     skip = {LOCK_FILE, MARKER_FILE, *ignore}
     names = []
     for item in sorted(Path(path).iterdir()):
-        if item.name in skip:
+        if item.name in skip or _is_marker_draft(item.name):
             continue
         names.append(item.name + ("/" if item.is_dir() and not item.is_symlink() else ""))
     return names
+
+
+def entries_in_the_way(path, ignore=()) -> list:
+    """The names in the folder ``path`` other than keraszoo's lock, marker and a marker being written (and ``ignore``)."""
+    return _entries(path, ignore)
+
+
+def _is_marker_draft(name) -> bool:
+    """A marker being written: :func:`_create_marker`'s draft, or ``atomic_write_text``'s temporary file."""
+    return name.startswith(MARKER_FILE + ".") and name.endswith(".tmp")
 
 
 def describe_entries(names) -> str:
@@ -170,6 +192,8 @@ _HELD_LOCK = threading.Lock()
 def _holder_text(lock_path) -> str:
     try:
         holder = json.loads(Path(lock_path).read_text(encoding="utf-8"))
+        if holder.get("shared"):
+            return f"keraszoo {holder['job']} (processes that share it: {holder.get('what') or 'shards'})"
         return (f"keraszoo {holder['job']} (pid {holder['pid']} on {holder['host']}, since {holder['since']})")
     except (OSError, ValueError, KeyError, TypeError):
         return "another keraszoo job"
@@ -180,15 +204,18 @@ def _locked_error(path, flag, holder) -> FolderLockedError:
                              "or choose another folder.")
 
 
-def _acquire(path, flag, job):
-    """The open, locked lock file of ``path`` (``None`` without fcntl); raises :class:`FolderLockedError`."""
+def _acquire(path, flag, job, shared=None):
+    """The open, locked lock file of ``path`` (``None`` without fcntl); raises :class:`FolderLockedError`.
+
+    ``shared``: ``None`` for an exclusive lock, else the text naming the processes that share it.
+    """
     if fcntl is None:
         return None
     lock_path = path / LOCK_FILE
     while True:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_EX if shared is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise _locked_error(path, flag, _holder_text(lock_path)) from None
@@ -202,6 +229,10 @@ def _acquire(path, flag, job):
         if same:
             break
         os.close(fd)
+    if shared is not None:  # every sharer writes the same bytes over each other: no pid, no time
+        info = json.dumps({"job": job, "shared": True, "what": shared}, sort_keys=True)
+        os.pwrite(fd, (info + "\n").encode("utf-8"), 0)
+        return fd
     since = datetime.datetime.now().astimezone().replace(microsecond=0).isoformat()
     info = json.dumps({"job": job, "pid": os.getpid(), "host": socket.gethostname(), "since": since})
     os.ftruncate(fd, 0)
@@ -209,10 +240,15 @@ def _acquire(path, flag, job):
     return fd
 
 
-def _release(path, fd):
+def _release(path, fd, shared=False):
     if fd is None:
         return
     try:
+        if shared:  # removed by the last sharer only: the one that can make its lock exclusive
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return
         (path / LOCK_FILE).unlink(missing_ok=True)  # while still locked: a waiter re-checks the inode
     finally:
         os.close(fd)
@@ -267,8 +303,27 @@ def check(path, job, *, key=None, overwrite=False, flag="--out", ignore=()) -> b
     return _check_content(path, job, key, flag, ignore)
 
 
+def _create_marker(path, marker: dict):
+    """Create ``path``'s marker unless one is there (``os.link``: atomic, refused when it exists, on NFS too)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f"{MARKER_FILE}.", suffix=".tmp", dir=path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, path / MARKER_FILE)
+        except FileExistsError:
+            pass  # another sharer made it first: the caller checks its job and key again
+    finally:
+        os.unlink(tmp)
+
+
 @contextlib.contextmanager
-def claim(path, job, *, key=None, overwrite=False, flag="--out", ignore=()):
+def claim(path, job, *, key=None, overwrite=False, flag="--out", ignore=(), shared=None):
     """Hold the folder ``path`` for ``job`` while the block writes into it; yields it as a ``Path``.
 
     Args:
@@ -280,6 +335,9 @@ def claim(path, job, *, key=None, overwrite=False, flag="--out", ignore=()):
         overwrite: write into a folder holding anything else (files in it may be replaced).
         flag: the option that named the folder, for messages (``None``: a Python argument).
         ignore: names in the folder that are not in the way (files the job reads and keeps).
+        shared: ``None`` (default): hold the folder alone. A text (``"the shards of one sweep"``):
+            hold it together with other claims of the same ``job`` and ``key`` that pass ``shared``
+            too, never with an exclusive one (see the module's docstring); ``overwrite`` is refused.
 
     Raises:
         OutputFolderError: ``path`` is a file.
@@ -288,6 +346,8 @@ def claim(path, job, *, key=None, overwrite=False, flag="--out", ignore=()):
     """
     path = Path(os.fspath(path)).expanduser()
     _check_is_folder(path, flag)
+    if shared is not None and overwrite:
+        raise ValueError("claim(shared=...) cannot overwrite: sharers would write over each other.")
     created = _first_missing(path)
     path.mkdir(parents=True, exist_ok=True)
     real = os.path.realpath(path)
@@ -304,7 +364,7 @@ def claim(path, job, *, key=None, overwrite=False, flag="--out", ignore=()):
         return
     if here is None:
         raise _locked_error(path, flag, "another thread of this process")
-    fd = _acquire(path, flag, job)
+    fd = _acquire(path, flag, job, shared)
     with _HELD_LOCK:
         _HELD[real] = [threading.get_ident(), 1]
     ok = False
@@ -315,17 +375,28 @@ def claim(path, job, *, key=None, overwrite=False, flag="--out", ignore=()):
 
             created_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
             marker = {"job": job, "key": key, "keraszoo_version": __version__, "created": created_at}
-            atomic_write_text(path / MARKER_FILE, json.dumps(marker, indent=2, sort_keys=True) + "\n")
+            if shared is None:
+                atomic_write_text(path / MARKER_FILE, json.dumps(marker, indent=2, sort_keys=True) + "\n")
+            else:  # another sharer may be making it right now: the first one made stands, and is checked
+                existing = read_marker(path)
+                if existing is None:
+                    _create_marker(path, marker)
+                if not is_claimed_by(path, job, key):
+                    found = read_marker(path) or {}
+                    raise FolderNotEmptyError(
+                        f"{_where(path, flag)} holds {_what(found.get('job'))} of another "
+                        f"{_KEY_MEANING.get(job, 'configuration')}" + (" (claimed at the same moment)" if existing is None
+                                                                        else "") + "; choose another folder.")
         yield path
         ok = True
     finally:
         with _HELD_LOCK:
             _HELD.pop(real, None)
         try:
-            if not ok and created is not None:
+            if not ok and created is not None and shared is None:
                 _remove_if_unused(path, created)
         finally:
-            _release(path, fd)
+            _release(path, fd, shared is not None)
 
 
 def _first_missing(path):

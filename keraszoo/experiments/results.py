@@ -1,6 +1,19 @@
 """``DIR/results.jsonl``: one JSON line per finished run, written atomically, torn tails ignored and cut off.
 
 A last record complete but for its newline is kept (the next append writes the newline first).
+
+The shards of a sweep (``keraszoo experiment --shard I/N``, on several hosts at once)
+never write ``results.jsonl``: each finished run becomes a file of its own,
+``DIR/results.d/<run_id>.json``, written to a temporary name, ``fsync``'d and
+renamed into place (a rename within one folder is atomic on local file systems
+and on NFS alike). Appending to one file from several hosts is not safe on NFS
+(``O_APPEND`` is emulated by each client) and ``flock`` is not everywhere a lock
+there; separate files need neither: two writers never touch one file, a run
+written twice (a requeued task) is one file with the last record, and a crash
+leaves a hidden temporary file, never a torn record. :class:`ResultsFile` reads
+``results.jsonl`` and then those files (a run's record in ``results.d`` wins,
+as a later line would); the next unsharded sweep of the folder, which holds it
+alone, folds them into ``results.jsonl`` (:meth:`ResultsFile.fold`).
 """
 
 from __future__ import annotations
@@ -19,6 +32,8 @@ STUDY_FILE = "study.json"
 LOGS_DIR = "logs"
 #: each run's backups while it trains, ``DIR/work/<run_id>/`` (removed once its folder is complete).
 WORK_DIR = "work"
+#: a sharded sweep's records, one file per run: ``DIR/results.d/<run_id>.json``.
+RECORDS_DIR = "results.d"
 
 
 def _complete(model_dir: pathlib.Path) -> bool:
@@ -52,6 +67,7 @@ class ResultsFile:
     def __init__(self, out):
         self.out = pathlib.Path(out)
         self.path = self.out / RESULTS_FILE
+        self.records_dir = self.out / RECORDS_DIR
 
     def _lines(self):
         """``(complete lines, torn tail bytes)``."""
@@ -64,7 +80,7 @@ class ResultsFile:
         return lines, tail
 
     def read(self) -> list:
-        """Every record, in the order written (the last of a ``run_id`` wins in :meth:`by_run`).
+        """Every record: ``results.jsonl``'s in the order written, then ``results.d``'s (the last of a ``run_id`` wins).
 
         A last line without its newline is kept when it is a complete record (a
         JSON object with a ``run_id``: the crash came between the record and its
@@ -90,7 +106,26 @@ class ResultsFile:
             records.append(record)
         if last is not None:
             records.append(last)
-        return records
+        return records + [record for _, record in self._record_files()]
+
+    def _record_files(self) -> list:
+        """``[(path, record)]`` of ``results.d``, by run id (temporary files of writes in flight are not records)."""
+        try:
+            paths = sorted(p for p in self.records_dir.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+        found = []
+        for path in paths:
+            try:
+                record = json.loads(path.read_bytes())
+            except FileNotFoundError:  # folded away by the sweep that holds the folder
+                continue
+            except ValueError as err:
+                raise ValueError(f"{path}: not a JSON object ({err}).") from None
+            if not isinstance(record, dict) or record.get("run_id") != path.stem:
+                raise ValueError(f"{path}: expected the JSON object of run {path.stem!r}.")
+            found.append((path, record))
+        return found
 
     def by_run(self) -> dict:
         """``{run_id: record}`` (the last record of each run)."""
@@ -134,6 +169,76 @@ class ResultsFile:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+    def write_record(self, record: dict) -> pathlib.Path:
+        """Write ``record`` as ``results.d/<run_id>.json``: a temporary file, ``fsync``, then an atomic rename.
+
+        Safe with any number of writers on any number of hosts (a shard's way to record a run).
+        """
+        import tempfile
+
+        run_id = str(record["run_id"])
+        if not run_id or "/" in run_id or run_id.startswith("."):
+            raise ValueError(f"run id {run_id!r} cannot name a file.")
+        data = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{run_id}.", suffix=".tmp", dir=self.records_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            target = self.records_dir / f"{run_id}.json"
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _fsync_dir(self.records_dir)
+        return target
+
+    def fold(self) -> int:
+        """Move ``results.d``'s records into ``results.jsonl``; returns how many lines were appended.
+
+        Only for the process that holds the folder alone (an unsharded sweep). A record is
+        appended unless ``results.jsonl``'s last line of its run is the same record (a fold
+        cut short after the append), then its file is removed: each run's record ends up in
+        ``results.jsonl`` exactly once, whenever the fold is interrupted.
+        """
+        files = self._record_files()
+        if not files:
+            return 0
+        lines, _ = ResultsFile._lines(self)
+        written = {}
+        for line in lines:
+            try:
+                record = json.loads(line)
+                written[record["run_id"]] = record
+            except (ValueError, KeyError, TypeError):
+                continue
+        appended = 0
+        for path, record in files:
+            if written.get(record["run_id"]) != json.loads(json.dumps(record, sort_keys=True)):
+                self.append(record)
+                appended += 1
+            path.unlink(missing_ok=True)
+        _fsync_dir(self.records_dir)
+        return appended
+
+
+def _fsync_dir(folder):
+    """Make the renames and removals in ``folder`` durable (where the system allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_results(out) -> list:

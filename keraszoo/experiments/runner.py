@@ -6,6 +6,8 @@
     DIR/study.json           the study, budget, planned run ids, skipped runs (with the reason), failures
     DIR/runs/<run_id>/       each run's save_pretrained folder (training_log.csv, metadata.json, ...)
     DIR/logs/<run_id>.log    what the run printed
+    DIR/results.d/<run_id>.json  a shard's record of a finished run (see "Shards" below)
+    DIR/shards/              each shard's planned runs and failures
 
 Each run is :func:`~keraszoo.experiments.execute.execute_run` (:mod:`keraszoo.experiments.execute`):
 ``keraszoo.training.train.run`` (resumable: a killed run continues from its
@@ -34,56 +36,52 @@ Nothing a user owns is overwritten or lost:
   another live process is training is neither trained again nor recorded
   (:class:`~keraszoo.experiments.execute.RunBusy`).
 
-``workers=N`` runs N runs at a time in N processes (``concurrent.futures`` with
-the ``spawn`` start method), each limited to ``cores / N`` TensorFlow threads;
-the parent process alone writes ``results.jsonl``. A worker whose sweep is gone
-(killed: ``kill``, ``kill -9``, a closed terminal) exits within a second
-(:func:`~keraszoo.experiments.execute.init_worker`).
+Where the runs execute is the sweep's *engine* (:mod:`keraszoo.experiments.engines`);
+everything else above is the same for all of them:
 
-Bigger than one machine
------------------------
-Runs are independent and :func:`execute_run` is a plain function of a
-picklable :class:`RunSpec`, so an existing engine can map them over a cluster
--- keraszoo does not schedule. With Ray (``pip install ray``; DIR on a file
-system every node sees)::
+* ``workers=N`` (``--workers N``, the local engine) runs N runs at a time in N
+  processes (``concurrent.futures`` with the ``spawn`` start method), each limited
+  to ``cores / N`` TensorFlow threads; a worker whose sweep is gone (killed:
+  ``kill``, ``kill -9``, a closed terminal) exits within a second
+  (:func:`~keraszoo.experiments.execute.init_worker`);
+* ``engine="ray"`` (``--engine ray [--address ADDR] [--cpus-per-run C] [--gpus-per-run G]``)
+  makes each run a Ray task, on a cluster or on a Ray instance started for the sweep;
+  a task whose worker dies is rerun by Ray, then recorded as failed.
 
-    import ray
-    from keraszoo.experiments import ResultsFile, execute_run, get_study, plan_runs
+Either way the sweep's process alone writes ``results.jsonl``.
 
-    out = "/shared/runs/latent"
-    runs, skipped = plan_runs(get_study("latent"), dataset="mnist", budget="full")
-    results = ResultsFile(out)                     # the driver is the only writer
-    results.repair()                               # a line torn by an earlier crash
-    done = results.finished()
-    task = ray.remote(num_gpus=1)(execute_run)
-    pending = [task.remote(spec, out, data_dir="/shared/data") for spec in runs if spec.run_id not in done]
-    while pending:
-        ready, pending = ray.wait(pending)
-        results.append(ray.get(ready[0]))
-
-With KerasTuner's distributed mode (``KERASTUNER_TUNER_ID``,
-``KERASTUNER_ORACLE_IP``/``_PORT`` on each worker), a ``keras_tuner.Tuner``
-subclass whose ``run_trial`` builds the :class:`RunSpec` of its trial's
-hyperparameters (the study's grid as ``hp.Choice``\\ s, searched by the
-``GridSearch`` oracle) and calls :func:`execute_run` runs the same sweep; the
-chief then appends the records. Either way the folder reads as one made by
-``keraszoo experiment`` (``keraszoo report`` takes it as is).
+Shards: several hosts, no scheduler of keraszoo's
+-------------------------------------------------
+``shard="I/N"`` (``--shard I/N``, ``0 <= I < N``) runs the I-th of N disjoint
+parts of the plan -- every N-th run of the plan sorted by run id, from the I-th:
+the same split on every host, every run in exactly one shard -- into the one
+shared sweep folder, e.g. a Slurm array ``--array=0-3`` with ``--shard
+$SLURM_ARRAY_TASK_ID/4``. The shards of one sweep hold the folder together
+(:func:`keraszoo.output_folder.claim` with ``shared=``): a sweep of another study,
+budget or spec is still refused, and so is an unsharded sweep while shards run.
+A shard never appends to ``results.jsonl``: each finished run is a file of its own,
+``DIR/results.d/<run_id>.json`` (an atomic rename; see
+:mod:`keraszoo.experiments.results` for why not a lock), read with
+``results.jsonl`` by everything that reads the sweep. A shard's failures go to
+``DIR/shards/<dataset>-<I>-of-<N>.json``. Once the shards are done,
+the same command without ``--shard`` finds every finished run, folds
+``results.d`` into ``results.jsonl`` and runs what failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
-import time
 
+from keraszoo.experiments.engines import Engine
+from keraszoo.experiments.engines import make_engine
 from keraszoo.experiments.execute import RunBusy
 from keraszoo.experiments.execute import RunFailed
 from keraszoo.experiments.execute import RunSkipped
 from keraszoo.experiments.execute import execute_run
-from keraszoo.experiments.execute import init_worker
 from keraszoo.experiments.planning import plan_runs
+from keraszoo.experiments.results import RECORDS_DIR
 from keraszoo.experiments.results import RESULTS_FILE
 from keraszoo.experiments.results import STUDY_FILE
 from keraszoo.experiments.results import ResultsFile
@@ -93,7 +91,8 @@ from keraszoo.experiments.studies import get_study
 from keraszoo.experiments.study import Study
 from keraszoo.experiments.study import StudyError
 
-__all__ = ["LARGE_SWEEP", "RunBusy", "RunFailed", "RunSkipped", "SweepResult", "execute_run", "run_study"]
+__all__ = ["LARGE_SWEEP", "Engine", "RunBusy", "RunFailed", "RunSkipped", "SweepResult", "execute_run", "parse_shard",
+           "run_study", "shard_runs"]
 
 #: Planned runs above which a sweep asks for ``yes=True`` (``--yes``) before it starts.
 LARGE_SWEEP = 500
@@ -116,6 +115,8 @@ class SweepResult:
     failed: list
     #: ``{"run_id", "reason"}`` of the runs another live process was training (not recorded; rerun later).
     busy: list = dataclasses.field(default_factory=list)
+    #: ``(I, N)`` of a shard's sweep (``planned`` and the rest are then the shard's), ``None`` for a whole one.
+    shard: tuple | None = None
 
     @property
     def results_path(self) -> pathlib.Path:
@@ -138,7 +139,9 @@ def _check_out(out) -> pathlib.Path:
 #: The fields of a spec that decide its runs (``description`` and ``baselines`` do not).
 _RUN_FIELDS = ("variants", "fixed", "grid", "probes", "classical")
 #: What a sweep writes into its folder (a folder of an earlier keraszoo holds these and no marker).
-_SWEEP_ENTRIES = {STUDY_FILE, RESULTS_FILE, "runs", "logs", "work", ".lock"}
+_SWEEP_ENTRIES = {STUDY_FILE, RESULTS_FILE, RECORDS_DIR, "runs", "logs", "work", "shards", ".lock"}
+#: The folder of the shards' records of their failures: ``DIR/shards/<dataset>-<I>-of-<N>.json``.
+SHARDS_DIR = "shards"
 
 
 def _spec_identity(spec: dict, budget: str) -> dict:
@@ -176,7 +179,8 @@ def _study_record(out: pathlib.Path, study: Study, budget: str, dataset: str, ru
     if not out.is_dir():
         return fresh, ()
     marker = output_folder.read_marker(out)
-    names = {p.name for p in out.iterdir()} - {output_folder.LOCK_FILE, output_folder.MARKER_FILE}
+    names = {p.name for p in out.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))} \
+        - {output_folder.LOCK_FILE, output_folder.MARKER_FILE}  # (a file being written by a shard is not in the way)
     if marker is not None and marker.get("job") != "experiment":
         raise StudyError(f"--out {out} holds the output of keraszoo {marker.get('job')}, not a sweep; "
                          "give another --out.")
@@ -215,49 +219,78 @@ def _study_record(out: pathlib.Path, study: Study, budget: str, dataset: str, ru
 
 def _write_study_record(out: pathlib.Path, record: dict):
     """Write ``DIR/study.json`` (atomically), unless it already holds ``record``."""
+    _write_json(out / STUDY_FILE, record)
+
+
+def _write_json(path: pathlib.Path, record: dict):
+    """Write ``record`` to ``path`` as JSON (atomically; its folder is created), unless it already holds it."""
     from keraszoo.utils import atomic_write_text
 
     text = json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
     try:
-        if (out / STUDY_FILE).read_text() == text:
+        if path.read_text() == text:
             return
     except (OSError, UnicodeDecodeError):
         pass
-    atomic_write_text(out / STUDY_FILE, text)
+    atomic_write_text(path, text)
 
 
 def _print(quiet):
     return (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
 
 
-def _cores() -> int:
+def parse_shard(shard) -> tuple | None:
+    """``(I, N)`` of ``"I/N"`` (or of an ``(I, N)`` pair), ``0 <= I < N``; ``None`` stays ``None``."""
+    if shard is None:
+        return None
+    text = shard if isinstance(shard, str) else "/".join(map(str, shard)) if isinstance(shard, (tuple, list)) else None
+    index, sep, count = (text or "").partition("/")
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+        index, count = int(index), int(count)
+    except ValueError:
+        index = count = None
+    if not sep or index is None or count < 1 or not 0 <= index < count:
+        raise StudyError(f"--shard must be I/N with 0 <= I < N (the I-th of N shards, from 0, as Slurm's "
+                         f"$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-(N-1)); got {shard!r}.")
+    return index, count
 
 
-def run_study(study, dataset: str = "mnist", budget: str = "default", out=None, workers: int = 1, data_dir=None,
-              quiet: bool = False, yes: bool = False) -> SweepResult:
+def shard_runs(runs, shard) -> list:
+    """The runs of shard ``(I, N)``: every N-th run of ``runs`` sorted by run id, from the I-th (the plan's order kept)."""
+    if shard is None:
+        return list(runs)
+    index, count = shard
+    mine = {spec.run_id for spec in sorted(runs, key=lambda spec: spec.run_id)[index::count]}
+    return [spec for spec in runs if spec.run_id in mine]
+
+
+def run_study(study, dataset: str | None = None, budget: str = "default", out=None, workers: int = 1, data_dir=None,
+              quiet: bool = False, yes: bool = False, engine="local", address=None, cpus_per_run=None,
+              gpus_per_run=None, shard=None) -> SweepResult:
     """Run every run of ``study`` on ``dataset`` at ``budget`` that ``out`` does not hold yet.
 
     Args:
         study: a built-in name (``keraszoo.experiments.STUDIES``), a JSON spec file's path or a :class:`Study`.
-        dataset: ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
+        dataset: ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"`` (default: the study's first, ``study.datasets[0]``).
         budget: ``"smoke"``, ``"default"`` or ``"full"``.
         out: the sweep folder (created; its parent must exist). It may hold
             several datasets' runs of one study (one spec) at one budget.
-        workers: runs at a time, each in its own process (1: in this process).
+        workers: runs at a time, each in its own process (1: in this process); the local engine's.
         data_dir: the folder of the ``.npz`` archives (default ``$KERASZOO_DATA_DIR``).
         quiet: print nothing.
         yes: run a grid of more than :data:`LARGE_SWEEP` runs (``--yes``).
+        engine: ``"local"`` (default), ``"ray"``, or an :class:`~keraszoo.experiments.engines.Engine`.
+        address: the Ray cluster's address (``engine="ray"``; default: a Ray instance started for the sweep).
+        cpus_per_run, gpus_per_run: Ray's ``num_cpus`` (default 1) and ``num_gpus`` (default 0) of each run.
+        shard: ``"I/N"``: run only the I-th of N disjoint parts of the plan, beside the other shards,
+            into the same ``out`` (see the module's docstring).
 
     Returns:
-        a :class:`SweepResult`; ``results.jsonl`` in ``out`` holds the records.
+        a :class:`SweepResult`; ``results.jsonl`` in ``out`` (and ``results.d/`` for a shard) holds the records.
 
     Raises:
-        StudyError: a bad study (any value of its spec), dataset, budget, workers or out folder, a grid
-            over :data:`LARGE_SWEEP` runs without ``yes``, a folder of another sweep or of an edited spec
+        StudyError: a bad study (any value of its spec), dataset, budget, engine, workers, shard or out folder, a
+            grid over :data:`LARGE_SWEEP` runs without ``yes``, a folder of another sweep or of an edited spec
             (before anything runs or is written).
         keraszoo.output_folder.FolderLockedError: another sweep is writing to ``out`` (it is named).
     """
@@ -265,11 +298,12 @@ def run_study(study, dataset: str = "mnist", budget: str = "default", out=None, 
 
     if out is None:
         raise StudyError("run_study needs out=, the sweep folder.")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise StudyError(f"--workers must be a positive integer; got {workers!r}.")
+    runner_engine = make_engine(engine, workers, address, cpus_per_run, gpus_per_run)
+    shard = parse_shard(shard)
     # A spec file's path, as given: the command that reruns the sweep names it (a built-in's name is enough).
     spec_file = str(study) if isinstance(study, (str, pathlib.Path)) and str(study) not in STUDIES else None
     study = get_study(study)
+    dataset = study.datasets[0] if dataset is None else dataset
     runs, skipped = plan_runs(study, dataset, budget)
     if len(runs) > LARGE_SWEEP and not yes:
         raise StudyError(f"Study {study.name!r} plans {len(runs)} runs on {dataset} at budget {budget!r}, more than "
@@ -278,98 +312,80 @@ def run_study(study, dataset: str = "mnist", budget: str = "default", out=None, 
     key = _sweep_key(study, budget)
     _, legacy = _study_record(out, study, budget, dataset, runs, key)  # refuse early, before creating anything
     say = _print(quiet)
-    with output_folder.claim(out, "experiment", key=key, flag="--out", ignore=legacy):
+    sharers = None if shard is None else f"the shards (--shard I/{shard[1]}) of one sweep"
+    with output_folder.claim(out, "experiment", key=key, flag="--out", ignore=legacy, shared=sharers):
         record, _ = _study_record(out, study, budget, dataset, runs, key)  # again, now that the folder is ours
         results = ResultsFile(out)
-        torn = results.repair()
-        if torn:
-            say(f"Cut off a torn last line of {results.path} ({torn} bytes, a write interrupted by a crash).")
+        if shard is None:  # the folder is ours alone: repair its file, take in the shards' records
+            torn = results.repair()
+            if torn:
+                say(f"Cut off a torn last line of {results.path} ({torn} bytes, a write interrupted by a crash).")
+            folded = results.fold()
+            if folded:
+                say(f"Moved {folded} shards' records from {out / RECORDS_DIR} into {results.path}.")
+        else:
+            results.path.touch()  # (O_CREAT, never truncated) the sweep's file exists for its readers
         done = results.finished()
-        todo = [spec for spec in runs if spec.run_id not in done]
-        already = [spec.run_id for spec in runs if spec.run_id in done]
+        mine = shard_runs(runs, shard)
+        todo = [spec for spec in mine if spec.run_id not in done]
+        already = [spec.run_id for spec in mine if spec.run_id in done]
         from keraszoo.version import __version__
 
         entry = {"planned": [s.run_id for s in runs], "skipped": list(skipped), "failed": []}
         record.update(study=study.name, budget=budget, spec=study.to_dict(), keraszoo_version=__version__)
         if spec_file is not None:
             record["spec_file"] = spec_file
-        record.setdefault("datasets", {})[dataset] = entry
-        _write_study_record(out, record)
-        say(f"Study {study.name!r} on {dataset} at budget {budget!r}: {len(runs)} runs ({len(already)} already "
-            f"finished, {len(todo)} to run" + (f", {len(skipped)} skipped" if skipped else "") + f") in {out}.")
+        if shard is None:
+            record.setdefault("datasets", {})[dataset] = entry
+            _write_study_record(out, record)
+            entry_path = out / STUDY_FILE
+        else:  # study.json is the whole sweep's: written when its plan is not there yet; the shard's record apart
+            if (record.get("datasets") or {}).get(dataset, {}).get("planned") != entry["planned"]:
+                record.setdefault("datasets", {})[dataset] = dict(entry)
+                _write_study_record(out, record)
+            entry = {"shard": f"{shard[0]}/{shard[1]}", "planned": [s.run_id for s in mine], "skipped": [],
+                     "failed": [], "busy": []}
+            entry_path = out / SHARDS_DIR / f"{dataset}-{shard[0]}-of-{shard[1]}.json"
+            _write_json(entry_path, entry)
+        part = "" if shard is None else f" (shard {shard[0]}/{shard[1]}: {len(mine)} of them)"
+        say(f"Study {study.name!r} on {dataset} at budget {budget!r}: {len(runs)} runs{part} ({len(already)} already "
+            f"finished, {len(todo)} to run" + (f", {len(skipped)} skipped" if skipped else "") + f") in {out}"
+            + (f", on {runner_engine.describe()}" if todo and runner_engine.describe() != "this process" else "")
+            + ".")
         for item in skipped:
             say(f"  skipped {item['model']} {item['params']}: {item['reason']}")
         completed, busy = [], []
+        keep = results.append if shard is None else results.write_record
 
         def handle(spec, outcome, seconds):
             if isinstance(outcome, RunBusy):  # another live process trains it: not recorded, not retried here
                 busy.append({"run_id": spec.run_id, "reason": str(outcome)})
                 say(f"  BUSY {outcome}")
-                return
-            if isinstance(outcome, RunSkipped):
+                if shard is None:
+                    return
+                entry["busy"] = busy
+            elif isinstance(outcome, RunSkipped):
                 entry["skipped"].append({"run_id": spec.run_id, "model": spec.model, "params": spec.params,
                                          "reason": str(outcome)})
                 say(f"  skipped {spec.run_id}: {outcome}")
             elif isinstance(outcome, BaseException):
                 entry["failed"].append({"run_id": spec.run_id, "error": f"{type(outcome).__name__}: {outcome}"})
                 say(f"  FAILED {spec.run_id}: {outcome}")
-            else:  # a finished run changes results.jsonl only; study.json is written when the plan's record changes
-                results.append(outcome)
+            else:  # a finished run changes its record only; study.json is written when the plan's record changes
+                keep(outcome)
                 completed.append(spec.run_id)
                 n = len(already) + len(completed)
                 total = outcome["test"].get("total_loss")
-                say(f"  [{n}/{len(runs)}] {spec.run_id}: {seconds:.0f} s, test total_loss "
+                say(f"  [{n}/{len(mine)}] {spec.run_id}: {seconds:.0f} s, test total_loss "
                     + (f"{total:.4g}" if total is not None else "-"))
                 return
-            _write_study_record(out, record)
+            _write_json(entry_path, record if shard is None else entry)
 
-        if workers == 1 or len(todo) <= 1:
-            for spec in todo:
-                t0 = time.time()
-                try:
-                    outcome = execute_run(spec, out, data_dir)
-                except (RunSkipped, RunFailed, RunBusy) as err:
-                    outcome = err
-                handle(spec, outcome, time.time() - t0)
-        else:
-            _run_parallel(todo, out, data_dir, workers, handle)
+        runner_engine.run(todo, out, data_dir, handle)
         failed = entry["failed"]
-    say(f"{len(already) + len(completed)} of {len(runs)} runs in {results.path}"
-        + (f"; {len(failed)} failed (see {out / STUDY_FILE})" if failed else "")
+    where = results.path if shard is None else out / RECORDS_DIR
+    say(f"{len(already) + len(completed)} of {len(mine)} runs{part and ' of this shard'} in {where}"
+        + (f"; {len(failed)} failed (see {entry_path})" if failed else "")
         + (f"; {len(busy)} being trained by another process (run the command again once it has finished)"
            if busy else "") + ".")
-    return SweepResult(out, [s.run_id for s in runs], already, completed, entry["skipped"], failed, busy)
-
-
-def _run_parallel(todo, out, data_dir, workers, handle):
-    import concurrent.futures
-    import multiprocessing
-
-    threads = max(1, _cores() // workers)
-    context = multiprocessing.get_context("spawn")
-    before = set(multiprocessing.active_children())
-    # Each worker watches this process: killed (kill -9, a closed terminal), the sweep takes its workers along.
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                  initializer=init_worker, initargs=(threads, os.getpid()))
-    started = {}
-    try:
-        futures = {}
-        for spec in todo:
-            futures[pool.submit(execute_run, spec.to_dict(), str(out), data_dir)] = spec
-            started[spec.run_id] = time.time()
-        for future in concurrent.futures.as_completed(futures):
-            spec = futures[future]
-            try:
-                outcome = future.result()
-            except (RunSkipped, RunFailed, RunBusy) as err:
-                outcome = err
-            except concurrent.futures.process.BrokenProcessPool as err:
-                raise RuntimeError(f"A worker process died while running {spec.run_id} ({err}); the finished runs are "
-                                   f"in {out / RESULTS_FILE}: run the same command again to continue.") from None
-            handle(spec, outcome, time.time() - started[spec.run_id])
-    except BaseException:  # Ctrl-C, a dead worker, a failed write: the workers stop with the sweep
-        pool.shutdown(wait=False, cancel_futures=True)
-        for worker in set(multiprocessing.active_children()) - before:
-            worker.terminate()  # its run resumes from its last backup next time
-        raise
-    pool.shutdown(wait=True)
+    return SweepResult(out, [s.run_id for s in mine], already, completed, entry["skipped"], failed, busy, shard)

@@ -63,11 +63,15 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         fingerprint: JSON-able description of the run; a backup whose
             fingerprint differs is refused.
         delete_checkpoint: :meth:`finish` removes the backups.
+        restore_dir: restore from this folder's backup instead of ``backup_dir``'s (a
+            multi-worker run's other workers restore the chief's: every worker resumes
+            at the same step, whichever of them was killed in the middle of a backup).
     """
 
     def __init__(self, backup_dir, *, steps_per_epoch, save_freq="epoch", fingerprint=None,
-                 delete_checkpoint=True):
+                 delete_checkpoint=True, restore_dir=None):
         super().__init__(str(backup_dir), save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        self.restore_dir = str(restore_dir) if restore_dir is not None else None
         self.steps_per_epoch = int(steps_per_epoch)
         self.fingerprint = json.loads(json.dumps(fingerprint or {}))
         self.global_step = 0
@@ -100,7 +104,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         return state
 
     def latest(self):
-        """The latest backup's state (a dict with ``global_step``, ...) or ``None``.
+        """The latest backup's state (a dict with ``global_step``, ...) or ``None`` (``restore_dir``'s, if given).
 
         The backup named by ``latest.json``; without a readable pointer (a run
         killed right after its first backup folder got its name, a damaged
@@ -110,10 +114,11 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         Raises:
             BackupDamagedError: there are backups, and none of them can be read.
         """
-        root = pathlib.Path(self.backup_dir)
+        root = pathlib.Path(self.restore_dir or self.backup_dir)
+        pointer_path = root / self._pointer.name
         pointer_ok = False
         try:
-            pointer = json.loads(self._pointer.read_text())
+            pointer = json.loads(pointer_path.read_text())
             pointer_ok = True
             state = self._read_state(root / str(pointer["dir"]))
             if state is not None:
@@ -125,7 +130,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             state = self._read_state(folder)
             if state is not None:
                 return state
-        if pointer_ok or candidates or self._pointer.exists():
+        if pointer_ok or candidates or pointer_path.exists():
             raise BackupDamagedError(
                 f"The training backup in {root} is damaged (no readable state.json and model.weights.h5). "
                 "Delete that folder to start the run over."
@@ -151,7 +156,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         )
         if diff:
             raise BackupMismatchError(
-                f"The backup in {self.backup_dir} was written by a different training "
+                f"The backup in {self.restore_dir or self.backup_dir} was written by a different training "
                 f"configuration (it differs in: {', '.join(diff)}). Resume with the same "
                 "arguments, or delete that folder (or use another --out) to start over."
             )
@@ -164,13 +169,13 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise BackupDamagedError(
                 f"The training backup {weights} cannot be read ({reason}). "
-                f"Delete {self.backup_dir} to start the run over."
+                f"Delete {self.restore_dir or self.backup_dir} to start the run over."
             ) from None
         rng = rng_variables(model)
         saved = state.get("rng", [])
         if len(saved) != len(rng):
             raise BackupMismatchError(
-                f"The backup in {self.backup_dir} holds {len(saved)} random-generator states, "
+                f"The backup in {self.restore_dir or self.backup_dir} holds {len(saved)} random-generator states, "
                 f"the model has {len(rng)}."
             )
         for var, r in zip(rng, saved):

@@ -166,6 +166,7 @@ def fit_resumable(
     tensorboard: bool = False,
     early_stopping: int = 0,
     callbacks=(),
+    restore_dir=None,
 ) -> FitResult:
     """Train ``model`` on a ``keraszoo.data.EpochStream`` for ``epochs`` epochs.
 
@@ -175,6 +176,8 @@ def fit_resumable(
     that are not retrained). ``callbacks`` run after the run's own: Keras
     callbacks, or functions ``f(backup) -> callback`` for a callback that reads
     the run's :class:`ResumableBackup` (its global step, its save phases).
+    ``restore_dir``: the backup folder to resume from, if not ``work_dir/backup`` (a multi-worker
+    run's other workers resume from the chief's; every worker is then checked to resume at one step).
     """
     out_dir, work_dir = pathlib.Path(out_dir), pathlib.Path(work_dir)
     multiworker = distribution.name == "multiworker"
@@ -184,9 +187,12 @@ def fit_resumable(
         steps_per_epoch=steps,
         save_freq=backup_every if backup_every and backup_every > 0 else "epoch",
         fingerprint=fingerprint,
+        restore_dir=restore_dir,
     )
     with distribution.scope():
         g0 = backup.restore(model)
+    if multiworker and distribution.strategy is not None:
+        check_same_step(distribution.strategy, g0, backup)
     total = epochs * steps
     first_epoch, first_step = divmod(min(g0, total), steps)
     log_path = out_dir / "training_log.csv"
@@ -279,6 +285,24 @@ def fit_resumable(
             if v:
                 last[k] = float(v[-1])
     return FitResult(last, throughput, g0, fit_time, False, backup)
+
+
+def check_same_step(strategy, step: int, backup) -> None:
+    """Refuse to train unless every worker of ``strategy`` restored global step ``step`` (a collective: all call it).
+
+    Workers that resume at different steps would train on different batches and end out of step, hanging.
+    """
+    import tensorflow as tf
+
+    # tf.distribute reduces by SUM or MEAN only: n * sum(s^2) == sum(s)^2 exactly when every s is the same.
+    sums = strategy.reduce("SUM", strategy.run(lambda: tf.constant([1, step, step * step], tf.int64)), axis=None)
+    n, total, squares = (int(v) for v in sums.numpy())
+    if n * squares != total * total:
+        raise UsageError(
+            f"This worker resumes at global step {step} from {backup.restore_dir or backup.backup_dir}, while the "
+            f"{n} replicas resume at step {total / n:g} on average: the workers do not read the same backup. With --strategy "
+            "multiworker every worker resumes from the chief's backup (OUT/train_state/backup, or --work-dir's): put "
+            "--out (and --work-dir) on a file system every worker sees, at the same path.")
 
 
 def _resume_advice(backup) -> str:

@@ -231,6 +231,36 @@ def float32_copy(model):
     return clone
 
 
+def patch_multiworker_metric_mean() -> None:
+    """Make Keras 3 average scalar metrics across the workers of a ``MultiWorkerMirroredStrategy``.
+
+    Keras 3 (3.15) reduces each logged metric with ``strategy.reduce("MEAN", v, axis=0)``
+    under a multi-worker strategy, which fails on a scalar ("Invalid reduction dimension 0
+    for input with 0 dimensions", tensorflow/tensorflow#72388): ``fit`` cannot run at all.
+    This replaces only that case by ``axis=None`` (the mean over the replicas of each
+    replica's value, as Keras does on one machine); every other case is Keras' own. Idempotent.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "_keraszoo_multiworker_mean", False):
+        return
+    import tensorflow as tf
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+            def mean(v):
+                if not trainer._is_per_replica_instance(v) and getattr(v, "shape", None) is not None \
+                        and len(v.shape) == 0:
+                    return strategy.reduce("MEAN", v, axis=None)
+                return original(v, strategy, reduction)
+            return tf.nest.map_structure(mean, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._keraszoo_multiworker_mean = True
+    trainer.reduce_per_replica = reduce_per_replica
+
+
 class Distribution:
     """The ``--strategy`` in effect: scope, replica count, chief or not."""
 
@@ -262,6 +292,7 @@ class Distribution:
                     "variable, which is not set."
                 )
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            patch_multiworker_metric_mean()
             cfg = json.loads(os.environ["TF_CONFIG"])
             task = cfg.get("task", {})
             kind, index = task.get("type", "worker"), int(task.get("index", 0))

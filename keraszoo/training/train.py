@@ -151,13 +151,26 @@ def _output_job(recipe: Recipe, start: StartFrom | None, facts: dict):
 
 def _folders(out, work_dir, dist):
     """``(out, work, work_own)``: the run's output folder (a worker's own, but on the chief), its work folder,
-    and whether the work folder needs a claim of its own (outside ``out``)."""
+    and whether the work folder needs a claim of its own (outside ``out``).
+
+    The chief's work folder is ``--work-dir`` (default ``OUT/train_state``); another worker's is its
+    ``worker_<index>`` inside it, beside the chief's ``backup``, which every worker resumes from.
+    """
     out = pathlib.Path(out)
     if not dist.is_chief:
         out = out / "train_state" / f"worker_{dist.worker_index}"
-    work = pathlib.Path(work_dir) if work_dir else out / "train_state"
+        work = pathlib.Path(work_dir) / f"worker_{dist.worker_index}" if work_dir else out / "train_state"
+    else:
+        work = pathlib.Path(work_dir) if work_dir else out / "train_state"
     inside = os.path.realpath(work).startswith(os.path.realpath(out) + os.sep)
     return out, work, not inside
+
+
+def _chief_backup(out, work_dir, dist):
+    """The chief's backup folder, which every worker of a multi-worker run resumes from (``None``: one process)."""
+    if dist.name != "multiworker":
+        return None
+    return (pathlib.Path(work_dir) if work_dir else pathlib.Path(out) / "train_state") / "backup"
 
 
 def _workers_of(out: pathlib.Path, job, key) -> tuple:
@@ -165,9 +178,22 @@ def _workers_of(out: pathlib.Path, job, key) -> tuple:
     state = out / "train_state"
     if not state.is_dir():
         return ()
-    ours = all(item.name.startswith("worker_") and output_folder.is_claimed_by(item, job, key)
-               for item in state.iterdir())
+    ours = all(_is_worker_folder(item, job, key) for item in state.iterdir())
     return ("train_state",) if ours else ()
+
+
+def _is_worker_folder(item: pathlib.Path, job, key) -> bool:
+    """``worker_<i>``, claimed by this run's other worker -- or being claimed now (its lock, its marker's draft)."""
+    if not item.name.startswith("worker_") or not item.is_dir():
+        return False
+    return output_folder.is_claimed_by(item, job, key) or not output_folder.entries_in_the_way(item)
+
+
+def _workers_in(work: pathlib.Path, job, key) -> tuple:
+    """The ``worker_<i>`` folders of this run's other workers in the chief's ``--work-dir`` (not in its way)."""
+    if not work.is_dir():
+        return ()
+    return tuple(item.name for item in work.iterdir() if _is_worker_folder(item, job, key))
 
 
 def _check_folders(out, work_dir, dist, job, key, overwrite):
@@ -176,7 +202,8 @@ def _check_folders(out, work_dir, dist, job, key, overwrite):
     ignore = _workers_of(out, job, key) if dist.is_chief else ()
     resume = output_folder.check(out, job, key=key, overwrite=overwrite, flag="--out", ignore=ignore)
     if work_own:
-        output_folder.check(work, job, key=key, overwrite=overwrite, flag="--work-dir")
+        output_folder.check(work, job, key=key, overwrite=overwrite, flag="--work-dir",
+                            ignore=_workers_in(work, job, key) if dist.is_chief else ())
     return resume
 
 
@@ -193,7 +220,8 @@ def _claimed_dirs(out, work_dir, dist, job, key, overwrite):
         stack.enter_context(output_folder.claim(out, job, key=key, overwrite=overwrite, flag="--out", ignore=ignore))
         if work_own:
             resume = resume and output_folder.is_claimed_by(work, job, key)
-            stack.enter_context(output_folder.claim(work, job, key=key, overwrite=overwrite, flag="--work-dir"))
+            stack.enter_context(output_folder.claim(work, job, key=key, overwrite=overwrite, flag="--work-dir",
+                                                    ignore=_workers_in(work, job, key) if dist.is_chief else ()))
         if overwrite and not resume:
             shutil.rmtree(work / "backup", ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
@@ -279,11 +307,13 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
         model = _prepare_model(recipe, start, image_shape, dist, spe, jit)
 
         # Claimed once the data and the model are ready (no folder on errors), held until the model is saved.
+        chief_backup = _chief_backup(out, work_dir, dist)  # what every worker of a multi-worker run resumes from
         with _claimed_dirs(out, work_dir, dist, job, key, overwrite) as (out, work):
             result = fitting.fit_resumable(
                 model, stream, epochs=recipe.epochs, out_dir=out, work_dir=work, fingerprint=fingerprint,
                 distribution=dist, backup_every=recipe.backup_every, val_ds=val_ds, verbose=verbose,
                 tensorboard=recipe.tensorboard, early_stopping=recipe.early_stopping, callbacks=extra_callbacks,
+                restore_dir=chief_backup,
             )
             if result.diverged:
                 print("error: the loss became NaN/inf; nothing was saved. Lower --lr or check the data. "

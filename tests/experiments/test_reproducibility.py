@@ -68,3 +68,10 @@ def test_recheck_trains_one_run_again_and_records_the_comparison(tmp_path, mnist
     assert record["run_id"].startswith("ae-mnist") and record["threads"] == 2
     # keraszoo's determinism on a CPU: the same run in another process, same thread count, is bit-identical
     assert record["weights_bit_identical"] and record["test_bit_identical"], record
+
+
+def test_the_recheck_flag_refuses_a_folder_without_a_sweep(tmp_path, capsys):
+    from keraszoo.cli import main
+
+    assert main(["experiment", "latent", "--out", str(tmp_path), "--recheck"]) == 2
+    assert "holds no sweep" in capsys.readouterr().err

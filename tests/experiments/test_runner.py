@@ -15,7 +15,7 @@ from keraszoo.experiments import run_study
 SCHEMA = {"run_id", "study", "variant", "dataset", "budget", "params", "seed", "epochs", "num_params", "train_seconds",
           "seconds_per_epoch", "history", "test", "eval", "model_dir", "keraszoo_version", "finished_at",
           "epochs_run", "best_epoch", "stopped_early", "still_improving", "recent_improvement", "likelihood",
-          "loss_weights"}
+          "loss_weights", "loss_weight_metrics"}
 
 
 @pytest.fixture(scope="module")

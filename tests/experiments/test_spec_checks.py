@@ -99,7 +99,9 @@ def fake_runs(monkeypatch):
         ran.append(spec.run_id)
         return {"run_id": spec.run_id, "model_dir": spec.model_dir, "params": spec.params, "test": {"total_loss": 1.0}}
 
-    monkeypatch.setattr(runner, "execute_run", execute)
+    from keraszoo.experiments import engines
+
+    monkeypatch.setattr(engines, "execute_run", execute)  # what the local engine runs
     return ran
 
 
