@@ -414,6 +414,29 @@ def write_report(results_dir, out_dir, *, data_dir=None, mc_samples=consistency.
         return _write(results_dir, out, runs, data_dir, mc_samples, command)
 
 
+def reproducibility_section(results_dir) -> list:
+    """What ``reproducibility.json`` (``keraszoo experiment ... --recheck``) measured, if the folder has it."""
+    from keraszoo.experiments.reproducibility import REPRODUCIBILITY_FILE
+
+    try:
+        r = json.loads((pathlib.Path(results_dir) / REPRODUCIBILITY_FILE).read_text())
+    except (OSError, ValueError):
+        return ["## Reproducibility", "",
+                f"Not measured for this sweep (no `{REPRODUCIBILITY_FILE}`: `keraszoo experiment STUDY --out DIR "
+                "--recheck` trains one run again in a fresh process and compares).", ""]
+    same = r.get("weights_bit_identical") and r.get("history_bit_identical") and r.get("test_bit_identical")
+    verdict = ("**bit-identical**: every weight, every logged epoch and every test metric" if same else
+               f"**not bit-identical**: weights differ by at most {fmt(r.get('weights_max_abs_diff'))} (largest "
+               f"|weight| {fmt(r.get('weights_max_abs'))}), test metrics by at most "
+               f"{fmt(100 * (r.get('test_max_rel_diff') or 0))} % relative")
+    return ["## Reproducibility", "",
+            f"Run `{r.get('run_id')}` was trained again from its seed in a fresh process ({r.get('threads')} "
+            f"TensorFlow thread(s), TensorFlow {r.get('tensorflow_version')}, {r.get('finished_at')}): {verdict}. "
+            "keraszoo seeds Python, NumPy and Keras from the run's seed and turns on TensorFlow's op determinism; "
+            "another thread count, CPU type or TensorFlow build may change the float rounding, and GPU kernels are "
+            f"not all deterministic (`{REPRODUCIBILITY_FILE}` has every term's difference).", ""]
+
+
 def _write(results_dir, out_dir, runs, data_dir, mc_samples, command):
     (out_dir / "figures").mkdir(exist_ok=True)
     sweep, saved = _sweep_record(results_dir), SavedRuns(results_dir, data_dir)
@@ -432,6 +455,7 @@ def _write(results_dir, out_dir, runs, data_dir, mc_samples, command):
         lines += _study_section(study, sound, {r["run_id"]: left_out[id(r)] for r in study.runs if id(r) in left_out},
                                 out_dir)
     lines += literature_section(shown)
+    lines += reproducibility_section(results_dir)
     checks = [check for _, _, check, _ in checked]
     lines += consistency_section(checks, out_dir, saved.results_only)
     path = out_dir / "README.md"

@@ -75,3 +75,18 @@ def test_the_recheck_flag_refuses_a_folder_without_a_sweep(tmp_path, capsys):
 
     assert main(["experiment", "latent", "--out", str(tmp_path), "--recheck"]) == 2
     assert "holds no sweep" in capsys.readouterr().err
+
+
+def test_the_report_shows_the_recheck_or_says_it_was_not_measured(tmp_path):
+    from keraszoo.experiments.report import reproducibility_section
+
+    assert "Not measured" in "\n".join(reproducibility_section(tmp_path))
+    record = {"run_id": "ae-x", "threads": 1, "tensorflow_version": "2.x", "finished_at": "now",
+              "weights_bit_identical": False, "history_bit_identical": False, "test_bit_identical": False,
+              "weights_max_abs_diff": 2e-6, "weights_max_abs": 0.5, "test_max_rel_diff": 0.001}
+    (tmp_path / REPRODUCIBILITY_FILE).write_text(json.dumps(record))
+    text = "\n".join(reproducibility_section(tmp_path))
+    assert "not bit-identical" in text and "2e-06" in text and "0.1 %" in text
+    record.update(weights_bit_identical=True, history_bit_identical=True, test_bit_identical=True)
+    (tmp_path / REPRODUCIBILITY_FILE).write_text(json.dumps(record))
+    assert "**bit-identical**" in "\n".join(reproducibility_section(tmp_path))
