@@ -52,6 +52,10 @@ setup(
         "dev": ["pytest>=7", "matplotlib>=3.7", "jax[cpu]>=0.4.30", "ruff>=0.6", "hypothesis>=6", "scikit-learn>=1.3",
                 "ray>=2.10"],
         "plots": ["matplotlib>=3.7"],
+        # keraszoo experiment / report: PCA and the linear AE beside the autoencoders, the report's figures.
+        "experiments": ["scikit-learn>=1.3", "matplotlib>=3.7"],
+        # keraszoo.anomaly: AUROC / AP and the one-class baselines (Isolation Forest, OC-SVM, KDE).
+        "anomaly": ["scikit-learn>=1.3"],
         "tensorboard": ["tensorboard"],
         "export": ["tf2onnx>=1.16", "onnxruntime>=1.17", "ai-edge-litert"],  # keraszoo export --format onnx|litert
         # keraszoo experiment --engine ray: each run of a sweep a Ray task (never a core dependency).

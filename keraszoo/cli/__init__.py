@@ -14,6 +14,8 @@ Commands::
     keraszoo evaluate NAME [--data mnist]       the zoo's metrics (keraszoo.evaluate)
     keraszoo train ...                          train a model (keraszoo.training)
     keraszoo finetune NAME --data DIR --out DIR a training run from NAME's weights, on your images
+    keraszoo anomaly fit --data DIR --out DET   an anomaly detector trained or calibrated on normal images
+    keraszoo anomaly score DET IMAGES -o F.csv  score images with it: a CSV, the extremes, a histogram
     keraszoo experiment STUDY --out DIR         a sweep of runs, one results.jsonl line each (keraszoo.experiments)
     keraszoo report DIR -o OUT                  the Markdown report of a sweep: figures, tables, L_total consistency check
     keraszoo push DIR ORG/REPO                  upload a save_pretrained folder to the Hub
@@ -24,7 +26,7 @@ Commands::
 :func:`keraszoo.save_pretrained`.
 
 Each command group lives in its own module (``catalog``, ``inference``,
-``demo``, ``evaluate``, ``training``, ``hub``, ``manifest``), whose
+``demo``, ``evaluate``, ``training``, ``anomaly``, ``hub``, ``manifest``), whose
 ``register(subparsers, common_parent)`` adds its sub-parsers next to their
 handlers. ``train`` and ``finetune`` get their (many) options only when the
 command line runs one of them.
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from keraszoo.cli import anomaly
 from keraszoo.cli import catalog
 from keraszoo.cli import demo
 from keraszoo.cli import evaluate
@@ -62,7 +65,7 @@ from keraszoo.cli._shared import exit_status
 __all__ = ["main", "build_parser", "CommandError", "UsageError"]
 
 #: The command groups, in the order ``keraszoo --help`` lists their commands.
-GROUPS = (catalog, demo, inference, export, evaluate, training, experiment, hub, manifest, report)
+GROUPS = (catalog, demo, inference, export, evaluate, training, anomaly, experiment, hub, manifest, report)
 
 
 def _common_parent(top):

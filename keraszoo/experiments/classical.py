@@ -1,10 +1,12 @@
-"""Classical references a study computes beside its autoencoders: PCA and the linear autoencoder.
+"""Classical references a study computes beside its autoencoders: PCA and the linear autoencoder, and the
+classical one-class detectors of the anomaly studies.
 
 A study's ``classical`` field names them (the latent study: ``["pca", "linear_ae"]``);
-:func:`~keraszoo.experiments.planning.plan_runs` plans one run of each at every code
-size (``latent_dim``) of the study's grid, and the sweep executes them like any run
-(:func:`execute_classical`): their lines in ``results.jsonl`` carry the same fields,
-so the report sets them in the same tables and figures.
+:func:`~keraszoo.experiments.planning.plan_runs` plans one run of each at every value of the
+study arguments the reference is fit at (its ``over``: the code size ``latent_dim`` for these
+two; the normal ``classes`` and the code size for the anomaly detectors), and the sweep
+executes them like any run (:func:`execute_classical`): their lines in ``results.jsonl``
+carry the same fields, so the report sets them in the same tables and figures.
 
 Both are the theory's reference for the squared error (docs/theory.md, section 4): a
 linear autoencoder trained on ``Σ(x − x̂)²`` spans the principal subspace, so its error
@@ -21,6 +23,12 @@ should do at least as well as PCA.
 The test metrics are those of the autoencoders' ``mse`` runs: ``reconstruction_loss``
 (``= total_loss``: the mean over test images of ``Σ(x − x̂)²``), ``mse_per_pixel``,
 ``psnr_db``, and the k-NN and linear-probe accuracy of the codes.
+
+The anomaly detectors (``kind="anomaly"``: :mod:`keraszoo.anomaly.baselines`, scikit-learn's) are
+fit on the run's training images (the study's normal ``classes``, less the validation hold-out,
+as the autoencoders train) and score the test split; their metrics are the ``anomaly`` probe's
+(:func:`keraszoo.anomaly.metrics.one_class_metrics`: AUROC, average precision, the ROC curve's
+points), under the score's name.
 """
 
 from __future__ import annotations
@@ -35,12 +43,20 @@ __all__ = ["CLASSICAL", "ClassicalBaseline", "execute_classical"]
 
 @dataclasses.dataclass(frozen=True)
 class ClassicalBaseline:
-    """A classical reference: its name, its title in tables, and whether seeds change it."""
+    """A classical reference: its name, its title in tables, whether seeds change it, the study arguments it is
+    fit at (one run at every value of each: ``over``) and what it is (``kind``)."""
 
     name: str
     title: str
     deterministic: bool
-    fit: object  # (x_train, x_val, k, budget, seed) -> (encode, decode, history, num_params)
+    #: ``"reconstruction"``: ``(x_train, x_val, k, budget, seed) -> (encode, decode, history, num_params)``;
+    #: ``"anomaly"``: ``(x_train, x_val, k, budget, seed) -> (score, history, num_params)``, ``score(x)`` higher
+    #: = more anomalous.
+    fit: object
+    over: tuple = ("latent_dim",)
+    kind: str = "reconstruction"
+    #: an anomaly detector's score, the name its metrics carry (``anomaly_auroc_<score>``).
+    score: str | None = None
 
 
 def _flat(x):
@@ -98,11 +114,27 @@ def _fit_linear_ae(x_train, x_val, k, budget, seed):
     return encode, decode, history, int(model.count_params())
 
 
+def _anomaly_baselines():
+    from keraszoo.anomaly import baselines
+
+    return {b.name: ClassicalBaseline(b.name, b.title, b.deterministic, b.fit, over=b.over, kind="anomaly",
+                                      score=b.score) for b in baselines.BASELINES}
+
+
 #: The classical references by name (a study's ``classical`` field).
 CLASSICAL = {
     "pca": ClassicalBaseline("pca", "PCA", True, _fit_pca),
     "linear_ae": ClassicalBaseline("linear_ae", "linear autoencoder", False, _fit_linear_ae),
+    **_anomaly_baselines(),
 }
+
+
+def study_values(study, entries, arg) -> list:
+    """The values ``arg`` takes in ``study`` (its ``fixed`` value, and every value of the grid ``entries``), in order."""
+    values = [study.fixed[arg]] if arg in study.fixed else []
+    for entry in entries:
+        values += [v for v in entry.get(arg, []) if v not in values]
+    return sorted(values, key=lambda v: (str(type(v)), v))
 
 
 def check_classical(where, names) -> list:
@@ -124,19 +156,18 @@ def execute_classical(spec, data_dir=None) -> dict:
 
     Returns its ``results.jsonl`` record (no folder is written: nothing to load later).
     """
-    import datetime
-
     from keraszoo import data
     from keraszoo.evaluation import knn_accuracy
     from keraszoo.evaluation import linear_probe_accuracy
-    from keraszoo.experiments.execute import convergence
     from keraszoo.training.fitting import hold_out
-    from keraszoo.version import __version__
+    from keraszoo.training.train import select_classes
 
     baseline = CLASSICAL[spec.variant]
     recipe = spec.recipe_fields
-    k = int(spec.params["latent_dim"])
+    k = int(spec.params["latent_dim"]) if "latent_dim" in spec.params else None
     x, y = data.load_arrays(spec.dataset, "train", source="auto", data_dir=data_dir)
+    classes = spec.params.get("classes")
+    x, y = select_classes(x, y, None if classes is None else tuple(classes))  # the run's normal classes
     if recipe.get("limit"):
         x, y = x[: recipe["limit"]], y[: recipe["limit"]]
     x_train, x_val = hold_out(x, recipe.get("val_split", 0.0))
@@ -150,6 +181,15 @@ def execute_classical(spec, data_dir=None) -> dict:
     budget = {"epochs": spec.epochs, "batch_size": recipe.get("batch_size", 128),
               "patience": recipe.get("early_stopping", 0)}
     started = time.time()
+    if baseline.kind == "anomaly":
+        from keraszoo.anomaly.metrics import one_class_metrics
+
+        score, history, num_params = baseline.fit(x_train, x_val, k, budget, spec.seed)
+        seconds = time.time() - started
+        scores = score(x_test)
+        test = one_class_metrics(scores, np.asarray(y_test), classes, baseline.score,
+                                 seconds=time.time() - started - seconds)
+        return _record(spec, test, history, num_params, seconds, x_test, likelihood=None, patience=budget["patience"])
     encode, decode, history, num_params = baseline.fit(x_train, x_val, k, budget, spec.seed)
     seconds = time.time() - started
     codes_test = encode(x_test)
@@ -167,6 +207,17 @@ def execute_classical(spec, data_dir=None) -> dict:
     }
     from keraszoo.models.capabilities import SQUARED_ERROR
 
+    return _record(spec, test, history, num_params, seconds, x_test, likelihood=SQUARED_ERROR,
+                   patience=budget["patience"])
+
+
+def _record(spec, test, history, num_params, seconds, x_test, *, likelihood, patience) -> dict:
+    """A classical run's ``results.jsonl`` line (the fields of a model run's, ``model_dir`` None)."""
+    import datetime
+
+    from keraszoo.experiments.execute import convergence
+    from keraszoo.version import __version__
+
     epochs_run = len(history.get("total_loss", []))
     return {
         "run_id": spec.run_id,
@@ -178,13 +229,13 @@ def execute_classical(spec, data_dir=None) -> dict:
         "params": spec.params,
         "seed": spec.seed,
         "epochs": spec.epochs if epochs_run else 0,
-        **(convergence(history, spec.epochs, budget["patience"]) if epochs_run else {}),
+        **(convergence(history, spec.epochs, patience) if epochs_run else {}),
         "num_params": num_params,
         "train_seconds": round(seconds, 3),
         "seconds_per_epoch": round(seconds / epochs_run, 3) if epochs_run else None,
         "history": {name: [float(v) for v in values] for name, values in history.items()},
         "test": test,
-        "likelihood": SQUARED_ERROR,
+        "likelihood": likelihood,
         "loss_weights": {},
         "eval": {"split": "test", "num_examples": int(len(x_test)), "binarize": "none"},
         "model_dir": None,

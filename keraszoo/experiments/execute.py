@@ -233,6 +233,7 @@ def execute_run(spec, out, data_dir=None) -> dict:
 def _measure(model, spec: RunSpec, recipe, test, binarize, data_dir) -> dict:
     """``keraszoo.evaluate``'s metrics and the study's probes, on the run's test images ``test``."""
     import keraszoo
+    from keraszoo.experiments.probes import RunInputs
     from keraszoo.experiments.probes import compute_probes
 
     ev, (x, y) = spec.evaluation, test
@@ -240,7 +241,8 @@ def _measure(model, spec: RunSpec, recipe, test, binarize, data_dir) -> dict:
     metrics = keraszoo.evaluate(model, (x, y), dataset=spec.dataset, split="test", source=recipe.data_source,
                                 data_dir=data_dir, binarize=binarize, max_train_examples=ev["knn_train_examples"],
                                 iwae_samples=ev["iwae_samples"], fid=ev["fid"], seed=spec.seed)
-    return {"evaluate": metrics, "probes": compute_probes(model, x, y, spec.probes, seed=spec.seed)}
+    return {"evaluate": metrics, "probes": compute_probes(model, x, y, spec.probes, seed=spec.seed,
+                                                          run=RunInputs(recipe, data_dir))}
 
 
 def convergence(history: dict, cap: int, patience: int) -> dict:

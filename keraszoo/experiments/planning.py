@@ -242,15 +242,22 @@ def _seeds(study, entries, settings) -> list:
 
 
 def _validation_fields(settings, dataset) -> dict:
-    """The Recipe's ``val_split`` and ``early_stopping`` for the budget's ``val_examples`` and ``patience``.
+    """The Recipe's ``val_split`` and ``early_stopping`` for the budget's ``val_examples`` (or ``val_fraction``)
+    and ``patience``.
 
     ``val_examples`` images of the ``limit`` training images (the whole train split: its
-    size in the dataset catalogue) become the fraction the Recipe holds out.
+    size in the dataset catalogue) become the fraction the Recipe holds out; ``val_fraction``
+    is that fraction itself (of the run's own training images: one class of the split).
     """
     from keraszoo.data import dataset_info
 
     fields = {}
-    if settings.val_examples:
+    if settings.val_fraction and settings.val_examples:
+        raise StudyError(f"A budget holds out either val_examples ({settings.val_examples}) or val_fraction "
+                         f"({settings.val_fraction}) of the training images, not both: set the other to null.")
+    if settings.val_fraction:
+        fields["val_split"] = float(settings.val_fraction)
+    elif settings.val_examples:
         n = dataset_info(dataset).splits["train"]
         n = min(n, settings.limit) if settings.limit else n
         if settings.val_examples >= n:
@@ -258,9 +265,9 @@ def _validation_fields(settings, dataset) -> dict:
                              f"images of {dataset}: no image would be left to train on; lower val_examples.")
         fields["val_split"] = settings.val_examples / n
     if settings.patience:
-        if not settings.val_examples:
+        if not (settings.val_examples or settings.val_fraction):
             raise StudyError("A budget's patience (early stopping on the validation loss) needs val_examples "
-                             "(validation images held out of the training images).")
+                             "or val_fraction (validation images held out of the training images).")
         fields["early_stopping"] = settings.patience
     return fields
 
@@ -374,17 +381,17 @@ def plan_runs(study, dataset: str = "mnist", budget: str = "default"):
 
 
 def _classical_runs(study, dataset, budget, settings, entries, seeds) -> list:
-    """The study's classical references (:mod:`keraszoo.experiments.classical`) at each of its code sizes."""
+    """The study's classical references (:mod:`keraszoo.experiments.classical`) at every value of the study arguments
+    each is fit at (its ``over``: the code sizes; the anomaly detectors' normal classes and code sizes)."""
     from keraszoo.experiments.classical import CLASSICAL
+    from keraszoo.experiments.classical import study_values
 
-    sizes = {study.fixed["latent_dim"]} if "latent_dim" in study.fixed else set()
-    sizes |= {v for e in entries for v in e.get("latent_dim", [])}
     runs = []
     for name in study.classical:
-        for k in sorted(sizes):
-            for seed in ([0] if CLASSICAL[name].deterministic else (seeds or [0])):
-                params = {"model": name, "latent_dim": k} | ({"seed": seed} if seeds and not
-                                                               CLASSICAL[name].deterministic else {})
+        baseline = CLASSICAL[name]
+        for point in expand_grid({arg: study_values(study, entries, arg) for arg in baseline.over}):
+            for seed in ([0] if baseline.deterministic else (seeds or [0])):
+                params = {"model": name, **point} | ({"seed": seed} if seeds and not baseline.deterministic else {})
                 recipe_fields = {"epochs": settings.epochs, "limit": settings.limit,
                                  "eval_split": test_split(settings), "batch_size": settings.batch_size,
                                  **_validation_fields(settings, dataset)}
@@ -392,8 +399,8 @@ def _classical_runs(study, dataset, budget, settings, entries, seeds) -> list:
                               "knn_train_examples": settings.knn_train_examples}
                 identity = {"study": study.name, "dataset": dataset, "params": params,
                             "recipe_fields": recipe_fields, "evaluation": evaluation, "kind": "classical"}
-                point = {k2: v for k2, v in params.items() if k2 != "model"}
-                runs.append(RunSpec(run_id=run_id_for(study.name, dataset, name, point, identity), study=study.name,
+                named = {k2: v for k2, v in params.items() if k2 != "model"}
+                runs.append(RunSpec(run_id=run_id_for(study.name, dataset, name, named, identity), study=study.name,
                                     dataset=dataset, budget=budget, model=name, variant=name, params=params,
                                     recipe_fields=recipe_fields, evaluation=evaluation, probes={}, seed=seed,
                                     epochs=settings.epochs, kind="classical"))

@@ -28,8 +28,17 @@ autoencoder) is left out of that run's results. Each returns a flat
 ``mean_code_activation`` (flat-code models)
     ``mean_code_activation``, ``mean_abs_code_activation`` and
     ``near_zero_code_fraction`` (``|h| < 0.01``) of the test codes.
+``anomaly`` (every model; a one-class run: its Recipe's ``classes``)
+    for every anomaly score the model declares (``model.anomaly_methods``, or the
+    ``methods`` option): ``anomaly_auroc_<score>``, ``anomaly_ap_<score>``, the ROC
+    curve's points ``anomaly_tpr_<score>_at_<fpr>`` and the most anomalous test
+    images (:func:`keraszoo.anomaly.metrics.anomaly_probe`); the run's classes are
+    normal, the others anomalous. Options: ``methods``, ``iwae_samples``,
+    ``elbo_samples``.
 
-Adding a probe is a function and one :data:`PROBES` entry.
+Adding a probe is a function and one :data:`PROBES` entry. A probe that needs more of
+the run than its test images (its arguments, its training images) declares
+``needs_run`` and gets the run's :class:`RunInputs` as ``run=``.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["PROBES", "Probe", "check_probes", "compute_probes"]
+__all__ = ["PROBES", "Probe", "RunInputs", "check_probes", "compute_probes"]
 
 BATCH_SIZE = 256
 
@@ -60,6 +69,24 @@ class Probe:
     #: (raises ``ValueError`` naming ``path`` and what was expected).
     options: dict = dataclasses.field(default_factory=dict)
     doc: str = ""
+    #: the probe takes the run's :class:`RunInputs` as ``run=`` (its Recipe, its training images).
+    needs_run: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInputs:
+    """What a probe may need of its run beyond the test images: its Recipe and its training images."""
+
+    recipe: object
+    data_dir: object = None
+
+    def training_images(self):
+        """``(x, y)``: the images the run trained on (its classes, less the validation hold-out) as [0, 1] floats."""
+        from keraszoo.training.train import _training_arrays
+
+        x, _, y, _ = _training_arrays(self.recipe, self.data_dir, None, True)
+        x = np.asarray(x)
+        return (x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32")), y
 
 
 # --------------------------------------------------------------------------- helpers
@@ -197,6 +224,24 @@ def _positive_int(path, value):
         _refuse(path, "a positive integer", value)
 
 
+def _anomaly_methods(path, value):
+    from keraszoo.models.anomaly_scores import ANOMALY_METHODS
+
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        _refuse(path, "a non-empty list of anomaly scores (" + ", ".join(ANOMALY_METHODS) + ")", value)
+    for i, method in enumerate(value):
+        if method not in ANOMALY_METHODS:
+            close = difflib.get_close_matches(str(method), list(ANOMALY_METHODS), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{path}[{i}]: unknown anomaly score {method!r}.{hint} Scores: {', '.join(ANOMALY_METHODS)}.")
+
+
+def _anomaly(model, x, y, *, seed, run, **options):
+    from keraszoo.anomaly.metrics import anomaly_probe
+
+    return anomaly_probe(model, x, y, seed=seed, run=run, **options)
+
+
 def _noise_levels(path, value):
     """``{noise type: [level, ...]}``: known noise types, finite levels (probabilities for masking, salt_and_pepper)."""
     if not isinstance(value, dict) or not value:
@@ -225,6 +270,9 @@ PROBES = {
     "denoising_psnr": Probe(denoising_psnr, lambda model: True, {"levels": _noise_levels},
                             "PSNR of denoised test images at several test-time noise levels"),
     "mean_code_activation": Probe(mean_code_activation, _flat_codes, {}, "mean code activation"),
+    "anomaly": Probe(_anomaly, lambda model: True,
+                     {"methods": _anomaly_methods, "iwae_samples": _positive_int, "elbo_samples": _positive_int},
+                     "one-class AUROC and average precision of every anomaly score", needs_run=True),
 }
 
 
@@ -262,11 +310,18 @@ def check_probes(probes) -> dict:
     return out
 
 
-def compute_probes(model, x, y, probes, *, seed=0) -> dict:
-    """The values of ``probes`` (``{name: options}``) that apply to ``model``, on test images ``x``."""
+def compute_probes(model, x, y, probes, *, seed=0, run=None) -> dict:
+    """The values of ``probes`` (``{name: options}``) that apply to ``model``, on test images ``x``.
+
+    ``run``: the run's :class:`RunInputs`, for the probes that need it (``needs_run``).
+    """
     out = {}
     for name, options in check_probes(probes).items():
         probe = PROBES[name]
         if probe.applies(model):
+            if probe.needs_run:
+                if run is None:
+                    raise ValueError(f"The {name} probe measures a run: it needs the run's inputs (run=RunInputs(...)).")
+                options = {**options, "run": run}
             out.update(probe.fn(model, np.asarray(x, "float32"), y, seed=seed, **options))
     return out

@@ -17,6 +17,11 @@ other runs beside them. ``classical`` names the non-neural references computed
 in the same sweep (the latent study: PCA and the linear autoencoder at every
 code size; :mod:`keraszoo.experiments.classical`).
 
+The anomaly studies (``anomaly``, ``anomaly_cifar10``) are the one-class benchmark of Ruff et al. (2018): each
+run trains on one class (the Recipe's ``classes``), holds out a tenth of it for validation (the budget's
+``val_fraction``), and the ``anomaly`` probe measures every anomaly score of the model on the whole test split;
+scikit-learn's one-class detectors are their classical references (:mod:`keraszoo.anomaly.baselines`).
+
 The latent and beta studies train the plan's objective literally, the squared error
 ``Σ(x − x̂)²`` (``reconstruction_loss="mse"``; for the VAE ``Σ(x − x̂)² + β·KL``), beside the
 Bernoulli likelihood (``"bce"``). Their units differ (squared error against nats), so their
@@ -199,6 +204,65 @@ STUDIES = {
         datasets=("cifar10",),
     ),
 }
+
+
+# ---- Anomaly detection: the one-class benchmark of Ruff et al. (2018). Each run trains on the training images of
+# one class (about 6,000 MNIST or 5,000 CIFAR-10 images) and scores the whole test split (its class normal, the
+# nine others anomalous): AUROC and average precision of every score the model declares (the anomaly probe),
+# beside scikit-learn's one-class detectors fit on the same images. 10% of the class is held out for validation
+# (a share of the run's own images: a fixed count of the whole split would be most of one class).
+_ONE_CLASS = [[c] for c in range(10)]
+_ANOMALY_BASELINES = ["pca_anomaly", "isolation_forest", "ocsvm", "kde"]
+#: the one-class budgets: a share of the class held out, early stopping; no FID, no IWAE NLL, a small k-NN fit.
+_ANOMALY_DEFAULT = {"val_examples": None, "val_fraction": 0.1, "patience": 5, "fid": False, "iwae_samples": None,
+                    "knn_train_examples": 1000}
+#: the scores' posterior draws: the IWAE bound with k = 20 (MNIST) or 10 (CIFAR-10: a conv decoder per draw, 10,000
+#: test images), the ELBO averaged over 10 or 5 draws.
+_ANOMALY_PROBES = {"anomaly": {"iwae_samples": 20, "elbo_samples": 10}}
+_ANOMALY_PROBES_CIFAR = {"anomaly": {"iwae_samples": 10, "elbo_samples": 5}}
+
+#: the VQ-VAE of the one-class runs: a small one (16,32 filters, one residual block, 64 codes) and a small PixelCNN
+#: prior trained 5 epochs on the class's codes (its ``prior`` score); the default VQ-VAE costs three times as much.
+_ONE_CLASS_VQVAE = {"model": ["vqvae"], "conv_filters": [[16, 32]], "hidden_dims": [[16]], "num_embeddings": [64],
+                    "prior_epochs": [5], "prior_channels": [16], "prior_layers": [4]}
+
+STUDIES["anomaly"] = Study(
+    name="anomaly",
+    description=("One-class anomaly detection (Ruff et al., 2018): for each class, train on the training images of "
+                 "that class only and score the whole test split (the class normal, the nine others anomalous): "
+                 "AUROC and average precision of every anomaly score each model declares (reconstruction; the VAE's "
+                 "ELBO and IWAE bound; the Mahalanobis distance of the codes; the VQ-VAE's PixelCNN prior), beside "
+                 "PCA reconstruction error, Isolation Forest, a one-class SVM and a KDE fit on the same images."),
+    fixed={"latent_dim": 32},
+    grid=[{"model": ["ae", "conv_ae", "dae", "vae"], "classes": _ONE_CLASS},
+          {**_ONE_CLASS_VQVAE, "classes": _ONE_CLASS}],
+    budgets={"smoke": {"grid": [{"model": ["ae", "vae"], "classes": [[0]]},
+                                {**_ONE_CLASS_VQVAE, "classes": [[0]], "prior_epochs": [1]}]},
+             "default": {**_ANOMALY_DEFAULT, "epochs": 20},
+             "full": {**_ANOMALY_DEFAULT, "epochs": 200, "patience": 10}},
+    probes=_ANOMALY_PROBES,
+    classical=_ANOMALY_BASELINES,
+    datasets=("mnist", "fashion_mnist"),
+)
+_CIFAR_ONE_CLASS = [{"model": ["ae", "dae"], "reconstruction_loss": ["mse"], "classes": _ONE_CLASS},
+                    {"model": ["vae"], "reconstruction_loss": ["discretized_logistic"], "classes": _ONE_CLASS}]
+STUDIES["anomaly_cifar10"] = Study(
+    name="anomaly_cifar10",
+    description=("CIFAR-10, one class at a time (Ruff et al., 2018): the convolutional autoencoder and denoising "
+                 "autoencoder on the squared error and the VAE with the discretized logistic likelihood of 8-bit colour "
+                 "(ELBO and IWAE scores), each trained on one class and scoring the whole test split, beside PCA, "
+                 "Isolation Forest, a one-class SVM and a KDE; the VQ-VAE with its PixelCNN prior at the full budget "
+                 "(on a GPU: it costs as much as the three others on 2 CPU cores)."),
+    fixed={**_CIFAR_NET, "latent_dim": 128},
+    grid=_CIFAR_ONE_CLASS + [{"model": ["vqvae"], "reconstruction_loss": ["mse"], "classes": _ONE_CLASS,
+                              "prior_epochs": [10]}],
+    budgets={"smoke": {"grid": [{"model": ["ae"], "reconstruction_loss": ["mse"], "classes": [[0]]}]},
+             "default": {**_ANOMALY_DEFAULT, "epochs": 20, "grid": _CIFAR_ONE_CLASS},
+             "full": {**_ANOMALY_DEFAULT, "epochs": 100, "patience": 10}},
+    probes=_ANOMALY_PROBES_CIFAR,
+    classical=_ANOMALY_BASELINES,
+    datasets=("cifar10",),
+)
 
 
 def list_studies() -> dict:

@@ -110,6 +110,10 @@ class Budget:
             ``val_examples``).
         seeds: every setting of the grid runs with seeds ``0 .. seeds - 1`` (a study's own ``seed``
             argument, fixed or in the grid, replaces them).
+        val_fraction: the share of each run's training images held out for validation instead of
+            ``val_examples`` (a fixed random subset, :func:`keraszoo.training.fitting.hold_out`): for runs
+            whose training images are a part of the split (one class of it: the anomaly studies), where a
+            count fixed against the whole split would be most of the part. ``None``: ``val_examples``.
     """
 
     epochs: int
@@ -123,6 +127,7 @@ class Budget:
     val_examples: int | None = None
     patience: int = 0
     seeds: int = 1
+    val_fraction: float | None = None
 
     def replace(self, **changes) -> Budget:
         return dataclasses.replace(self, **changes)
@@ -175,6 +180,9 @@ def _check_budget_value(where, field, value):
     if field == "seeds" and is_int(value) and value > MAX_SEEDS:
         raise StudyError(f"{where}.seeds must be at most {MAX_SEEDS} (every setting runs once per seed); "
                          f"got {value!r}.")
+    if field == "val_fraction" and value is not None and not (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1):
+        raise StudyError(f"{where}.val_fraction must be a number in (0, 1) or null; got {value!r}.")
     if field == "fid" and not isinstance(value, bool):
         raise StudyError(f"{where}.fid must be true or false; got {value!r}.")
     if field == "grid" and value is not None:
@@ -307,10 +315,14 @@ class Study:
         from keraszoo.experiments.classical import check_classical
 
         self.classical = check_classical(where, self.classical)
-        if self.classical and not any("latent_dim" in e for e in expand_grid_entries(self.grid)) \
-                and "latent_dim" not in self.fixed:
-            raise StudyError(f"{where}: classical references are fit at the study's code sizes: give latent_dim "
-                             "in fixed or in the grid.")
+        from keraszoo.experiments.classical import CLASSICAL
+
+        for name in self.classical:
+            for arg in CLASSICAL[name].over:
+                if not any(arg in e for e in expand_grid_entries(self.grid)) and arg not in self.fixed:
+                    what = "code sizes" if arg == "latent_dim" else f"values of {arg}"
+                    raise StudyError(f"{where}: classical references are fit at the study's {what}: give {arg} "
+                                     "in fixed or in the grid.")
 
     def budget(self, name: str) -> Budget:
         """The :class:`Budget` ``name`` with this study's overrides."""

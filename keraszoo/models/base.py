@@ -2,7 +2,7 @@
 ``interpolate``, ``sample``, the configuration and the declared capabilities.
 
 :class:`BaseAutoEncoder` is assembled from one mixin per job: the declared capabilities
-(:mod:`keraszoo.models.capabilities`), the input checks
+(:mod:`keraszoo.models.capabilities`), the anomaly scores (:mod:`keraszoo.models.anomaly_scores`), the input checks
 (:mod:`keraszoo.models.image_checks`), the checked ``fit``/``evaluate``
 (:mod:`keraszoo.models.checked_training`) and the training steps
 (:mod:`keraszoo.models.steps`); ``sample`` for the variants with a prior is
@@ -30,6 +30,7 @@ from keraszoo import argtypes
 from keraszoo.models import checks
 from keraszoo.models import losses
 from keraszoo.models import networks
+from keraszoo.models.anomaly_scores import AnomalyScoresMixin
 from keraszoo.models.backend import ReplicaSeedGenerator
 from keraszoo.models.capabilities import Capabilities
 from keraszoo.models.checked_training import CheckedTrainingMixin
@@ -51,7 +52,8 @@ RECONSTRUCTION_LOSSES = ("bce", "mse", "gaussian", "discretized_logistic")
 CONFIG_VERSION = 2
 
 
-class BaseAutoEncoder(Capabilities, InputChecksMixin, CheckedTrainingMixin, PhasedTrainingMixin, keras.Model):
+class BaseAutoEncoder(Capabilities, AnomalyScoresMixin, InputChecksMixin, CheckedTrainingMixin, PhasedTrainingMixin,
+                      keras.Model):
     """Base class of every keraszoo autoencoder.
 
     Args:

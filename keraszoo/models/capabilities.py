@@ -60,6 +60,25 @@ class Capabilities:
         """Whether the decoder's likelihood is a probability of the 8-bit image (bits/dim apply)."""
         return False
 
+    @property
+    def anomaly_methods(self):
+        """The anomaly scores ``anomaly_score`` computes for this model, in order (see
+        :mod:`keraszoo.models.anomaly_scores`): ``reconstruction`` always, ``elbo`` and ``iwae`` with a likelihood,
+        ``latent`` with flat float codes; a variant with a learned prior over its codes adds ``prior`` (the VQ-VAE,
+        once its prior is trained). An instance's property: it depends on the configuration."""
+        methods = ["reconstruction"]
+        if self.has_likelihood:
+            methods += ["elbo", "iwae"]
+        if self.has_flat_codes:
+            methods.append("latent")
+        return tuple(methods)
+
+    @property
+    def default_anomaly_method(self):
+        """The anomaly score ``anomaly_score(x)`` computes when no method is named: ``reconstruction`` by default
+        (the VAE family with a likelihood: ``elbo``; the IWAE: ``iwae``, the bound it trains)."""
+        return "reconstruction"
+
     def label_kwargs(self, labels):
         """``{"labels": labels}`` for a model that ``requires_labels``, ``{}`` for the others: the one way to pass labels."""
         return {"labels": labels} if self.requires_labels else {}

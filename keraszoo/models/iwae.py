@@ -155,6 +155,11 @@ class IWAE(HierarchicalVAE):
     def paper(self):
         return self.papers[0]
 
+    @property
+    def default_anomaly_method(self):
+        """``iwae``: the negative bound the model trains (with ``num_samples`` importance samples per image)."""
+        return "iwae"
+
     # ---------------------------------------------------------------- losses
     def _importance_samples(self, x, k, training=False):
         """``(log p(x|z_i), log p(z_i), log q(z_i|x))`` for ``k`` draws ``z_i ~ q(z|x)`` per image, each ``(batch, k)``."""

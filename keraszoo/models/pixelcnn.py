@@ -202,6 +202,25 @@ class PixelCNNPriorMixin:
         picked = ops.sum(log_p * ops.one_hot(codes, self.num_embeddings, dtype="float32"), axis=-1)
         return -ops.sum(ops.reshape(picked, (ops.shape(picked)[0], -1)), axis=-1)
 
+    # ---------------------------------------------------------------- the anomaly score of the prior
+    @property
+    def anomaly_methods(self):
+        """The host's, and ``prior`` (``-log p(codes)``, nats) once the prior is trained."""
+        return tuple(super().anomaly_methods) + (("prior",) if self.prior_trained else ())
+
+    def _anomaly_scorers(self):
+        return {**super()._anomaly_scorers(), "prior": self._prior_score}
+
+    def _anomaly_unavailable(self, method):
+        if method == "prior" and not self.prior_trained:
+            return (f"{type(self).__name__}'s prior over its codes is not trained yet: train it with "
+                    "model.fit_prior(x, epochs=...) (keraszoo train: --prior-epochs N).")
+        return super()._anomaly_unavailable(method)
+
+    def _prior_score(self, xb, given, *, samples, reference):
+        del given, samples, reference
+        return np.asarray(ops.convert_to_numpy(self.prior_nll(self.encode(xb))), "float64")
+
     def _require_prior(self):
         if not self.prior_trained:
             raise NotImplementedError(

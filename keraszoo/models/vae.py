@@ -127,6 +127,11 @@ class VAE(GenerativeMixin, BaseAutoEncoder):
         """True unless the reconstruction term is the literal squared error ``"mse"`` (no log-density)."""
         return self.reconstruction_loss in self.likelihood_losses
 
+    @property
+    def default_anomaly_method(self):
+        """``elbo`` (the negative ELBO, nats) with a decoder likelihood, else ``reconstruction`` (``"mse"``)."""
+        return "elbo" if self.has_likelihood else "reconstruction"
+
     def _check_likelihood(self, method):
         """Refuses ``method`` (``elbo``, ``log_likelihood``) for a model without a likelihood (``"mse"``)."""
         if not self.has_likelihood:

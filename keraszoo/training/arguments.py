@@ -51,6 +51,17 @@ class RunContext:
     cpu_replicas: int = 0
 
 
+def class_list(text):
+    """Comma-separated class indices (integers >= 0): ``3`` or ``0,1``."""
+    try:
+        values = tuple(int(v) for v in str(text).replace(" ", "").strip("[]()").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated class indices, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected class indices >= 0, got {text!r}")
+    return values
+
+
 def steps_per_execution(text):
     """``auto`` or a positive integer."""
     return text if text == "auto" else positive_int(text)
@@ -148,6 +159,8 @@ def add_train_arguments(p) -> None:
            help="auto: the .npz archive in --data-dir/$KERASZOO_DATA_DIR if present, else tfds")
     g.add_argument("--data-dir", default=None, help="folder of the .npz archives (or tfds data_dir)")
     _field(g, "--limit", type=positive_int, help="train on the first N images only")
+    _field(g, "--classes", type=class_list, metavar="C[,C...]",
+           help="train on the images of these classes only (a one-class model, anomaly detection)")
     _field(g, "--drop-remainder", action=argparse.BooleanOptionalAction, help="drop each epoch's last, smaller batch")
 
     g = p.add_argument_group("runtime")

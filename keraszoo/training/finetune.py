@@ -58,7 +58,8 @@ def load_images(path, image_shape, *, resize=False, color_mode=None):
     """The images at ``path`` (folder, .npy, .npz) as float32 ``[0, 1]`` NHWC.
 
     Checked against ``image_shape`` (the model's input); mismatches are
-    converted only with ``resize`` / ``color_mode``.
+    converted only with ``resize`` / ``color_mode``. ``image_shape=None`` (a model
+    still to be built for them): any size, the same for every image.
     """
     import numpy as np
 
@@ -70,7 +71,8 @@ def load_images(path, image_shape, *, resize=False, color_mode=None):
         ds = data.from_directory(
             path,
             # (h, w, c): without color_mode, the channel count must match the model's.
-            image_size=tuple(image_shape[:2]) + ((image_shape[2],) if color_mode is None else ()),
+            image_size=None if image_shape is None else tuple(image_shape[:2]) + (
+                (image_shape[2],) if color_mode is None else ()),
             color_mode=color_mode,
             resize=resize,
             shuffle=False,

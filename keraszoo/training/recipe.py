@@ -96,6 +96,9 @@ def parse_hparam(text: str):
 
 
 _NOT_FIELDS = ("model_kwargs", "options", "hparam")
+#: Fields added after runs were recorded without them: written only when set, so that the flat form (and the
+#: fingerprint a resume is checked against) of a run that does not use them stays what it was.
+_WRITTEN_WHEN_SET = ("classes",)
 
 
 @dataclasses.dataclass
@@ -121,6 +124,8 @@ class Recipe:
     data_source: str = "auto"
     binarize: str = "none"
     limit: int | None = None
+    #: train on the images of these classes only (``None``: every class): a one-class model (anomaly detection).
+    classes: tuple | None = None
     val_split: float = 0.0
     # optimization
     epochs: int = 10
@@ -176,7 +181,8 @@ class Recipe:
 
     def to_args(self) -> dict:
         """The flat, JSON-ready form: the engine's fields, and the model arguments and options given."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_FIELDS}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_FIELDS
+               and not (f.name in _WRITTEN_WHEN_SET and getattr(self, f.name) is None)}
         from_hparam = {parse_hparam(item)[0] for item in self.hparam}
         out.update({k: v for k, v in self.model_kwargs.items() if k not in from_hparam})
         out.update(self.options)
@@ -328,6 +334,12 @@ def check_recipe_values(recipe) -> None:
             bad(flag, "a positive integer", value)
     if recipe.limit is not None and (not _is_int(recipe.limit) or recipe.limit < 1):
         bad("limit", "a positive integer (or not given)", recipe.limit)
+    if recipe.classes is not None:
+        if isinstance(recipe.classes, (str, bytes)) or not isinstance(recipe.classes, (list, tuple)) or \
+                not recipe.classes or not all(_is_int(c) and 0 <= c < 2**31 for c in recipe.classes) or \
+                len(set(recipe.classes)) != len(recipe.classes):
+            bad("classes", "a non-empty list of distinct class indices >= 0 (or not given: every class)", recipe.classes)
+        recipe.classes = tuple(int(c) for c in recipe.classes)
     for flag, name, meaning in (("backup-every", "backup_every", "0: every epoch only"),
                                 ("early-stopping", "early_stopping", "0: off")):
         value = getattr(recipe, name)

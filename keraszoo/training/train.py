@@ -43,7 +43,7 @@ from keraszoo.training import runtime
 from keraszoo.training.recipe import Recipe
 from keraszoo.training.recipe import UsageError
 
-__all__ = ["StartFrom", "TrainImages", "TrainResult", "run"]
+__all__ = ["StartFrom", "TrainImages", "TrainResult", "run", "select_classes"]
 
 
 @dataclasses.dataclass
@@ -100,6 +100,7 @@ def _training_arrays(recipe: Recipe, data_dir, given: TrainImages | None, needs_
         static = recipe.binarize in ("static", "threshold")  # the catalog's fixed sample, binarized on loading
         x, y = data.load_arrays(recipe.dataset, "train", source=recipe.data_source, data_dir=data_dir,
                                 binarize=recipe.binarize if static else None, dtype="uint8")
+    x, y = select_classes(x, y, recipe.classes)
     if recipe.limit:
         x, y = x[: recipe.limit], y[: recipe.limit] if y is not None else None
     x_train, x_val = hold_out(x, recipe.val_split)
@@ -108,6 +109,23 @@ def _training_arrays(recipe: Recipe, data_dir, given: TrainImages | None, needs_
         raise UsageError(f"No training images left: --val-split {recipe.val_split:g} holds out {len(x_val)} of the "
                          f"{len(x)} images; use a smaller --val-split or more images (--limit).")
     return x_train, x_val, y_train, y_val
+
+
+def select_classes(x, y, classes):
+    """``(x, y)`` restricted to the images of ``classes`` (``None``: all), in their order: a one-class training set."""
+    if classes is None:
+        return x, y
+    import numpy as np
+
+    if y is None:
+        raise UsageError(f"--classes {','.join(map(str, classes))} keeps the images of some classes: it needs labelled "
+                         "images (a dataset's training split, or given labels).")
+    keep = np.isin(np.asarray(y), np.asarray(classes))
+    if not keep.any():
+        found = sorted(int(c) for c in np.unique(np.asarray(y)))
+        raise UsageError(f"--classes {','.join(map(str, classes))}: no training image of these classes (the labels are "
+                         f"{found[0]}..{found[-1]}).")
+    return x[keep], np.asarray(y)[keep]
 
 
 def _stream_binarize(recipe: Recipe, given):
@@ -248,7 +266,8 @@ def _prepare_model(recipe: Recipe, start: StartFrom | None, image_shape, dist, s
 
 
 def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_replicas=0, argv=None, rerun_of=None,
-        test_data=None, initial_weights=None, train_data=None, extra_callbacks=(), overwrite=False) -> TrainResult:
+        test_data=None, initial_weights=None, train_data=None, extra_callbacks=(), overwrite=False,
+        prog=None) -> TrainResult:
     """Train ``recipe`` and write a ``save_pretrained`` folder to ``out``.
 
     Args:
@@ -260,6 +279,8 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
         train_data: :class:`TrainImages` trained on instead of ``recipe.dataset``'s training split.
         extra_callbacks: more Keras callbacks, or functions ``f(backup) -> callback`` of the run's
             :class:`~keraszoo.training.backup.ResumableBackup` (see :func:`~keraszoo.training.fitting.fit_resumable`).
+        prog: the command recorded with ``argv`` (default ``keraszoo train``, or ``keraszoo finetune`` from given
+            weights; ``keraszoo anomaly fit`` trains through here too).
         overwrite: write into an ``out`` (and ``work_dir``) that holds something else than this run
             (``--overwrite``); without it only an empty folder, or this run's own (the same recipe: a
             resume), is written to. The folders are locked while the run writes them
@@ -303,7 +324,8 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
                                      binarize=data.evaluation_binarize(recipe.binarize))
         fingerprint = dict(recipe.semantic_args(), **facts, num_examples=stream.num_examples,
                            steps_per_epoch=stream.steps_per_epoch)
-        image_shape = start.model.image_shape if start else data.dataset_info(recipe.dataset).image_shape
+        image_shape = (start.model.image_shape if start else tuple(x.shape[1:]) if train_data is not None
+                       else data.dataset_info(recipe.dataset).image_shape)  # given images: a model of their shape
         model = _prepare_model(recipe, start, image_shape, dist, spe, jit)
 
         # Claimed once the data and the model are ready (no folder on errors), held until the model is saved.
@@ -331,7 +353,7 @@ def run(recipe: Recipe, out, *, work_dir=None, data_dir=None, verbose=1, cpu_rep
                         batch_size=recipe.batch_size, verbose=verbose)
             metrics = {**_evaluate(model, recipe, data_dir, result.last_logs, test_data, (x_val, y_val)),
                        **stage_metrics}
-            prog = "keraszoo finetune" if start is not None else "keraszoo train"
+            prog = prog or ("keraszoo finetune" if start is not None else "keraszoo train")
             record = _record(recipe, prog, argv, facts, stream, dist, policy, jit, spe, deterministic)
             record.update(**result.record(t_start), versions=runtime.versions())
             if rerun_of:

@@ -106,10 +106,22 @@ def check_cifar10(records):
         assert r["dataset"] == "cifar10" and (r.get("kind") == "classical" or r["params"]["architecture"] == "conv")
 
 
+def check_anomaly(records):
+    classical = [r for r in records if r.get("kind") == "classical"]
+    models = [r for r in records if r.get("kind") != "classical"]
+    assert {r["params"]["classes"][0] for r in records} == {0}  # one class normal
+    for r in classical:  # the baselines' one-class metrics under their score's name
+        assert any(k.startswith("anomaly_auroc_") for k in r["test"]) and r["model_dir"] is None
+    for r in models:
+        declared = [k[len("anomaly_auroc_"):] for k in r["test"] if k.startswith("anomaly_auroc_")]
+        assert "reconstruction" in declared and all(0 <= r["test"][f"anomaly_auroc_{m}"] <= 1 for m in declared)
+
+
 CHECKS = {"latent": check_latent, "depth": check_depth, "beta": check_beta, "sparsity": check_sparsity,
           "contractive": check_contractive, "noise": check_noise, "variants": check_variants,
           "latent_cifar10": check_cifar10, "beta_cifar10": check_cifar10, "noise_cifar10": check_cifar10,
-          "variants_cifar10": check_cifar10}
+          "variants_cifar10": check_cifar10, "anomaly": check_anomaly,
+          "anomaly_cifar10": lambda records: (check_cifar10(records), check_anomaly(records))}
 FAST = ("contractive", "sparsity")
 
 
@@ -138,8 +150,9 @@ def test_smoke_sweep(name, tmp_path, request):
     records = read_results(tmp_path / name)
     assert not result.failed and not result.skipped
     assert sorted(r["run_id"] for r in records) == sorted(result.planned)
-    for r in records:
-        assert r["study"] == name and r["budget"] == "smoke" and math.isfinite(r["test"]["total_loss"])
+    for r in records:  # (a classical anomaly detector has no loss: its metrics are the one-class ones)
+        assert r["study"] == name and r["budget"] == "smoke"
+        assert (r.get("kind") == "classical" and "total_loss" not in r["test"]) or math.isfinite(r["test"]["total_loss"])
         assert all(len(v) == 1 for v in r["history"].values())
     CHECKS[name](records)
     print(f"smoke {name}: {len(records)} runs in {seconds:.0f} s")
