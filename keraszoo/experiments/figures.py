@@ -382,3 +382,25 @@ STUDY_FIGURES = {
     "noise": (Figure("denoising", "PSNR of denoised test images against the test-time noise level, mean ± 95 % "
                                   "(dotted: the noisy input)", denoising),),
 }
+
+
+def _roc(ctx, path):
+    from keraszoo.anomaly import report as anomaly_report
+
+    return anomaly_report.roc_figure(ctx.runs, path)
+
+
+def _top_anomalies(ctx, path):
+    from keraszoo.anomaly import report as anomaly_report
+
+    data_dir = ctx.saved.data_dir if ctx.saved is not None else None
+    return anomaly_report.top_anomalies_figure(ctx.runs, path, data_dir=data_dir)
+
+
+#: the one-class benchmark's figures (keraszoo.anomaly.report), for both datasets' studies.
+_ANOMALY_FIGURES = (
+    Figure("roc", "ROC curves per normal class, mean over seeds", _roc),
+    Figure("top_anomalies", "the 8 most anomalous test images of each normal class (first seed), one row per class",
+           _top_anomalies, needs_models=True),
+)
+STUDY_FIGURES.update(anomaly=_ANOMALY_FIGURES, anomaly_cifar10=_ANOMALY_FIGURES)

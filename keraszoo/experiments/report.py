@@ -280,6 +280,20 @@ def _figure_lines(shown, out_dir):
     return lines
 
 
+def _anomaly_tables(study) -> list:
+    """The one-class benchmark's tables (keraszoo.anomaly.report): AUROC and AP per class, the literature, a summary."""
+    from keraszoo.anomaly import report as anomaly_report
+
+    dataset = str(study.runs[0].get("dataset", "mnist")) if study.runs else "mnist"
+    parts = (anomaly_report.auroc_table(study.runs, dataset), anomaly_report.ap_table(study.runs, dataset),
+             anomaly_report.literature_section(dataset), anomaly_report.summary(study.runs, dataset))
+    return ["### One-class detection", ""] + [line for part in parts if part for line in (part, "")]
+
+
+#: study name -> tables of its own after the generic ones (a user's study gets the generic ones only).
+STUDY_TABLES = {"anomaly": _anomaly_tables, "anomaly_cifar10": _anomaly_tables}
+
+
 def _study_section(study, shown, left_out, out_dir):
     """The section of ``study`` (all its runs, for the tables); ``shown``: its runs not ``left_out``."""
     lines = [f"## Study `{study.name}`", ""]
@@ -298,6 +312,7 @@ def _study_section(study, shown, left_out, out_dir):
     lines += _left_out_lines(left_out)
     lines += _terms_tables(study) + _convergence_table(study) + _other_metrics(study) + _size_and_time(study)
     lines += _runs_table(study)
+    lines += STUDY_TABLES.get(study.name, lambda study: [])(study)
     lines += ["### Figures", ""] + _figure_lines(shown, out_dir)
     lines += ["### Discussion", ""] + [f"- {s}" for s in (discussion(shown) if shown.runs else [])] + [""]
     return lines
