@@ -53,20 +53,6 @@ def _tampered_detector(tmp):
     return folder
 
 
-def _folder(*files):
-    """``in/images`` holding ``files``: ``(name, (h, w))`` black PNGs or ``(name, bytes)``."""
-
-    def make(tmp):
-        folder = inputs(tmp) / "images"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, content in files:
-            if isinstance(content, bytes):
-                (folder / name).write_bytes(content)
-            else:
-                shared.png(folder / name, content)
-        return folder
-
-    return make
 
 
 def _out(name):
@@ -133,19 +119,20 @@ def _cli_cases():
         cli("cli-anomaly-fit-missing-data", "keraszoo anomaly fit --data missing/ --out det",
             _fit(lambda tmp: inputs(tmp) / "missing"), ErrorExit, r"^keraszoo: error: --data .*missing: no such file or folder\.$"),
         cli("cli-anomaly-fit-empty-folder", "keraszoo anomaly fit --data folder/ --out det (no images in it)",
-            _fit(_folder()), ErrorExit, r"^keraszoo: error: --data .*images: No images \(\.png, \.jpg, \.jpeg, \.bmp, \.gif\) "
+            _fit(shared.folder_with()), ErrorExit, r"^keraszoo: error: --data .*images: No images \(\.png, \.jpg, \.jpeg, \.bmp, \.gif\) "
             r"found under"),
         cli("cli-anomaly-fit-unreadable-image", "keraszoo anomaly fit --data folder/ --out det (a .png that is not an image)",
-            _fit(_folder(("ok.png", (8, 8)), ("broken.png", b"not a png"))), ErrorExit, r"broken\.png"),
+            _fit(shared.folder_with(("ok.png", (8, 8)), ("broken.png", b"not a png"))), ErrorExit, r"broken\.png"),
         cli("cli-anomaly-fit-mixed-sizes", "keraszoo anomaly fit --data folder/ --model vae --out det (8x8 and 9x9 images)",
-            _fit(_folder(("a.png", (8, 8)), ("b.png", (9, 9))), model="vae"), ErrorExit,
+            _fit(shared.folder_with(("a.png", (8, 8)), ("b.png", (9, 9))), model="vae"), ErrorExit,
             r"Images under '.*images' have different sizes \(\[\(8, 8\), \(9, 9\)\]\)"),
         cli("cli-anomaly-fit-wrong-size", "keraszoo anomaly fit --data folder/ --model MODEL --out det (9x9, 8x8 model)",
-            _fit(_folder(("a.png", (9, 9)))), ErrorExit, r"1 of 1 images under '.*images' are not 8x8 as expected: a\.png is 9x9"),
+            _fit(shared.folder_with(("a.png", (9, 9)))), ErrorExit,
+            r"1 of 1 images under '.*images' are not 8x8 as expected: a\.png is 9x9"),
         cli("cli-anomaly-fit-unknown-model", "keraszoo anomaly fit --data folder/ --model vea --out det (a typo)",
-            _fit(_folder(("a.png", (8, 8))), model="vea"), ErrorExit, r"Unknown model 'vea'\. Did you mean 'vae'"),
+            _fit(shared.folder_with(("a.png", (8, 8))), model="vea"), ErrorExit, r"Unknown model 'vea'\. Did you mean 'vae'"),
         cli("cli-anomaly-fit-unavailable-method", "keraszoo anomaly fit ... --model AE_FOLDER --method elbo",
-            _fit(_folder(("a.png", (8, 8)), ("b.png", (8, 8))), "--method", "elbo"), ErrorExit,
+            _fit(shared.folder_with(("a.png", (8, 8)), ("b.png", (8, 8))), "--method", "elbo"), ErrorExit,
             r"AutoEncoder has no 'elbo' anomaly score: .*has no likelihood bound"),
         cli("cli-anomaly-fit-fpr-out-of-range", "keraszoo anomaly fit ... --fpr 5", _fit("x", "--fpr", "5"), UsageExit,
             r"^keraszoo anomaly fit: error: argument --fpr: expected a number in \(0, 1\), got '5'$"),
@@ -155,19 +142,19 @@ def _cli_cases():
              r"--out .*mine is not empty and keraszoo did not write it: README\.md would be in the way; .*--overwrite",
              prepare=_users_folder),
         cli("cli-anomaly-score-not-a-detector", "keraszoo anomaly score MODEL_FOLDER images/ -o s.csv (a model, no detector)",
-            _score(_folder(("a.png", (8, 8))), detector=lambda tmp: shared.ae_folder()), ErrorExit,
+            _score(shared.folder_with(("a.png", (8, 8))), detector=lambda tmp: shared.ae_folder()), ErrorExit,
             r"is not an anomaly detector's folder .*keraszoo anomaly fit --out"),
         cli("cli-anomaly-score-tampered", "keraszoo anomaly score DET images/ -o s.csv (anomaly.npz changed after saving)",
-            _score(_folder(("a.png", (8, 8))), detector=_tampered_detector), ErrorExit, r"anomaly\.npz"),
+            _score(shared.folder_with(("a.png", (8, 8))), detector=_tampered_detector), ErrorExit, r"anomaly\.npz"),
         cli("cli-anomaly-score-empty-folder", "keraszoo anomaly score DET folder/ -o s.csv (no images in it)",
-            _score(_folder()), ErrorExit, r"No images \(\.png, \.jpg, \.jpeg, \.bmp, \.gif\) found under"),
+            _score(shared.folder_with()), ErrorExit, r"No images \(\.png, \.jpg, \.jpeg, \.bmp, \.gif\) found under"),
         cli("cli-anomaly-score-mixed-sizes", "keraszoo anomaly score DET folder/ -o s.csv (8x8 and 9x9 images)",
-            _score(_folder(("a.png", (8, 8)), ("b.png", (9, 9)))), ErrorExit,
+            _score(shared.folder_with(("a.png", (8, 8)), ("b.png", (9, 9)))), ErrorExit,
             r"1 of 2 images under '.*images' are not 8x8 as expected: b\.png is 9x9"),
         cli("cli-anomaly-score-unreadable-image", "keraszoo anomaly score DET folder/ -o s.csv (a .png that is not an image)",
-            _score(_folder(("ok.png", (8, 8)), ("broken.png", b"not a png"))), ErrorExit, r"broken\.png"),
+            _score(shared.folder_with(("ok.png", (8, 8)), ("broken.png", b"not a png"))), ErrorExit, r"broken\.png"),
         cli("cli-anomaly-score-not-csv", "keraszoo anomaly score DET folder/ -o scores.txt",
-            _score(_folder(("a.png", (8, 8))), output="scores.txt"), UsageExit,
+            _score(shared.folder_with(("a.png", (8, 8))), output="scores.txt"), UsageExit,
             r"^keraszoo anomaly score: error: argument -o/--output: '.*scores\.txt' must end with \.csv$"),
     ]
 

@@ -35,23 +35,6 @@ def _load_image(path):
 # --------------------------------------------------------------------------- preparing inputs
 
 
-def _folder_with(*files):
-    """tmp/in/images holding ``files``: ``(name, bytes)``, or for a black PNG ``(name, (h, w[, 3]))``,
-    or ``(name, ((h, w, 3), (r, g, b)))`` for a colored one."""
-
-    def make(tmp):
-        folder = inputs(tmp) / "images"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, content in files:
-            if isinstance(content, bytes):
-                (folder / name).write_bytes(content)
-            elif isinstance(content[0], tuple):  # (shape, pixel value)
-                shared.png(folder / name, *content)
-            else:
-                shared.png(folder / name, content)
-        return folder
-
-    return make
 
 
 def _file(name, content):
@@ -102,34 +85,34 @@ def _folder_cases():
              lambda tmp: _data().from_directory(tmp / "no" / "such" / "folder"), ValueError,
              r"Image folder '.*/no/such/folder' does not exist or is not a directory"),
         case("folder-empty", "data.from_directory(folder) on an empty folder",
-             from_directory(_folder_with()), ValueError, r"No images \(\.png, \.jpg, \.jpeg, \.bmp, \.gif\) found under"),
+             from_directory(shared.folder_with()), ValueError, r"No images \(\.png, \.jpg, \.jpeg, \.bmp, \.gif\) found under"),
         case("folder-no-images", "data.from_directory(folder) on a folder of .txt and .csv files",
-             from_directory(_folder_with(("a.txt", b"hello"), ("b.csv", b"1,2"))), ValueError, r"No images .* found under"),
+             from_directory(shared.folder_with(("a.txt", b"hello"), ("b.csv", b"1,2"))), ValueError, r"No images .* found under"),
         case("folder-unreadable-image", "data.from_directory(folder) with a .png that is not an image",
-             from_directory(_folder_with(("ok.png", (8, 8)), ("broken.png", b"not a png"))), ValueError,
+             from_directory(shared.folder_with(("ok.png", (8, 8)), ("broken.png", b"not a png"))), ValueError,
              r"Cannot read image '.*broken\.png'"),
         case("folder-mixed-sizes", "data.from_directory(folder) with 8x8 and 9x9 images, no image_size",
-             from_directory(_folder_with(("a.png", (8, 8)), ("b.png", (9, 9)))), ValueError,
+             from_directory(shared.folder_with(("a.png", (8, 8)), ("b.png", (9, 9)))), ValueError,
              r"have different sizes .*Pass image_size=\(h, w\) and resize=True"),
         case("folder-wrong-size", "data.from_directory(folder, image_size=(28, 28)) with 8x8 images",
-             from_directory(_folder_with(("a.png", (8, 8))), image_size=(28, 28)), ValueError,
+             from_directory(shared.folder_with(("a.png", (8, 8))), image_size=(28, 28)), ValueError,
              r"1 of 1 images under .* are not 28x28 as expected.*Pass resize=True"),
         case("folder-color-into-grayscale", "data.from_directory(folder, image_size=(8, 8, 1)) with color images",
-             from_directory(_folder_with(("a.png", ((8, 8, 3), (255, 0, 0)))), image_size=(8, 8, 1)), ValueError,
+             from_directory(shared.folder_with(("a.png", ((8, 8, 3), (255, 0, 0)))), image_size=(8, 8, 1)), ValueError,
              r"has 3 channel\(s\), expected 1.*color_mode='grayscale'"),
         case("folder-batch-size-zero", "data.from_directory(folder, batch_size=0)",
-             from_directory(_folder_with(("a.png", (8, 8))), batch_size=0), ValueError, r"`batch_size` must be a positive integer"),
+             from_directory(shared.folder_with(("a.png", (8, 8))), batch_size=0), ValueError, r"`batch_size` must be a positive integer"),
         case("folder-unknown-color-mode", "data.from_directory(folder, color_mode='cmyk')",
-             from_directory(_folder_with(("a.png", (8, 8))), color_mode="cmyk"), ValueError,
+             from_directory(shared.folder_with(("a.png", (8, 8))), color_mode="cmyk"), ValueError,
              r"color_mode must be 'grayscale', 'rgb' or None, got 'cmyk'"),
         case("folder-bad-image-size", "data.from_directory(folder, image_size=(0, 5))",
-             from_directory(_folder_with(("a.png", (8, 8))), image_size=(0, 5)), ValueError,
+             from_directory(shared.folder_with(("a.png", (8, 8))), image_size=(0, 5)), ValueError,
              r"image_size must be \(height, width\)"),
         case("folder-unknown-binarize", "data.from_directory(folder, binarize='yes')",
-             from_directory(_folder_with(("a.png", (8, 8))), binarize="yes"), ValueError,
+             from_directory(shared.folder_with(("a.png", (8, 8))), binarize="yes"), ValueError,
              r"binarize must be None, 'dynamic', 'static' or 'threshold'"),
         case("folder-resize-without-size", "data.from_directory(folder, resize=True) without image_size",
-             from_directory(_folder_with(("a.png", (8, 8))), resize=True), ValueError, r"resize=True needs image_size"),
+             from_directory(shared.folder_with(("a.png", (8, 8))), resize=True), ValueError, r"resize=True needs image_size"),
         case("image-file-missing", "data.images.load_image('missing.png')",
              lambda tmp: _load_image(tmp / "missing.png"), ValueError,
              r"Image '.*missing\.png' does not exist or is not a file"),

@@ -15,6 +15,7 @@ import tempfile
 
 import numpy as np
 
+from tests.bad_inputs.registry import inputs
 from tests.bad_inputs.registry import register_shared_folder
 
 #: The image shape of every tiny model.
@@ -102,3 +103,22 @@ def edit_config(folder, edit) -> pathlib.Path:
     edit(config)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     return refresh_metadata(folder)
+
+
+def folder_with(*files):
+    """tmp/in/images holding ``files``: ``(name, bytes)``, or for a black PNG ``(name, (h, w[, 3]))``,
+    or ``(name, ((h, w, 3), (r, g, b)))`` for a colored one."""
+
+    def make(tmp):
+        folder = inputs(tmp) / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in files:
+            if isinstance(content, bytes):
+                (folder / name).write_bytes(content)
+            elif isinstance(content[0], tuple):  # (shape, pixel value)
+                png(folder / name, *content)
+            else:
+                png(folder / name, content)
+        return folder
+
+    return make
