@@ -28,7 +28,7 @@ import numpy as np
 __all__ = ["FPR_POINTS", "TOP", "anomaly_probe", "one_class_metrics"]
 
 #: False-positive rates at which the ROC curve is recorded (the share of anomalies flagged there).
-FPR_POINTS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
+FPR_POINTS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: How many of the most anomalous test images a run records (by their index in the test split).
 TOP = 8
 

@@ -202,9 +202,10 @@ def roc_figure(records, path, *, max_lines=10):
             runs = [r for r in entry["records"] if _classes(r)[0] == c]
             if not runs:
                 continue
-            tpr = [np.mean([r["test"].get(f"anomaly_tpr_{entry['score']}_at_{p:g}", np.nan) for r in runs])
-                   for p in FPR_POINTS]
-            xs, ys = [0.0, *FPR_POINTS, 1.0], [0.0, *tpr, 1.0]
+            # Records written with fewer points (an older FPR grid) draw the points they have.
+            points = [p for p in FPR_POINTS if all(f"anomaly_tpr_{entry['score']}_at_{p:g}" in r["test"] for r in runs)]
+            tpr = [np.mean([r["test"][f"anomaly_tpr_{entry['score']}_at_{p:g}"] for r in runs]) for p in points]
+            xs, ys = [0.0, *points, 1.0], [0.0, *tpr, 1.0]
             (line,) = ax.plot(xs, ys, color=colors[i % len(colors)], marker=".", linewidth=1.2)
             handles[label] = line
         ax.plot([0, 1], [0, 1], color="0.7", linestyle=":", linewidth=0.8)
