@@ -95,6 +95,8 @@ def terms_vs_setting(ctx, path, terms=None):
     if terms is None:  # L_total and its terms (an L_total that is the reconstruction term alone: once)
         same = all(ctx.test_value(r, "total_loss") == ctx.test_value(r, "reconstruction_loss") for r in ctx.runs)
         terms = [t for t in ctx.terms if not (same and t == "total_loss")]
+        if terms == ["reconstruction_loss"]:  # no regularization term: the reconstruction figure already shows it
+            return None
     else:
         terms = [t for t in terms if any(t in r.get("test", {}) for r in ctx.runs)]
     if not terms:
@@ -206,9 +208,13 @@ def _per_epoch_curves(ctx, path, columns, axis_from=0):
 
 
 def training_curves(ctx, path):
-    """Training and validation L_total per epoch of every setting."""
+    """Training and validation L_total per epoch of every setting. The y axis spans the values after the first
+    tenth of the epochs (at least the first two): the first epochs' losses, several times the converged ones, would
+    flatten the late epochs a reader looks at for convergence."""
+    longest = max((len(r.get("history", {}).get("total_loss", [])) for r in ctx.runs), default=0)
     return _per_epoch_curves(ctx, path, [("train total_loss", lambda h: h.get("total_loss", [])),
-                                         ("validation total_loss", lambda h: h.get("val_total_loss", []))])
+                                         ("validation total_loss", lambda h: h.get("val_total_loss", []))],
+                             axis_from=max(2, longest // 10))
 
 
 def elbo_curves(ctx, path):
@@ -353,7 +359,7 @@ GENERIC_FIGURES = (
     Figure("terms", "L_total and each of its terms on the test split, mean ± 95 % interval over seeds",
            terms_vs_setting, per_likelihood=True),
     Figure("curves", "training (left) and validation (right) L_total per epoch: each setting's mean over its seeds, "
-                     "band: their range", training_curves, per_likelihood=True),
+                     "band: their range; the y axis spans the epochs after the first tenth", training_curves, per_likelihood=True),
     Figure("reconstructions", "first test images (top row) and each setting's reconstructions (its first seed)",
            reconstruction_grid, needs_models=True),
     Figure("samples", "samples from the prior (seed 0) of the generative settings (their first seed), one row each",

@@ -93,10 +93,11 @@ def test_a_bce_and_an_mse_run_never_share_a_column_or_a_panel(tmp_path, monkeypa
         drawn.append((ax, {s.likelihood for s in settings})), real(ax, ctx, settings, value_of, styles))[1])
     lines_out = report._figure_lines(study, tmp_path)
     losses = [(ax.get_title(), kinds) for ax, kinds in drawn if "accuracy" not in ax.get_title()]
-    assert len(losses) == 4 and all(len(kinds) == 1 for _, kinds in losses), losses  # accuracies may share one
-    assert {"figures/latent_terms_bernoulli_nll_nats.png", "figures/latent_terms_squared_error.png",
-            "figures/latent_curves_bernoulli_nll_nats.png", "figures/latent_reconstruction.png"} <= {
-        line[line.index("](") + 2 : -1] for line in lines_out if line.startswith("![")}
+    # the reconstruction figure's two panels; no terms figure: these runs' L_total is the reconstruction term alone
+    assert len(losses) == 2 and all(len(kinds) == 1 for _, kinds in losses), losses  # accuracies may share one
+    drawn_files = {line[line.index("](") + 2 : -1] for line in lines_out if line.startswith("![")}
+    assert {"figures/latent_curves_bernoulli_nll_nats.png", "figures/latent_reconstruction.png"} <= drawn_files
+    assert not any("_terms" in f for f in drawn_files), drawn_files
     text = "\n".join(discussion(study))
     assert "of ae against PCA: lower at latent_dim 2, 8" in text
     assert "% below the highest" not in text
@@ -137,7 +138,8 @@ def test_categories_are_points_named_by_their_values(tmp_path):
     assert view.x_key(study, study.settings()) is None
     assert view.category_labels(study, study.settings()) == ["hidden_dims 512", "hidden_dims 512-256",
                                                              "conv, hidden_dims 160"]
-    path = figures.terms_vs_setting(study, tmp_path / "t.png")
+    assert figures.terms_vs_setting(study, tmp_path / "t.png") is None  # L_total is the reconstruction term alone
+    path = figures.terms_vs_setting(study, tmp_path / "t.png", terms=["reconstruction_loss"])
     width, height = png_size(path)
     assert width >= 768 and height >= 480
 
