@@ -47,6 +47,7 @@ from keraszoo.experiments.view import SavedRuns
 from keraszoo.experiments.view import StudyRuns
 from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import group_by
+from keraszoo.experiments.view import is_number
 from keraszoo.experiments.view import seed_of
 from keraszoo.experiments.view import table
 from keraszoo.utils import atomic_write_text
@@ -215,9 +216,13 @@ def _size_and_time(study):
                      f"{fmt(params[0])}–{fmt(params[-1])}",
                      s.interval(lambda r: study.run_value(r, "seconds_per_epoch")).text(),
                      s.interval(lambda r: study.run_value(r, "train_seconds")).text()))
+    seconds = [r["train_seconds"] for r in study.runs if is_number(r.get("train_seconds"))]
+    total = (f"Training took {sum(seconds) / 3600:.1f} hours in all, summed over the {len(seconds)} runs that "
+             "record it (`train_seconds`: the fit alone, without the evaluation; each run on its worker's share of "
+             "the cores). " if seconds else "")
     return ["### Size and training time", "",
-            "Times were taken on a shared, loaded machine: they are noisy, and no setting is ranked by them.", "",
-            table(["setting", "n", "parameters", "s/epoch", "train s"], rows), ""]
+            total + "Times were taken on a shared, loaded machine: they are noisy, and no setting is ranked by them.",
+            "", table(["setting", "n", "parameters", "s/epoch", "train s"], rows), ""]
 
 
 def _runs_table(study):
