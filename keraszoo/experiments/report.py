@@ -38,6 +38,7 @@ from keraszoo import output_folder
 from keraszoo.experiments import consistency
 from keraszoo.experiments import figures
 from keraszoo.experiments import stats
+from keraszoo.experiments.comparisons import pairwise_tables
 from keraszoo.experiments.discussion import discussion
 from keraszoo.experiments.literature import literature_section
 from keraszoo.experiments.results import STUDY_FILE
@@ -315,7 +316,8 @@ def _study_section(study, shown, left_out, out_dir):
                  f"{', '.join(sorted({str(r['eval'].get('split')) for r in study.runs}))}.")
     lines.append("")
     lines += _left_out_lines(left_out)
-    lines += _terms_tables(study) + _convergence_table(study) + _other_metrics(study) + _size_and_time(study)
+    lines += _terms_tables(study) + pairwise_tables(study) + _convergence_table(study) + _other_metrics(study)
+    lines += _size_and_time(study)
     lines += _runs_table(study)
     lines += STUDY_TABLES.get(study.name, lambda study: [])(study)
     lines += ["### Figures", ""] + _figure_lines(shown, out_dir)

@@ -3,6 +3,7 @@ units kept apart, a report rebuilt from results.jsonl alone, figures large enoug
 
 import pytest
 
+from keraszoo.experiments import comparisons
 from keraszoo.experiments import figures
 from keraszoo.experiments import plotting
 from keraszoo.experiments import report
@@ -166,3 +167,19 @@ def test_the_literature_shows_every_setting_and_the_zoo_models_under_the_same_pr
         assert row.endswith(f"| {view.fmt(value)} |") and "5000 importance samples, static binarization" in row
     assert "| 86.82 |" in nll and "not checked at the source" in nll
     assert "100 importance samples, no binarization, mnist test (100 images), budget smoke" in nll
+
+
+def test_the_pairwise_table_marks_each_pair_by_the_seeds():
+    """Three depths: the first lower than the others at every seed, the other two indistinguishable."""
+    values = {(512,): [60.0, 61.0, 60.5], (512, 256): [70.0, 72.0, 69.0], (512, 256, 128): [71.0, 69.5, 70.5]}
+    lines = [synthetic_line("depth", "ae", seed, rec=rec, hidden_dims=list(hd))
+             for hd, recs in values.items() for seed, rec in enumerate(recs)]
+    table = comparisons.pairwise_tables(_study(lines, "depth"))
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in table if row[:4] in ("| 1.", "| 2.", "| 3.")]
+    rows = {c[0]: c[2:] for c in cells}
+    assert rows["1. hidden_dims 512"] == ["–", "<", "<"]
+    assert rows["2. hidden_dims 512-256"] == [">", "–", "·"]
+    assert rows["3. hidden_dims 512-256-128"] == [">", "·", "–"]
+    assert any("2 of the 3 pairs differ" in line for line in table)
+    # two settings: nothing to tabulate beyond the discussion's sentence
+    assert comparisons.pairwise_tables(_study(lines[:6], "depth")) == []

@@ -1,0 +1,56 @@
+"""The pairwise comparisons of a study's settings on the test reconstruction term, as a report table.
+
+The discussion names the best setting and the trend along a swept number; a reader comparing two settings that are
+neither (two depths of a network, two variants) needs every pair. Each cell says whether the row's setting is
+lower (``<``) or higher (``>``) than the column's across seeds, by the rules of :func:`keraszoo.experiments.stats.compare`
+(a paired t-test over the common seeds at p < 0.05, or 95 % intervals apart; a deterministic reference against the
+other's interval), and ``·`` where no difference is detected. The tests are not corrected for multiple comparisons:
+the table says how many false detections chance alone would give.
+"""
+
+from __future__ import annotations
+
+from keraszoo.experiments import stats
+
+#: a panel is tabled when it has this many settings (fewer: the discussion's sentences say it all; more: unreadable)
+MIN_SETTINGS, MAX_SETTINGS = 3, 12
+
+
+def _cell(comparison) -> str:
+    if not comparison.detected:
+        return "·"
+    return "<" if comparison.sign < 0 else ">"
+
+
+def pairwise_tables(study) -> list:
+    """Markdown lines: per likelihood panel of ``study`` with 3 to 12 settings measured with seeds, the matrix of
+    pairwise comparisons of the test ``reconstruction_loss`` (lower is better); ``[]`` when no panel qualifies."""
+    lines = []
+    for likelihood, settings in study.panels(study.settings()).items():
+        def value_of(r):
+            return study.test_value(r, "reconstruction_loss")
+
+        settings = [s for s in settings if s.interval(value_of).n]
+        if not MIN_SETTINGS <= len(settings) <= MAX_SETTINGS or not any(s.n >= 2 and not s.exact for s in settings):
+            continue
+        pairs = len(settings) * (len(settings) - 1) // 2
+        detected, rows = 0, []
+        for i, a in enumerate(settings):
+            cells = []
+            for j, b in enumerate(settings):
+                if i == j:
+                    cells.append("–")
+                    continue
+                c = stats.compare(a.values(value_of), b.values(value_of), a.exact, b.exact)
+                detected += c.detected and i < j
+                cells.append(_cell(c))
+            rows.append([f"{i + 1}. {a.label}", a.interval(value_of).text(), *cells])
+        lines += [f"### Pairwise comparisons: test reconstruction_loss ({likelihood})", "",
+                  f"Row against column, across seeds: **<** the row's setting is lower (better), **>** higher, **·** no "
+                  f"difference detected (a paired t-test over the common seeds at p < {stats.ALPHA:g}, or 95 % "
+                  f"intervals apart). {detected} of the {pairs} pairs differ; the tests are not corrected for multiple "
+                  f"comparisons, so about {stats.ALPHA * pairs:.2g} of them could be chance.", "",
+                  "| setting | mean ± 95 % | " + " | ".join(str(k + 1) for k in range(len(settings))) + " |",
+                  "|---|---|" + "---|" * len(settings),
+                  *("| " + " | ".join(row) + " |" for row in rows), ""]
+    return lines
