@@ -116,7 +116,8 @@ def terms_vs_setting(ctx, path, terms=None):
 
 
 def training_time(ctx, path):
-    """Seconds per epoch of every setting (mean ± 95 % over seeds), as points: timings on a loaded machine are noisy."""
+    """Seconds per epoch of every run (points) and each setting's median (bar); a log axis where they span a decade.
+    Timings on a loaded machine are noisy and skewed: no t-interval."""
     settings = [s for s in ctx.settings() if s.values(lambda r: ctx.run_value(r, "seconds_per_epoch"))]
     if not settings:
         return None
@@ -126,13 +127,19 @@ def training_time(ctx, path):
     styles = Styles()
     for ax, part in zip(axes.flat, parts):
         labels = category_labels(ctx, part)
-        ivs = [s.interval(lambda r: ctx.run_value(r, "seconds_per_epoch")) for s in part]
         color, marker = styles("settings")
-        ax.errorbar(range(len(part)), [iv.mean for iv in ivs], yerr=[iv.half_width or 0.0 for iv in ivs],
-                    linestyle="none", marker=marker, color=color, capsize=4)
+        seen = []
+        for i, s in enumerate(part):  # every seed's time (a loaded machine's times are not normal: no t-interval)
+            values = list(s.values(lambda r: ctx.run_value(r, "seconds_per_epoch")).values())
+            seen += values
+            ax.plot([i] * len(values), values, linestyle="none", marker="o", markersize=4, color=color, alpha=0.5)
+            ax.plot([i - 0.2, i + 0.2], [float(np.median(values))] * 2, color=color, linewidth=2)
         ax.set_xticks(range(len(part)), labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("seconds per epoch", fontsize=9)
-        ax.set_ylim(bottom=0)
+        if seen and min(seen) > 0 and max(seen) / min(seen) >= 10:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
     axes[0][0].set_title("training time (a shared, loaded machine: noisy, not a ranking)", fontsize=9)
     return _save(fig, path)
 
@@ -368,7 +375,7 @@ GENERIC_FIGURES = (
            interpolation_grid, needs_models=True),
     Figure("latent", "test codes of the settings with latent size 2 (first seed), coloured by class", latent_scatter,
            needs_models=True),
-    Figure("time", "seconds per training epoch, mean ± 95 % interval over seeds (a loaded machine: noisy)",
+    Figure("time", "seconds per training epoch: every run (points) and each setting's median (bar); a loaded machine: noisy",
            training_time),
 )
 

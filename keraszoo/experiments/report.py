@@ -33,6 +33,7 @@ import json
 import os
 import pathlib
 import re
+import statistics
 
 from keraszoo import output_folder
 from keraszoo.experiments import consistency
@@ -209,21 +210,30 @@ def _other_metrics(study):
     return lines
 
 
+def _median_range(values: dict) -> str:
+    """``median (min–max)`` of a setting's timings: a loaded machine's times are skewed, a t-interval misleads."""
+    values = sorted(float(v) for v in values.values() if is_number(v))
+    if not values:
+        return "–"
+    median = fmt(statistics.median(values))
+    return median if len(values) == 1 else f"{median} ({fmt(values[0])}–{fmt(values[-1])})"
+
+
 def _size_and_time(study):
     rows = []
     for s in study.settings():
         params = sorted({r.get("num_params") for r in s.runs if r.get("num_params") is not None})
         rows.append((s.label, _n(s), "–" if not params else fmt(params[0]) if len(params) == 1 else
                      f"{fmt(params[0])}–{fmt(params[-1])}",
-                     s.interval(lambda r: study.run_value(r, "seconds_per_epoch")).text(),
-                     s.interval(lambda r: study.run_value(r, "train_seconds")).text()))
+                     _median_range(s.values(lambda r: study.run_value(r, "seconds_per_epoch"))),
+                     _median_range(s.values(lambda r: study.run_value(r, "train_seconds")))))
     seconds = [r["train_seconds"] for r in study.runs if is_number(r.get("train_seconds"))]
     total = (f"Training took {sum(seconds) / 3600:.1f} hours in all, summed over the {len(seconds)} runs that "
              "record it (`train_seconds`: the fit alone, without the evaluation; each run on its worker's share of "
              "the cores). " if seconds else "")
     return ["### Size and training time", "",
             total + "Times were taken on a shared, loaded machine: they are noisy, and no setting is ranked by them.",
-            "", table(["setting", "n", "parameters", "s/epoch", "train s"], rows), ""]
+            "", table(["setting", "n", "parameters", "s/epoch: median (range)", "train s: median (range)"], rows), ""]
 
 
 def _runs_table(study):
