@@ -492,4 +492,16 @@ def _write(results_dir, out_dir, runs, data_dir, mc_samples, command):
     lines += consistency_section(checks, out_dir, saved.results_only)
     path = out_dir / "README.md"
     atomic_write_text(path, "\n".join(lines))
+    _remove_stale_figures(out_dir, lines, [s.name for s in studies])
     return path, checks
+
+
+def _remove_stale_figures(out_dir, lines, names):
+    """An earlier report's figures this one no longer draws (a figure dropped, a study renamed): removed, so the
+    folder holds no picture its README does not show. Only ``<study>_*.png`` and ``consistency.png``: the figures a
+    report of these studies writes."""
+    shown = set(re.findall(r"\]\(figures/([^)]+\.png)\)", "\n".join(lines)))
+    for png in (out_dir / "figures").glob("*.png"):
+        ours = png.name == "consistency.png" or any(png.name.startswith(f"{name}_") for name in names)
+        if ours and png.name not in shown:
+            png.unlink()

@@ -1,6 +1,8 @@
 """The report of multi-seed results, from synthetic results lines (no training): intervals, the discussion's rule,
 units kept apart, a report rebuilt from results.jsonl alone, figures large enough to read."""
 
+import json
+
 import pytest
 
 from keraszoo.experiments import comparisons
@@ -183,3 +185,21 @@ def test_the_pairwise_table_marks_each_pair_by_the_seeds():
     assert any("2 of the 3 pairs differ" in line for line in table)
     # two settings: nothing to tabulate beyond the discussion's sentence
     assert comparisons.pairwise_tables(_study(lines[:6], "depth")) == []
+
+
+def test_a_rewritten_report_drops_the_figures_it_no_longer_draws(tmp_path):
+    lines = [synthetic_line("depth", "ae", seed, rec=60.0 + i + seed, hidden_dims=hd)
+             for i, hd in enumerate(([512], [512, 256])) for seed in range(2)]
+    results = tmp_path / "sweep"
+    results.mkdir()
+    (results / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "report"
+    report.write_report(results, out)
+    stale, foreign = out / "figures" / "depth_terms.png", out / "figures" / "my_own_picture.png"
+    stale.write_bytes(b"an earlier report's figure")
+    foreign.write_bytes(b"not the report's")
+    report.write_report(results, out)
+    text = (out / "README.md").read_text()
+    assert not stale.exists() and foreign.exists()
+    drawn = sorted(p.name for p in (out / "figures").glob("depth_*.png"))
+    assert drawn and all(f"figures/{name}" in text for name in drawn)
