@@ -26,6 +26,8 @@ def pairwise_tables(study) -> list:
     """Markdown lines: per likelihood panel of ``study`` with 3 to 12 settings measured with seeds, the matrix of
     pairwise comparisons of the test ``reconstruction_loss`` (lower is better); ``[]`` when no panel qualifies."""
     lines = []
+    if study.one_class:  # settings of different normal classes: their test losses measure different tasks
+        return lines
     for likelihood, settings in study.panels(study.settings()).items():
         def value_of(r):
             return study.test_value(r, "reconstruction_loss")

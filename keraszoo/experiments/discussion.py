@@ -311,6 +311,11 @@ def discussion(study: StudyRuns):
     if not settings:
         return []
     out = [_seeds_sentence(study, settings)]
+    if study.one_class:  # the settings differ in their normal class: compare detectors, not losses
+        from keraszoo.anomaly.report import summary
+
+        dataset = str(study.runs[0].get("dataset", "mnist"))
+        return out + summary(study.runs, dataset) + convergence(study, settings) + timing(study, settings)
     panels = study.panels(settings)
     for likelihood, same in panels.items():
         out += best_of(study, same, _test(study, "reconstruction_loss"),

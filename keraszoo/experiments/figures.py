@@ -55,7 +55,10 @@ from keraszoo.experiments.view import x_key
 
 # ----------------------------------------------------------------- numbers against the setting
 def reconstruction(ctx, path):
-    """Test reconstruction_loss of every setting, one panel per likelihood (their units differ), mean ± 95 %."""
+    """Test reconstruction_loss of every setting, one panel per likelihood (their units differ), mean ± 95 %. Not for
+    a one-class study: its test split holds the anomalies, and its settings differ in their normal class."""
+    if ctx.one_class:
+        return None
     panels = [(likelihood, part) for likelihood, settings in ctx.panels().items() for part in chunks(ctx, settings)]
     panels = [(lk, ss) for lk, ss in panels if any(s.values(lambda r: ctx.test_value(r, "reconstruction_loss"))
                                                    for s in ss)]
@@ -91,7 +94,10 @@ def _legend_guess(ctx):
 
 
 def terms_vs_setting(ctx, path, terms=None):
-    """Each test term (default: L_total and its terms) of every setting, mean ± 95 % interval over seeds."""
+    """Each test term (default: L_total and its terms) of every setting, mean ± 95 % interval over seeds (not for a
+    one-class study, as :func:`reconstruction`)."""
+    if ctx.one_class:
+        return None
     if terms is None:  # L_total and its terms (an L_total that is the reconstruction term alone: once)
         same = all(ctx.test_value(r, "total_loss") == ctx.test_value(r, "reconstruction_loss") for r in ctx.runs)
         terms = [t for t in ctx.terms if not (same and t == "total_loss")]
@@ -181,7 +187,9 @@ def _per_epoch_curves(ctx, path, columns, axis_from=0):
     if not columns or not settings:
         return None
     parts = [settings[i : i + MAX_LINES] for i in range(0, len(settings), MAX_LINES)]
-    fig, axes = figure(len(parts), len(columns), panel=(3.6, 3.0), legend_labels=[s.label for s in settings])
+    legend_title = "setting (mean; band: seeds' range)"
+    fig, axes = figure(len(parts), len(columns), panel=(3.6, 3.0),
+                       legend_labels=[s.label for s in settings] + [legend_title])
     for row, part in enumerate(parts):
         styles = Styles()
         for col, (title, values_of) in enumerate(columns):
@@ -210,7 +218,7 @@ def _per_epoch_curves(ctx, path, columns, axis_from=0):
         if styles.handles:
             axes[row][-1].legend(list(styles.handles.values()), list(styles.handles), loc="upper left",
                                  bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
-                                 title="setting (mean; band: seeds' range)" if row == 0 else None, title_fontsize=8)
+                                 title=legend_title if row == 0 else None, title_fontsize=8)
     return _save(fig, path)
 
 
@@ -412,7 +420,8 @@ def _top_anomalies(ctx, path):
 
 #: the one-class benchmark's figures (keraszoo.anomaly.report), for both datasets' studies.
 _ANOMALY_FIGURES = (
-    Figure("roc", "ROC curves per normal class, mean over seeds", _roc),
+    Figure("roc", "ROC curves per normal class, mean over seeds, on a log false-positive axis (each model's best score "
+                  "and the baselines)", _roc),
     Figure("top_anomalies", "the 8 most anomalous test images of each normal class (first seed), one row per class",
            _top_anomalies, needs_models=True),
 )

@@ -158,7 +158,10 @@ def _terms_tables(study):
     if lines:
         lines += ["Test: the kept epoch's weights on the test split (clean images). Train: the epoch mean of the "
                   "training loss at the kept epoch, in training mode (a denoising model's on its corrupted inputs: "
-                  "not comparable with its test loss).", ""]
+                  "not comparable with its test loss)." + (
+                      " One-class runs: the test split holds the nine other classes too (the anomalies), so a test "
+                      "loss is not the fit to the normal class, and settings of different classes are not comparable."
+                      if study.one_class else ""), ""]
     return lines
 
 
@@ -196,8 +199,9 @@ def _convergence_table(study):
 
 def _other_metrics(study):
     terms = study.terms
-    others = sorted({k for r in study.runs for k, v in r.get("test", {}).items()
-                     if k not in terms and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    others = sorted({k for r in study.runs for k, v in r.get("test", {}).items()  # anomaly_*: the one-class tables
+                     if k not in terms and not k.startswith("anomaly_") and isinstance(v, (int, float))
+                     and not isinstance(v, bool)})
     if not others:
         return []
     settings = study.settings()
@@ -302,7 +306,7 @@ def _anomaly_tables(study) -> list:
 
     dataset = str(study.runs[0].get("dataset", "mnist")) if study.runs else "mnist"
     parts = (anomaly_report.auroc_table(study.runs, dataset), anomaly_report.ap_table(study.runs, dataset),
-             anomaly_report.literature_section(dataset), anomaly_report.summary(study.runs, dataset))
+             anomaly_report.literature_section(dataset))
     return ["### One-class detection", ""] + [line for part in parts if part for line in (part, "")]
 
 

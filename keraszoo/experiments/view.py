@@ -317,6 +317,12 @@ class StudyRuns:
         return head + sorted(k for k in names if k not in head)
 
     @property
+    def one_class(self) -> bool:
+        """A one-class study (its runs train on the ``classes`` they name and are scored on the whole test split,
+        anomalies included): its settings differ in the normal class, so ranking them by a loss says nothing."""
+        return any(r.get("params", {}).get("classes") is not None for r in self.runs)
+
+    @property
     def baselines(self):
         """The study's reference runs, ``[{"params", "label"}]`` (its spec's; none when the spec is unknown)."""
         return [] if self.spec is None else list(self.spec.baselines)
