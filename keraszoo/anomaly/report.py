@@ -15,7 +15,7 @@ model, one per normal class and seed, whose ``test`` holds ``anomaly_auroc_<scor
 * :func:`literature_section` and :func:`summary` -- the published numbers and the closing sentences (the best
   detector and each baseline beside Deep SVDD's mean).
 
-To register them in ``keraszoo report`` (keraszoo/experiments/figures.py and report.py), wrap them as the
+To register them in ``keraszoo report`` (keraszoo/experiments/figures.py and tables.py), wrap them as the
 report's figures and sections of the studies ``anomaly`` and ``anomaly_cifar10``.
 """
 

@@ -33,29 +33,23 @@ import json
 import os
 import pathlib
 import re
-import statistics
 
 from keraszoo import output_folder
 from keraszoo.experiments import consistency
 from keraszoo.experiments import figures
 from keraszoo.experiments import stats
-from keraszoo.experiments.comparisons import pairwise_tables
 from keraszoo.experiments.discussion import discussion
 from keraszoo.experiments.literature import literature_section
 from keraszoo.experiments.results import STUDY_FILE
 from keraszoo.experiments.studies import STUDIES
 from keraszoo.experiments.study import Study
+from keraszoo.experiments.tables import study_tables
 from keraszoo.experiments.view import SavedRuns
 from keraszoo.experiments.view import StudyRuns
 from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import group_by
-from keraszoo.experiments.view import is_number
-from keraszoo.experiments.view import seed_of
 from keraszoo.experiments.view import table
 from keraszoo.utils import atomic_write_text
-
-#: metrics per table of "Other test metrics" (each cell a mean ± interval)
-TABLE_COLUMNS = 6
 
 #: the results-line fields the report reads (the runner writes more).
 REQUIRED_FIELDS = ("run_id", "study", "variant", "params", "history", "test", "eval", "model_dir")
@@ -145,114 +139,6 @@ def _left_out_lines(left_out):
             "leave them out, and the consistency check fails them.", ""]
 
 
-def _terms_tables(study):
-    """Per likelihood: each setting's test L_total and terms (mean ± 95 %), n, and its training L_total."""
-    lines = []
-    for likelihood, settings in study.panels().items():
-        panel = study.subset([r for s in settings for r in s.runs])
-        terms = panel.terms
-        header = ["setting", "n"] + [f"test {t}" for t in terms] + ["train total_loss (kept epoch)"]
-        rows = [[s.label, _n(s)] + [s.interval(lambda r, t=t: study.test_value(r, t)).text() for t in terms]
-                + [s.interval(lambda r: study.train_value(r, "total_loss")).text()] for s in settings]
-        lines += [f"### L_total and its terms: {likelihood}", "", table(header, rows), ""]
-    if lines:
-        lines += ["Test: the kept epoch's weights on the test split (clean images). Train: the epoch mean of the "
-                  "training loss at the kept epoch, in training mode (a denoising model's on its corrupted inputs: "
-                  "not comparable with its test loss)." + (
-                      " One-class runs: the test split holds the nine other classes too (the anomalies), so a test "
-                      "loss is not the fit to the normal class, and settings of different classes are not comparable."
-                      if study.one_class else ""), ""]
-    return lines
-
-
-def _n(setting):
-    return f"{setting.n} (exact)" if setting.exact else str(setting.n)
-
-
-def _per_seed(setting, field):
-    values = [r.get(field) for r in setting.runs]
-    if all(v is None for v in values):
-        return "–"
-    return ", ".join(fmt(v) for v in values)
-
-
-def _convergence_table(study):
-    """Epochs run and the kept epoch per seed; whether a seed reached the cap still improving, and by how much."""
-    settings = [s for s in study.settings() if any(isinstance(r.get("epochs_run"), int) for r in s.runs)]
-    if not settings:
-        return []
-    rows = []
-    for s in settings:
-        improving = [r for r in s.runs if r.get("still_improving")]
-        recent = [r["recent_improvement"] for r in improving if isinstance(r.get("recent_improvement"), (int, float))]
-        flag = "no" if not improving else (f"**yes**: {len(improving)} of {s.n} seeds" + (
-            f", best fell {100 * max(recent):.2g} % over the last epochs" if recent else ""))
-        rows.append((s.label, _n(s), fmt(s.runs[0].get("epochs")), _per_seed(s, "epochs_run"),
-                     _per_seed(s, "best_epoch"), sum(bool(r.get("stopped_early")) for r in s.runs), flag))
-    return ["### Convergence", "",
-            "Per seed (in seed order): the epochs trained and the kept epoch (the lowest validation L_total: the "
-            "weights the test measures). A setting is marked when a seed reached the epoch cap while still improving: "
-            "its numbers may be short of convergence.", "",
-            table(("setting", "n", "epoch cap", "epochs run", "kept epoch", "stopped early", "at the cap, still "
-                   "improving"), rows), ""]
-
-
-def _other_metrics(study):
-    terms = study.terms
-    others = sorted({k for r in study.runs for k, v in r.get("test", {}).items()  # anomaly_*: the one-class tables
-                     if k not in terms and not k.startswith("anomaly_") and isinstance(v, (int, float))
-                     and not isinstance(v, bool)})
-    if not others:
-        return []
-    settings = study.settings()
-    lines = ["### Other test metrics (mean ± 95 % over seeds)", ""]
-    for i in range(0, len(others), TABLE_COLUMNS):  # tables of at most TABLE_COLUMNS metrics stay readable
-        chunk = others[i : i + TABLE_COLUMNS]
-        rows = [[s.label, _n(s)] + [s.interval(lambda r, k=k: study.test_value(r, k)).text() for k in chunk]
-                for s in settings]
-        lines += [table(["setting", "n", *chunk], rows), ""]
-    return lines
-
-
-def _median_range(values: dict) -> str:
-    """``median (min–max)`` of a setting's timings: a loaded machine's times are skewed, a t-interval misleads."""
-    values = sorted(float(v) for v in values.values() if is_number(v))
-    if not values:
-        return "–"
-    median = fmt(statistics.median(values))
-    return median if len(values) == 1 else f"{median} ({fmt(values[0])}–{fmt(values[-1])})"
-
-
-def _size_and_time(study):
-    rows = []
-    for s in study.settings():
-        params = sorted({r.get("num_params") for r in s.runs if r.get("num_params") is not None})
-        rows.append((s.label, _n(s), "–" if not params else fmt(params[0]) if len(params) == 1 else
-                     f"{fmt(params[0])}–{fmt(params[-1])}",
-                     _median_range(s.values(lambda r: study.run_value(r, "seconds_per_epoch"))),
-                     _median_range(s.values(lambda r: study.run_value(r, "train_seconds")))))
-    seconds = [r["train_seconds"] for r in study.runs if is_number(r.get("train_seconds"))]
-    total = (f"Training took {sum(seconds) / 3600:.1f} hours in all, summed over the {len(seconds)} runs that "
-             "record it (`train_seconds`: the fit alone, without the evaluation; each run on its worker's share of "
-             "the cores). " if seconds else "")
-    return ["### Size and training time", "",
-            total + "Times were taken on a shared, loaded machine: they are noisy, and no setting is ranked by them.",
-            "", table(["setting", "n", "parameters", "s/epoch: median (range)", "train s: median (range)"], rows), ""]
-
-
-def _runs_table(study):
-    """Every run's own numbers (collapsed)."""
-    rows = []
-    for s in study.settings():
-        for r in s.runs:
-            rows.append((r["run_id"], s.label, "– (exact)" if s.exact else seed_of(r),
-                         study.test_value(r, "total_loss"), study.train_value(r, "total_loss"), r.get("epochs_run"),
-                         r.get("best_epoch"), r.get("seconds_per_epoch")))
-    return ["<details><summary>Every run</summary>", "",
-            table(("run", "setting", "seed", "test total_loss", "train total_loss (kept epoch)", "epochs run",
-                   "kept epoch", "s/epoch"), rows), "", "</details>", ""]
-
-
 # ----------------------------------------------------------------- a study's figures
 def _slug(text):
     """A likelihood as part of a file name: its ASCII head (``"squared error Σ(x − x̂)²"``: ``squared_error``)."""
@@ -300,20 +186,6 @@ def _figure_lines(shown, out_dir):
     return lines
 
 
-def _anomaly_tables(study) -> list:
-    """The one-class benchmark's tables (keraszoo.anomaly.report): AUROC and AP per class, the literature, a summary."""
-    from keraszoo.anomaly import report as anomaly_report
-
-    dataset = str(study.runs[0].get("dataset", "mnist")) if study.runs else "mnist"
-    parts = (anomaly_report.auroc_table(study.runs, dataset), anomaly_report.ap_table(study.runs, dataset),
-             anomaly_report.literature_section(dataset))
-    return ["### One-class detection", ""] + [line for part in parts if part for line in (part, "")]
-
-
-#: study name -> tables of its own after the generic ones (a user's study gets the generic ones only).
-STUDY_TABLES = {"anomaly": _anomaly_tables, "anomaly_cifar10": _anomaly_tables}
-
-
 def _study_section(study, shown, left_out, out_dir):
     """The section of ``study`` (all its runs, for the tables); ``shown``: its runs not ``left_out``."""
     lines = [f"## Study `{study.name}`", ""]
@@ -330,10 +202,7 @@ def _study_section(study, shown, left_out, out_dir):
                  f"{', '.join(sorted({str(r['eval'].get('split')) for r in study.runs}))}.")
     lines.append("")
     lines += _left_out_lines(left_out)
-    lines += _terms_tables(study) + pairwise_tables(study) + _convergence_table(study) + _other_metrics(study)
-    lines += _size_and_time(study)
-    lines += _runs_table(study)
-    lines += STUDY_TABLES.get(study.name, lambda study: [])(study)
+    lines += study_tables(study)
     lines += ["### Figures", ""] + _figure_lines(shown, out_dir)
     lines += ["### Discussion", ""] + [f"- {s}" for s in (discussion(shown) if shown.runs else [])] + [""]
     return lines

@@ -9,6 +9,7 @@ from keraszoo.experiments import comparisons
 from keraszoo.experiments import figures
 from keraszoo.experiments import plotting
 from keraszoo.experiments import report
+from keraszoo.experiments import tables
 from keraszoo.experiments import view
 from keraszoo.experiments.discussion import discussion
 from tests.experiments.report_fixtures import LIKELIHOODS
@@ -36,7 +37,7 @@ def test_settings_group_the_seeds_and_show_mean_and_interval():
     assert a.label == "latent_dim=2" and a.n == 3 and [view.seed_of(r) for r in a.runs] == [0, 1, 2]
     iv = a.interval(lambda r: study.test_value(r, "reconstruction_loss"))
     assert iv.mean == pytest.approx(100.0) and iv.half_width == pytest.approx(4.302652729911275 * 3 / 3 ** 0.5)
-    text = "\n".join(report._terms_tables(study))
+    text = "\n".join(tables.terms_tables(study))
     assert f"| latent_dim=2 | 3 | {iv.text()} |" in text
 
 
@@ -63,7 +64,7 @@ def test_timings_are_never_ranked_and_the_cap_is_marked():
     text = "\n".join(discussion(study))
     assert "no setting is ranked by time" in text and "fastest" not in text and "slowest" not in text
     assert "1 of 2 settings had a seed reach the epoch cap (4) still improving" in text and "3.1 %" in text
-    table = "\n".join(report._convergence_table(study))
+    table = "\n".join(tables.convergence_table(study))
     assert "| latent_dim=2 | 3 | 4 | 4, 4, 4 | 4, 4, 4 | 0 | **yes**: 3 of 3 seeds, best fell 3.1 %" in table
 
 
@@ -85,9 +86,9 @@ def test_a_bce_and_an_mse_run_never_share_a_column_or_a_panel(tmp_path, monkeypa
     panels = study.panels()
     assert list(panels) == [LIKELIHOODS["bce"], LIKELIHOODS["mse"]]
     assert {s.title for s in panels[LIKELIHOODS["mse"]] if s.title} == {"PCA"}  # PCA: squared error
-    tables = "\n".join(report._terms_tables(study)).split("### L_total and its terms: ")[1:]
-    assert len(tables) == 2
-    for part, loss in zip(tables, ("bce", "mse")):
+    parts = "\n".join(tables.terms_tables(study)).split("### L_total and its terms: ")[1:]
+    assert len(parts) == 2
+    for part, loss in zip(parts, ("bce", "mse")):
         rows = [row for row in part.splitlines() if row.startswith("| ae")]
         assert len(rows) == 2 and all(f"ae, {loss}," in row for row in rows), rows
     drawn = []  # every axes drawn, and the likelihoods of its settings
