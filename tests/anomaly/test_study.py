@@ -129,3 +129,32 @@ def test_the_table_gives_intervals_over_seeds_and_the_class_mean():
     records += [_record("vae", "elbo", c, s, 0.90 + 0.01 * c + 0.002 * ((s + 1) % 3)) for c in range(10) for s in range(3)]
     assert "Not distinguishable from it across seeds: vae · elbo (94.7 ± 0.5)" in "\n".join(report.summary(records))
     assert json.dumps(report.DEEP_SVDD)  # the anchors are plain numbers
+
+
+def test_a_one_class_study_report_compares_detectors_not_losses_across_classes():
+    """The settings of a one-class study differ in their normal class: no loss ranking, no pairwise table; the
+    discussion names the best detector by AUROC instead."""
+    from keraszoo.experiments import comparisons
+    from keraszoo.experiments import discussion
+    from keraszoo.experiments import tables
+    from keraszoo.experiments import view
+    from tests.experiments.report_fixtures import synthetic_line
+
+    lines = []
+    for c in range(3):
+        for seed in range(3):
+            for model, auroc in (("ae", 0.90), ("vae", 0.95)):
+                line = synthetic_line("anomaly", model, seed, rec=100.0 + 10 * c + seed, classes=[c])
+                line["test"].update({"anomaly_auroc_reconstruction": auroc + 0.01 * c + 0.001 * seed,
+                                     "anomaly_ap_reconstruction": 0.99, "anomaly_tpr_reconstruction_at_0.1": 0.5})
+                lines.append(line)
+    study = view.StudyRuns("anomaly", lines)
+    assert study.one_class
+    assert comparisons.pairwise_tables(study) == []
+    text = "\n".join(discussion.discussion(study))
+    assert "over the 3 classes is **vae · reconstruction**: 96.1 ± 0.2 %" in text
+    assert "Below it across seeds: ae · reconstruction (91.1 ± 0.2)" in text
+    assert "lowest" not in text and "Test minus validation" not in text
+    other = "\n".join(tables.other_metrics(study))
+    assert "anomaly_" not in other
+    assert "a test loss is not the fit to the normal class" in "\n".join(tables.terms_tables(study))
