@@ -43,24 +43,9 @@ DEEP_SVDD_SOURCE = ("L. Ruff, R. A. Vandermeulen, N. Görnitz, L. Deecke, S. A. 
                     "https://proceedings.mlr.press/v80/ruff18a.html")
 
 AUROC = re.compile(r"anomaly_auroc_(?P<score>.+)$")
-LEVEL = 0.95
 
 
 # --------------------------------------------------------------------------- the data
-def _t_interval(values):
-    """``(mean, half-width or None)`` of ``values``: the Student-t 95 % interval; one value: no interval."""
-    xs = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not xs:
-        return float("nan"), None
-    mean = float(np.mean(xs))
-    if len(xs) == 1:
-        return mean, None
-    from scipy import stats
-
-    sd = float(np.std(xs, ddof=1))
-    return mean, float(stats.t.ppf((1 + LEVEL) / 2, len(xs) - 1) * sd / math.sqrt(len(xs)))
-
-
 def _classes(record):
     classes = record.get("params", {}).get("classes")
     return tuple(classes) if classes else None
@@ -110,18 +95,26 @@ def _per_class(entry, metric):
 
 
 def _class_mean_over_seeds(per_class, classes):
-    """The class-averaged value of each seed that has every class: ``[mean over classes, ...]``."""
+    """The class-averaged value of each seed that has every class: ``{seed: mean over classes}`` (a deterministic
+    baseline's single run per class stands for every seed)."""
     seeds = set.intersection(*(set(per_class.get(c, {})) for c in classes)) if classes else set()
-    return [float(np.mean([per_class[c][s] for c in classes])) for s in sorted(seeds)]
+    return {s: float(np.mean([per_class[c][s] for c in classes])) for s in sorted(seeds)}
 
 
-def _cell(values, scale=100.0, exact=False):
-    mean, half = _t_interval(values)
-    if not math.isfinite(mean):
+def _pct(interval) -> str:
+    """An interval of a fraction as a percentage cell: ``"94.7 ± 0.5"``, ``"80.0 (exact)"``, ``"–"`` (no value)."""
+    if not interval.n:
         return "–"
-    if half is None:
-        return f"{scale * mean:.1f}" + (" (exact)" if exact and len(values) else "")
-    return f"{scale * mean:.1f} ± {scale * half:.1f}"
+    if not interval.has_width:
+        return f"{100 * interval.mean:.1f}" + (" (exact)" if interval.exact else "")
+    return f"{100 * interval.mean:.1f} ± {100 * interval.half_width:.1f}"
+
+
+def _cell(values, exact=False):
+    """Mean over seeds ± the 95 % Student-t interval (:func:`keraszoo.experiments.stats.interval`), in %."""
+    from keraszoo.experiments import stats
+
+    return _pct(stats.interval(list(values), exact=exact))
 
 
 # --------------------------------------------------------------------------- tables
@@ -135,7 +128,7 @@ def _table(records, metric, dataset, title, literature):
     for label, entry in found.items():
         per_class = _per_class(entry, metric)
         cells = [_cell(list(per_class.get(c, {}).values()), exact=entry["deterministic"]) for c in classes]
-        means = _class_mean_over_seeds(per_class, classes)
+        means = list(_class_mean_over_seeds(per_class, classes).values())
         seeds = max((len(v) for v in per_class.values()), default=0)
         lines.append(f"| {label} | " + " | ".join(cells) + f" | **{_cell(means, exact=entry['deterministic'])}** | "
                      f"{'exact' if entry['deterministic'] else seeds} |")
@@ -279,18 +272,10 @@ def literature_section(dataset="mnist") -> str:
 
 
 def _seed_means(entry):
-    """``(classes, {seed: class-averaged AUROC})`` of a detector over the seeds that have every one of its classes; a
-    deterministic baseline's single run per class stands for every seed (its key: 0)."""
+    """``(classes, {seed: class-averaged AUROC})`` of a detector over the seeds that have every one of its classes."""
     per_class = _per_class(entry, "auroc")
     classes = tuple(sorted(per_class))
-    seeds = set.intersection(*(set(per_class[c]) for c in classes)) if classes else set()
-    return classes, {s: float(np.mean([per_class[c][s] for c in classes])) for s in sorted(seeds)}
-
-
-def _pct(interval) -> str:
-    if interval.half_width is None or not interval.has_width:
-        return f"{100 * interval.mean:.1f}" + (" (exact)" if interval.exact else "")
-    return f"{100 * interval.mean:.1f} ± {100 * interval.half_width:.1f}"
+    return classes, _class_mean_over_seeds(per_class, classes)
 
 
 def summary(records, dataset="mnist") -> list:
@@ -351,8 +336,8 @@ def summary(records, dataset="mnist") -> list:
                    f"mean of {anchor:.1f} % (Ruff et al., 2018; as issue 26 quotes it, not verified at the source here)"
                    + (", which lies inside the best detector's interval." if inside else "."))
         per_class = _per_class(best_entry, "auroc")
-        short = [(c, 100 * float(np.mean(list(per_class[c].values()))), DEEP_SVDD[dataset][c]) for c in classes
-                 if 100 * float(np.mean(list(per_class[c].values()))) < DEEP_SVDD[dataset][c]]
+        mine = {c: 100 * float(np.mean(list(per_class[c].values()))) for c in classes}
+        short = [(c, mine[c], DEEP_SVDD[dataset][c]) for c in classes if mine[c] < DEEP_SVDD[dataset][c]]
         if short:
             out.append(f"Per class, {best} falls short of Deep SVDD's published AUROC on {len(short)} of 10 classes: "
                        + "; ".join(f"class {c} {mine:.1f} against {theirs:.1f}" for c, mine, theirs in short) + ".")

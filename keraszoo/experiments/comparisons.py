@@ -28,25 +28,25 @@ def pairwise_tables(study) -> list:
     lines = []
     if study.one_class:  # settings of different normal classes: their test losses measure different tasks
         return lines
-    for likelihood, settings in study.panels(study.settings()).items():
-        def value_of(r):
-            return study.test_value(r, "reconstruction_loss")
 
+    def value_of(r):
+        return study.test_value(r, "reconstruction_loss")
+
+    for likelihood, settings in study.panels(study.settings()).items():
         settings = [s for s in settings if s.interval(value_of).n]
         if not MIN_SETTINGS <= len(settings) <= MAX_SETTINGS or not any(s.n >= 2 and not s.exact for s in settings):
             continue
         pairs = len(settings) * (len(settings) - 1) // 2
-        detected, rows = 0, []
-        for i, a in enumerate(settings):
-            cells = []
-            for j, b in enumerate(settings):
-                if i == j:
-                    cells.append("–")
-                    continue
+        cells = [["–"] * len(settings) for _ in settings]
+        detected = 0
+        for i, a in enumerate(settings):  # each pair once; the mirrored cell has the opposite sign
+            for j in range(i + 1, len(settings)):
+                b = settings[j]
                 c = stats.compare(a.values(value_of), b.values(value_of), a.exact, b.exact)
-                detected += c.detected and i < j
-                cells.append(_cell(c))
-            rows.append([f"{i + 1}. {a.label}", a.interval(value_of).text(), *cells])
+                detected += c.detected
+                cells[i][j] = _cell(c)
+                cells[j][i] = {"<": ">", ">": "<"}.get(cells[i][j], cells[i][j])
+        rows = [[f"{i + 1}. {a.label}", a.interval(value_of).text(), *cells[i]] for i, a in enumerate(settings)]
         lines += [f"### Pairwise comparisons: test reconstruction_loss ({likelihood})", "",
                   f"Row against column, across seeds: **<** the row's setting is lower (better), **>** higher, **·** no "
                   f"difference detected (a paired t-test over the common seeds at p < {stats.ALPHA:g}, or 95 % "
