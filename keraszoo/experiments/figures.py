@@ -422,7 +422,9 @@ def _top_anomalies(ctx, path):
 _ANOMALY_FIGURES = (
     Figure("roc", "ROC curves per normal class, mean over seeds, on a log false-positive axis (each model's best score "
                   "and the baselines)", _roc),
-    Figure("top_anomalies", "the 8 most anomalous test images of each normal class (first seed), one row per class",
+    Figure("top_anomalies", "each normal class's own test images that the best model's default score ranks most "
+                            "anomalous (its first seed): the class's outliers, 8 per row, one row per normal class "
+                            "in order from the top",
            _top_anomalies, needs_models=True),
 )
 STUDY_FIGURES.update(anomaly=_ANOMALY_FIGURES, anomaly_cifar10=_ANOMALY_FIGURES)

@@ -158,3 +158,9 @@ def test_a_one_class_study_report_compares_detectors_not_losses_across_classes()
     other = "\n".join(tables.other_metrics(study))
     assert "anomaly_" not in other
     assert "a test loss is not the fit to the normal class" in "\n".join(tables.terms_tables(study))
+    # the Literature section points to the published row instead of saying there is none
+    from keraszoo.experiments import literature
+
+    section = "\n".join(literature.literature_section([study]))
+    assert "No published claim is registered" not in section and "Deep SVDD" in section
+    assert "No published claim is registered" in "\n".join(literature.literature_section([view.StudyRuns("x", lines)]))
