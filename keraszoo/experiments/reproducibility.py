@@ -46,6 +46,12 @@ def weights_of(path) -> dict:
     return arrays
 
 
+def is_timing(name: str) -> bool:
+    """Whether a logged or test metric is a duration or a speed (``images_per_s``, ``anomaly_seconds_<score>``): it
+    changes with the machine's load, not with the seed, and is left out of the comparison."""
+    return name.endswith("_per_s") or "seconds" in name.split("_")
+
+
 def _diff(a, b) -> dict:
     """``{"max_abs", "max_rel"}`` between two lists or arrays of numbers (``None`` entries ignored)."""
     a = np.asarray([np.nan if v is None else v for v in np.ravel(a)], "float64")
@@ -70,11 +76,10 @@ def compare_runs(first_dir, second_dir, first_record, second_record) -> dict:
                       for k in w1 if k in w2 and w1[k].shape == w2[k].shape and w1[k].size), default=None)
     weight_scale = max((float(np.max(np.abs(w1[k]))) for k in w1 if w1[k].size), default=1.0)
     h1, h2 = first_record.get("history", {}), second_record.get("history", {})
-    skip = {"images_per_s"}  # a speed, not a result
-    history = {k: _diff(h1[k], h2[k]) for k in sorted(set(h1) & set(h2)) if k not in skip}
+    history = {k: _diff(h1[k], h2[k]) for k in sorted(set(h1) & set(h2)) if not is_timing(k)}
     t1, t2 = first_record.get("test", {}), second_record.get("test", {})
     test = {k: {"first": t1[k], "second": t2[k], **_diff([t1[k]], [t2[k]])} for k in sorted(set(t1) & set(t2))
-            if isinstance(t1[k], (int, float)) and isinstance(t2[k], (int, float))}
+            if isinstance(t1[k], (int, float)) and isinstance(t2[k], (int, float)) and not is_timing(k)}
     return {
         "weights_bit_identical": bool(identical),
         "weights_max_abs_diff": weight_abs,

@@ -32,9 +32,11 @@ def test_identical_trainings_compare_bit_identical(tmp_path):
     # a different speed is not a different result
     first, second = _record([3.0, 2.0], 0.9), _record([3.0, 2.0], 0.9)
     second["history"]["images_per_s"] = [50.0, 60.0]
+    first["test"]["anomaly_seconds_latent"], second["test"]["anomaly_seconds_latent"] = 0.36, 0.40  # nor a duration
     out = compare_runs(tmp_path / "a", tmp_path / "b", first, second)
     assert out["weights_bit_identical"] and out["history_bit_identical"] and out["test_bit_identical"]
     assert out["weights_max_abs_diff"] == 0.0 and out["test_max_rel_diff"] == 0.0
+    assert "anomaly_seconds_latent" not in out["test"] and "knn_accuracy" in out["test"]
 
 
 def test_a_rounding_difference_is_measured_not_hidden(tmp_path):
