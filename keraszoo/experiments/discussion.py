@@ -67,7 +67,9 @@ def _how(comparisons) -> str:
 
 def _seeds_sentence(study, settings):
     runs = sum(s.n for s in settings)
-    out = (f"{len(settings)} settings, {runs} runs: each setting ran with {seeds_text(settings)}. Numbers are means "
+    exact = " (the deterministic baselines: one run each)" if any(s.exact for s in settings) and \
+        not all(s.exact for s in settings) else ""
+    out = (f"{len(settings)} settings, {runs} runs: each setting ran with {seeds_text(settings)}{exact}. Numbers are means "
            "with 95 % Student-t intervals over the seeds; an ordering is stated only when it holds across seeds (a "
            f"paired t-test over the same seeds at p < {stats.ALPHA:g}, or intervals apart), else the sentence says that "
            "no difference was detected.")
@@ -259,14 +261,17 @@ def convergence(study, settings):
     best = [r["best_epoch"] for r in runs if isinstance(r.get("best_epoch"), int)]
     out = [f"{early} of {len(runs)} runs stopped early" + (f" (kept epochs {min(best)} to {max(best)})" if best else "")
            + "."]
-    flagged = [(s, [r for r in s.runs if r.get("still_improving")]) for s in settings]
+    trained = [s for s in settings if any(isinstance(r.get("epochs_run"), int) and r.get("kind") != "classical"
+                                          for r in s.runs)]
+    flagged = [(s, [r for r in s.runs if r.get("still_improving")]) for s in trained]
     flagged = [(s, rs) for s, rs in flagged if rs]
     if flagged:
         recent = [r["recent_improvement"] for _, rs in flagged for r in rs
                   if isinstance(r.get("recent_improvement"), (int, float))]
         caps = sorted({r.get("epochs") for _, rs in flagged for r in rs if r.get("epochs")})
         by = f" (its best validation loss fell by up to {100 * max(recent):.2g} % over its last epochs)" if recent else ""
-        out.append(f"{len(flagged)} of {len(settings)} settings had a seed reach the epoch cap "
+        which = "settings" if len(trained) == len(settings) else "trained settings"
+        out.append(f"{len(flagged)} of {len(trained)} {which} had a seed reach the epoch cap "
                    f"({', '.join(map(str, caps)) or '?'}) still improving{by}: {_names([s for s, _ in flagged])}. "
                    "Their numbers may be short of convergence.")
     else:

@@ -68,6 +68,15 @@ def test_timings_are_never_ranked_and_the_cap_is_marked():
     assert "| latent_dim=2 | 3 | 4 | 4, 4, 4 | 4, 4, 4 | 0 | **yes**: 3 of 3 seeds, best fell 3.1 %" in table
 
 
+def test_the_cap_and_the_seeds_count_trained_settings_apart_from_the_exact_baselines():
+    lines = _two_settings([90.0, 92.0, 88.0])
+    lines[0]["still_improving"], lines[0]["recent_improvement"] = True, 0.02
+    lines.append(synthetic_line("mine", "pca", None, rec=80.0, kind="classical", latent_dim=4))
+    text = "\n".join(discussion(_study(lines)))
+    assert "1 of 2 trained settings had a seed reach the epoch cap" in text
+    assert "3 settings, 7 runs: each setting ran with 3 seeds (the deterministic baselines: one run each)." in text
+
+
 def _mixed_units():
     """bce and mse runs of an AE, and PCA, at two latent sizes, three seeds each."""
     lines = []
