@@ -200,6 +200,10 @@ def _study_section(study, shown, left_out, out_dir):
                  f"{', '.join(sorted({str(r.get('dataset', '?')) for r in study.runs}))}; test: first "
                  f"{', '.join(sorted({str(r['eval'].get('num_examples')) for r in study.runs}))} images of "
                  f"{', '.join(sorted({str(r['eval'].get('split')) for r in study.runs}))}.")
+    fixed = study.fixed_by_model()
+    if fixed:
+        lines[-1] += (" Arguments a model sets alike in all its runs, left out of its labels: "
+                      + "; ".join(f"{m}: {text}" for m, text in fixed.items()) + ".")
     lines.append("")
     lines += _left_out_lines(left_out)
     lines += study_tables(study)

@@ -282,6 +282,7 @@ class StudyRuns:
     #: the study's swept settings, kept by a subset of its runs (one panel of a plot)
     swept_keys: list | None = None
     _likelihoods: dict = dataclasses.field(default_factory=dict, repr=False)
+    _label_keys: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def swept(self):
@@ -328,7 +329,9 @@ class StudyRuns:
         return [] if self.spec is None else list(self.spec.baselines)
 
     def subset(self, runs):
-        return StudyRuns(self.name, runs, self.saved, self.spec, self.swept, self._likelihoods)
+        for r in self.runs:  # a subset's labels are the study's: its runs keep the names they have in every panel
+            self.label_keys(r)
+        return StudyRuns(self.name, runs, self.saved, self.spec, self.swept, self._likelihoods, self._label_keys)
 
     def is_exact(self, r) -> bool:
         """A deterministic classical reference (PCA): its one run stands for every seed."""
@@ -350,7 +353,7 @@ class StudyRuns:
             first = group[0]
             params = {k: v for k, v in first["params"].items() if k != "seed"}
             title = classical_title(first)
-            label = label_of(params, self.swept, title) or label_of(params, ["model"], title) or str(first["run_id"])
+            label = self.label(first)
             settings.append(Setting(key, params, group, label, self.likelihood(first), self.is_exact(first), title))
         return settings
 
@@ -358,9 +361,36 @@ class StudyRuns:
         """``{likelihood: [settings]}``: the settings whose reconstruction terms share a unit, first-seen order."""
         return group_by(self.settings() if settings is None else settings, lambda s: s.likelihood)
 
+    def label_keys(self, r) -> list:
+        """The swept arguments that name run ``r``'s setting: ``model`` and those that differ between the runs of its
+        own model (a VQ-VAE's codebook size, fixed for every VQ-VAE of the study, is in :meth:`fixed_by_model`)."""
+        model = r["params"].get("model")
+        if model is None:
+            return self.swept
+        keys = self._label_keys.get(model)
+        if keys is None:
+            family = [q for q in self.runs if q["params"].get("model") == model] or [r]
+            keys = [k for k in self.swept if k == "model"
+                    or len({json.dumps(q["params"].get(k), sort_keys=True, default=str) for q in family}) > 1]
+            self._label_keys[model] = keys
+        return keys
+
+    def fixed_by_model(self) -> dict:
+        """``{model: label}``: the swept arguments a model sets alike in every run of the study, which its settings'
+        labels leave out (only models that have some)."""
+        out = {}
+        for r in self.runs:
+            model = r["params"].get("model")
+            if model is None or model in out:
+                continue
+            keys = [k for k in self.swept if k != "model" and k not in self.label_keys(r)]
+            out[model] = label_of(r["params"], keys)
+        return {m: text for m, text in out.items() if text}
+
     def label(self, r):
         title = classical_title(r)
-        return label_of(r["params"], self.swept, title) or label_of(r["params"], ["model"], title) or r["run_id"]
+        keys = self.label_keys(r)
+        return label_of(r["params"], keys, title) or label_of(r["params"], ["model"], title) or r["run_id"]
 
     def train_value(self, r, term):
         """The training ``term`` of the kept epoch (``best_epoch``, else the last): the weights the test measured."""

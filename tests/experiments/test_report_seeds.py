@@ -157,6 +157,32 @@ def test_categories_are_points_named_by_their_values(tmp_path):
     assert width >= 768 and height >= 480
 
 
+def test_labels_leave_out_what_a_model_sets_alike_and_the_report_says_it(tmp_path):
+    """A one-class grid: the VQ-VAE's codebook size is the same in all its runs, so its labels name the class only
+    (like the AE's) and the report's header gives the fixed arguments once; every label stays unique."""
+    lines = [synthetic_line("anomaly", model, seed, rec=50.0 + c + seed, classes=[c], **extra)
+             for model, extra in (("ae", {}), ("vqvae", {"num_embeddings": 64, "hidden_dims": [16]}))
+             for c in (0, 1) for seed in range(2)]
+    study = _study(lines, "anomaly")
+    assert {"num_embeddings", "hidden_dims", "classes", "model"} <= set(study.swept)
+    labels = [s.label for s in study.settings()]
+    assert labels == ["ae, classes 0", "ae, classes 1", "vqvae, classes 0", "vqvae, classes 1"]
+    assert study.fixed_by_model() == {"vqvae": "hidden_dims 16, num_embeddings=64"}
+    # a panel (a subset) names its runs as the study does, although the codebook no longer varies in it
+    part = study.subset([r for r in lines if r["params"]["classes"] == [0]])
+    assert [s.label for s in part.settings()] == ["ae, classes 0", "vqvae, classes 0"]
+    # two codebook sizes: the argument names the VQ-VAE's settings again
+    more = lines + [synthetic_line("anomaly", "vqvae", seed, rec=60.0, classes=[0], num_embeddings=128,
+                                   hidden_dims=[16]) for seed in range(2)]
+    labels = [s.label for s in _study(more, "anomaly").settings()]
+    assert "vqvae, classes 0, num_embeddings=128" in labels and len(set(labels)) == len(labels) == 5
+    write_lines(tmp_path / "sweep", lines)
+    report.write_report(tmp_path / "sweep", tmp_path / "out")
+    text = (tmp_path / "out" / "README.md").read_text()
+    assert "left out of its labels: vqvae: hidden_dims 16, num_embeddings=64." in text
+    assert "| vqvae, classes 1 |" in text
+
+
 def test_the_literature_shows_every_setting_and_the_zoo_models_under_the_same_protocol():
     from keraszoo.experiments.literature import literature_section
     from keraszoo.weights import manifest
