@@ -60,14 +60,18 @@ def test_recheck_trains_one_run_again_and_records_the_comparison(tmp_path, mnist
     from keraszoo.experiments import run_study
     from tests.experiments.conftest import TINY_SPEC
 
-    spec = dict(TINY_SPEC, variants=["ae"], grid={"latent_dim": [2]})
+    # the grid's keys out of alphabetical order: study.json keeps them sorted, so the run's name planned again from
+    # it reads "hidden_dims=16-latent_dim=2" where the sweep's reads "latent_dim=2-hidden_dims=16"
+    spec = dict(TINY_SPEC, variants=["ae"], grid={"latent_dim": [2], "hidden_dims": [[16]]})
     out = tmp_path / "sweep"
     run_study(spec, dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True, workers=1)
+    (finished,) = [json.loads(line)["run_id"] for line in (out / "results.jsonl").read_text().splitlines()]
+    assert finished.index("latent_dim") < finished.index("hidden_dims")
     with pytest.raises(StudyError, match="not a finished run"):
         recheck(out, "no-such-run", data_dir=str(mnist_dir))
     record = recheck(out, threads=2, data_dir=str(mnist_dir))
     assert json.loads((out / REPRODUCIBILITY_FILE).read_text()) == record
-    assert record["run_id"].startswith("ae-mnist") and record["threads"] == 2
+    assert record["run_id"] == finished and record["threads"] == 2
     # keraszoo's determinism on a CPU: the same run in another process, same thread count, is bit-identical
     assert record["weights_bit_identical"] and record["test_bit_identical"], record
 
