@@ -231,14 +231,17 @@ def setting_key(record) -> str:
 
 
 # ----------------------------------------------------------------- settings along an axis
+def _differs(params, key, unset_counts=True) -> bool:
+    """Whether ``key`` takes more than one value over the dicts ``params`` (``unset_counts=False``: among those that
+    set it)."""
+    found = [p.get(key) for p in params]
+    return len({json.dumps(v, sort_keys=True, default=str) for v in found if unset_counts or v is not None}) > 1
+
+
 def _varying(settings, keys, unset_counts=True):
     """The ``keys`` whose values differ between ``settings`` (``unset_counts=False``: among the settings that set
     them: a classical reference without ``reconstruction_loss`` does not make it vary)."""
-    def values(k):
-        found = [s.params.get(k) for s in settings]
-        return {json.dumps(v, sort_keys=True, default=str) for v in found if unset_counts or v is not None}
-
-    return [k for k in keys if len(values(k)) > 1]
+    return [k for k in keys if _differs([s.params for s in settings], k, unset_counts)]
 
 
 def x_key(ctx, settings):
@@ -293,13 +296,9 @@ class StudyRuns:
         # The classical references set only their code size: an argument the models all set alike is not swept.
         models = [r for r in self.runs if r.get("kind") != "classical"] or self.runs
         classical = [r for r in self.runs if r.get("kind") == "classical"]
-
-        def differs(runs, k, unset_counts=True):
-            found = [r["params"].get(k) for r in runs]
-            return len({json.dumps(v, sort_keys=True) for v in found if unset_counts or v is not None}) > 1
-
-        differing = [k for k in keys if differs(models, k) or differs(classical, k, unset_counts=False)
-                     or (k == "model" and differs(self.runs, k))]
+        model_params, classical_params = [r["params"] for r in models], [r["params"] for r in classical]
+        differing = [k for k in keys if _differs(model_params, k) or _differs(classical_params, k, unset_counts=False)
+                     or (k == "model" and _differs([r["params"] for r in self.runs], k))]
         numeric = [k for k in differing if all(is_number(r["params"].get(k)) for r in self.runs)]
         return numeric + [k for k in differing if k not in numeric]
 
@@ -329,9 +328,8 @@ class StudyRuns:
         return [] if self.spec is None else list(self.spec.baselines)
 
     def subset(self, runs):
-        for r in self.runs:  # a subset's labels are the study's: its runs keep the names they have in every panel
-            self.label_keys(r)
-        return StudyRuns(self.name, runs, self.saved, self.spec, self.swept, self._likelihoods, self._label_keys)
+        """The study's ``runs`` (one panel of a plot), named as in the study: they keep its swept and label keys."""
+        return StudyRuns(self.name, runs, self.saved, self.spec, self.swept, self._likelihoods, self._keys_by_model())
 
     def is_exact(self, r) -> bool:
         """A deterministic classical reference (PCA): its one run stands for every seed."""
@@ -361,19 +359,20 @@ class StudyRuns:
         """``{likelihood: [settings]}``: the settings whose reconstruction terms share a unit, first-seen order."""
         return group_by(self.settings() if settings is None else settings, lambda s: s.likelihood)
 
+    def _keys_by_model(self) -> dict:
+        """``{model: label keys}``: ``model`` and the swept arguments that differ between that model's runs (computed
+        once for the study; a subset is given its study's)."""
+        if not self._label_keys:
+            with_model = [r for r in self.runs if r["params"].get("model") is not None]
+            for model, family in group_by(with_model, lambda r: r["params"]["model"]).items():
+                params = [r["params"] for r in family]
+                self._label_keys[model] = [k for k in self.swept if k == "model" or _differs(params, k)]
+        return self._label_keys
+
     def label_keys(self, r) -> list:
         """The swept arguments that name run ``r``'s setting: ``model`` and those that differ between the runs of its
         own model (a VQ-VAE's codebook size, fixed for every VQ-VAE of the study, is in :meth:`fixed_by_model`)."""
-        model = r["params"].get("model")
-        if model is None:
-            return self.swept
-        keys = self._label_keys.get(model)
-        if keys is None:
-            family = [q for q in self.runs if q["params"].get("model") == model] or [r]
-            keys = [k for k in self.swept if k == "model"
-                    or len({json.dumps(q["params"].get(k), sort_keys=True, default=str) for q in family}) > 1]
-            self._label_keys[model] = keys
-        return keys
+        return self._keys_by_model().get(r["params"].get("model"), self.swept)
 
     def fixed_by_model(self) -> dict:
         """``{model: label}``: the swept arguments a model sets alike in every run of the study, which its settings'
