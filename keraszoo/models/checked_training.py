@@ -69,6 +69,7 @@ class CheckedTrainingMixin:
         if data_checks is not None:
             arguments["x"] = data_checks.inputs(arguments["x"], "x")
             arguments["validation_data"] = data_checks.validation(arguments["validation_data"])
+        arguments["validation_data"] = self.prepare_validation_data(arguments["validation_data"])
         arguments["callbacks"] = self._with_own_callbacks(arguments["callbacks"])
         with data_check_errors(self, data_checks):
             return super().fit(**arguments)
@@ -80,6 +81,10 @@ class CheckedTrainingMixin:
             return callbacks
         theirs = list(callbacks or [])
         return [cb for cb in own if not any(type(c) is type(cb) for c in theirs)] + theirs
+
+    def prepare_validation_data(self, data):
+        """``fit``'s ``validation_data`` as the model validates on it: as given by default (the DAE corrupts it)."""
+        return data
 
     def training_callbacks(self):
         """Callbacks that :meth:`fit` adds to the caller's (a loss-weight schedule); none by default."""

@@ -1,11 +1,15 @@
 """Denoising autoencoder (Vincent et al., 2008)."""
 
+import types
+
 import keras
 import numpy as np
 from keras import ops
 
 from keraszoo.models import checks
 from keraszoo.models.autoencoder import AutoEncoder
+from keraszoo.models.checked_data import _is_dataset
+from keraszoo.models.checked_data import _tensorflow
 from keraszoo.models.metadata import Hyperparameter
 from keraszoo.models.metadata import Paper
 from keraszoo.models.metadata import ReportedMetric
@@ -21,11 +25,23 @@ NOISE_TYPES = ("gaussian", "masking", "salt_and_pepper")
 class DenoisingAutoEncoder(AutoEncoder):
     """Autoencoder trained to reconstruct the clean ``x`` from a corrupted copy.
 
-    The corruption ``x~ ~ q(x~ | x)`` is applied **during training only**
+    The corruption ``x~ ~ q(x~ | x)`` is drawn afresh at every training step
     (``loss_terms(x, training=True)``, i.e. in ``fit``); ``encode``,
-    ``reconstruct``, ``evaluate`` and ``predict`` see the input as given. To
+    ``reconstruct``, ``predict`` and ``evaluate(x)`` see the input as given. To
     denoise, pass the noisy image to ``reconstruct``. Loss:
     ``E_batch[ sum_pixels l(x, f_dec(f_enc(x~))) ]``.
+
+    **Validation is on the training objective.** ``fit(..., validation_data=x_val)``
+    corrupts ``x_val`` once, with a seed fixed for the whole fit (the model's
+    ``seed``, or 0), and computes the validation loss of the corrupted images
+    against the clean ones: the same images and the same noise every epoch,
+    so ``val_loss`` tracks the denoising loss and early stopping selects the
+    best denoiser. (Validated on clean images instead, a denoiser can look
+    worst exactly when it denoises best, and early stopping then keeps an
+    early, under-trained epoch.) ``evaluate(x_noisy, x_clean)`` computes that
+    loss for given pairs; ``evaluate(x)`` the reconstruction of clean ``x``.
+    Arrays and ``tf.data`` datasets are corrupted so; other validation data
+    (a generator, a ``PyDataset``) is used as given.
 
     Args:
         noise: ``"gaussian"`` (``clip(x + noise_level * eps, 0, 1)``),
@@ -41,7 +57,7 @@ class DenoisingAutoEncoder(AutoEncoder):
     #: the loss in one line (the README's table of variants).
     loss_summary = (
         "reconstruction of clean `x` from `x̃ ~ q(x̃|x)`: gaussian σ, masking p, salt-and-pepper "
-        "p (training only)"
+        "p (a fresh draw each step; validated on one fixed draw)"
     )
     papers = (Paper("Extracting and Composing Robust Features with Denoising Autoencoders (Vincent et al., 2008)",
                     "https://doi.org/10.1145/1390156.1390294"),)
@@ -76,21 +92,59 @@ class DenoisingAutoEncoder(AutoEncoder):
             seed = keras.random.SeedGenerator(seed)
         seed = self.seed_generator if seed is None else seed
         p = self.noise_level if noise_level is None else float(noise_level)
-        if self.noise == "gaussian":
-            eps = keras.random.normal(ops.shape(x), dtype=x.dtype, seed=seed)
-            return ops.clip(x + p * eps, 0.0, 1.0)
-        u = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=seed)
-        if self.noise == "masking":
-            return ops.where(u < p, ops.zeros_like(x), x)
-        # salt and pepper: u < p/2 -> 0 (pepper), p/2 <= u < p -> 1 (salt)
-        return ops.where(u < p / 2, ops.zeros_like(x), ops.where(u < p, ops.ones_like(x), x))
+        draw = keras.random.normal if self.noise == "gaussian" else keras.random.uniform
+        return _apply_noise(self.noise, x, draw(ops.shape(x), dtype=x.dtype, seed=seed), p, ops)
 
     def loss_terms(self, x, training=False):
         x = self._check_inputs(x)
-        x_in = self.corrupt(x) if training else x
+        return self._denoising_terms(self.corrupt(x) if training else x, x, training)
+
+    def _denoising_terms(self, x_in, target, training):
         logits = self.decoder(self.encoder(x_in, training=training), training=training)
-        rec = ops.mean(self.reconstruction_nll(x, logits))
+        rec = ops.mean(self.reconstruction_nll(target, logits))
         return {"reconstruction_loss": rec, "total_loss": rec}
+
+    def step_terms(self, x, y, training):
+        """``evaluate(x_noisy, x_clean)``: a ``y`` of ``x``'s shape is the clean target of the given input."""
+        if training or y is None or tuple(y.shape[1:]) != tuple(x.shape[1:]):
+            return super().step_terms(x, y, training)
+        return self._denoising_terms(self._check_inputs(x), self._check_inputs(y), training)
+
+    # ------------------------------------------------------------ validation
+    @property
+    def validation_seed(self):
+        """The seed of the validation images' corruption (fixed for a fit): the model's ``seed``, or 0."""
+        return 0 if self.seed is None else int(self.seed)
+
+    def prepare_validation_data(self, data):
+        """``fit``'s ``validation_data`` as ``(x_val corrupted, x_val)`` pairs (see the class docstring)."""
+        if data is None:
+            return None
+        if _is_dataset(data):
+            return self._corrupted_dataset(data)
+        images = data[0] if isinstance(data, (list, tuple)) and 1 <= len(data) <= 3 else data
+        if not (hasattr(images, "shape") and len(images.shape) == len(self.image_shape) + 1):
+            return data  # a generator, a PyDataset, ...: validated as given
+        images = np.asarray(to_numpy(images), dtype="float32")
+        noisy = [to_numpy(self.corrupt(ops.convert_to_tensor(xb), seed=self.validation_seed + i))
+                 for i, xb in enumerate(batches(images, 1024))]
+        return np.concatenate(noisy).astype("float32"), images
+
+    def _corrupted_dataset(self, ds):
+        """A dataset of ``x`` (or ``(x, y[, sw])``) batches as ``(x corrupted, x)``: batch ``i``'s noise drawn with
+        the stateless seed ``(validation_seed, i)``, the same every epoch."""
+        tf = _tensorflow()
+        tf_ops = types.SimpleNamespace(where=tf.where, clip=tf.clip_by_value, zeros_like=tf.zeros_like,
+                                       ones_like=tf.ones_like)
+        noise, level, seed = self.noise, float(self.noise_level), self.validation_seed
+
+        def pair(i, element):
+            x = element[0] if isinstance(element, tuple) else element
+            draw = tf.random.stateless_normal if noise == "gaussian" else tf.random.stateless_uniform
+            u = draw(tf.shape(x), seed=tf.stack([tf.cast(seed, tf.int64), i]), dtype=x.dtype)
+            return _apply_noise(noise, x, u, level, tf_ops), x
+
+        return ds.enumerate().map(pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def get_config(self):
         config = super().get_config()
@@ -113,3 +167,14 @@ class DenoisingAutoEncoder(AutoEncoder):
             results[f"noisy_psnr{suffix}_db"] = psnr(x, np.concatenate(noisy))
             results[f"denoised_psnr{suffix}_db"] = psnr(x, np.concatenate(denoised))
         return results
+
+
+def _apply_noise(noise, x, draw, p, xp):
+    """``x~`` from ``x`` and one draw per pixel (standard normal for ``"gaussian"``, else uniform on [0, 1)),
+    with ``xp`` the ops (``keras.ops``, or TensorFlow's in a ``tf.data`` map)."""
+    if noise == "gaussian":
+        return xp.clip(x + p * draw, 0.0, 1.0)
+    if noise == "masking":
+        return xp.where(draw < p, xp.zeros_like(x), x)
+    # salt and pepper: u < p/2 -> 0 (pepper), p/2 <= u < p -> 1 (salt)
+    return xp.where(draw < p / 2, xp.zeros_like(x), xp.where(draw < p, xp.ones_like(x), x))

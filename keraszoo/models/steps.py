@@ -172,15 +172,22 @@ class PhasedTrainingMixin:
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The variant's ``total_loss``; updates one metric per loss term.
 
-        ``y`` (labels) and ``sample_weight`` are ignored: the target is ``x``.
+        ``sample_weight`` is ignored, and so is ``y`` (labels; the target is ``x``)
+        unless the variant's :meth:`step_terms` reads it.
         """
-        del y, y_pred, sample_weight
-        terms = self.loss_terms(x, training=training)
+        del y_pred, sample_weight
+        terms = self.step_terms(x, y, training)
         self._update_trackers(terms, x)
         total = terms["total_loss"]
         if self.losses:
             total = total + ops.sum(self.losses)
         return total * replica_scale()
+
+    def step_terms(self, x, y, training):
+        """The loss terms of a Keras step on ``(x, y)``: ``loss_terms(x)``, ``y`` ignored (a variant that reads
+        its ``y``, as the DAE its clean target in ``evaluate(x_noisy, x_clean)``, overrides this)."""
+        del y
+        return self.loss_terms(x, training=training)
 
     def _update_trackers(self, terms, x):
         # Weighted by the batch size, like Keras' own ``loss`` metric, so that
