@@ -116,6 +116,7 @@ def _recheck(args):
     same = "bit-identical" if record["weights_bit_identical"] and record["test_bit_identical"] else (
         f"not bit-identical: weights differ by at most {record['weights_max_abs_diff']:.3g}, test metrics by at most "
         f"{100 * (record['test_max_rel_diff'] or 0):.3g} %")
-    print(f"{record['run_id']} trained again in a fresh process ({threads} thread(s)): {same}; "
+    print(f"{record['run_id']} trained again in a fresh process ({record['threads']} thread(s), from "
+          f"{record['threads_from']}): {same}; "
           f"see {args.out}/reproducibility.json.")
     return 0

@@ -107,6 +107,14 @@ def init_worker(threads: int, parent_pid: int):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def training_threads() -> int:
+    """TensorFlow's intra-op threads in this process (its reductions split by them: the same run is bit-identical
+    only at the same count); TensorFlow's default, 0, is one per core this process may use."""
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
+
+
 def _read_history(path: pathlib.Path) -> dict:
     """``{column: [value per epoch]}`` of a ``training_log.csv`` (``NA`` -> ``None``; all-``NA`` columns dropped)."""
     with path.open(newline="") as f:
@@ -301,6 +309,7 @@ def _record(spec: RunSpec, meta: dict, metrics: dict, history: dict, binarize, n
         **convergence(history, spec.epochs, spec.recipe_fields.get("early_stopping", 0)),
         "num_params": num_params,
         "train_seconds": round(train_seconds, 3),
+        "threads": training_threads(),
         "seconds_per_epoch": round(train_seconds / max(1, len(epoch_seconds) or spec.epochs), 3),
         "history": {k: [_finite(v) for v in vs] for k, vs in history.items()},
         "test": {k: _finite(v) for k, v in sorted(test.items())},

@@ -340,10 +340,17 @@ def reproducibility_section(results_dir) -> list:
                f"{fmt(100 * (r.get('test_max_rel_diff') or 0))} % relative")
     return ["## Reproducibility", "",
             f"Run `{r.get('run_id')}` was trained again from its seed in a fresh process ({r.get('threads')} "
-            f"TensorFlow thread(s), TensorFlow {r.get('tensorflow_version')}, {r.get('finished_at')}): {verdict}. "
+            f"TensorFlow thread(s){_threads_from(r)}, TensorFlow {r.get('tensorflow_version')}, "
+            f"{r.get('finished_at')}): {verdict}. "
             "keraszoo seeds Python, NumPy and Keras from the run's seed and turns on TensorFlow's op determinism; "
             "another thread count, CPU type or TensorFlow build may change the float rounding, and GPU kernels are "
             f"not all deterministic (`{REPRODUCIBILITY_FILE}` has every term's difference).", ""]
+
+
+def _threads_from(record):
+    """Where the recheck's thread count came from, when the record says."""
+    source = record.get("threads_from")
+    return f", as {source} says" if source == "the results line" else (f", from {source}" if source else "")
 
 
 def _write(results_dir, out_dir, runs, data_dir, mc_samples, command):

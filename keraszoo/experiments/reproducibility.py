@@ -131,8 +131,10 @@ def _pick(out, run_id):
 def recheck(out, run_id=None, *, threads: int = 1, data_dir=None) -> dict:
     """Train one finished run of the sweep in ``out`` again in a fresh process and compare; returns the record.
 
-    ``threads``: TensorFlow threads of the fresh process (the sweep's own: ``cores // workers``; the sweeps
-    of ``keraszoo experiment --workers 2`` on 2 cores use 1). Writes ``out/reproducibility.json``.
+    The fresh process runs the TensorFlow threads the run's results line records (``threads``, written since
+    the lines record it); ``threads`` is for a line that does not: the sweep's own ``cores // workers`` (the
+    sweeps of ``keraszoo experiment --workers 2`` on 2 cores use 1). The record says which
+    (``threads_from``). Writes ``out/reproducibility.json``.
     """
     import concurrent.futures
     import multiprocessing
@@ -146,6 +148,8 @@ def recheck(out, run_id=None, *, threads: int = 1, data_dir=None) -> dict:
 
     out = pathlib.Path(out)
     spec, first = _pick(out, run_id)
+    threads, threads_from = ((int(first["threads"]), "the results line") if first.get("threads")
+                             else (int(threads), "the sweep's --workers (the results line records none)"))
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="keraszoo-recheck-"))
     try:
         context = multiprocessing.get_context("spawn")
@@ -159,7 +163,8 @@ def recheck(out, run_id=None, *, threads: int = 1, data_dir=None) -> dict:
         "run_id": spec.run_id,
         "study": spec.study,
         "dataset": spec.dataset,
-        "threads": int(threads),
+        "threads": threads,
+        "threads_from": threads_from,
         "tensorflow_version": tf.__version__,
         "keraszoo_version": __version__,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -69,9 +69,15 @@ def test_recheck_trains_one_run_again_and_records_the_comparison(tmp_path, mnist
     assert finished.index("latent_dim") < finished.index("hidden_dims")
     with pytest.raises(StudyError, match="not a finished run"):
         recheck(out, "no-such-run", data_dir=str(mnist_dir))
-    record = recheck(out, threads=2, data_dir=str(mnist_dir))
+    from keraszoo.experiments.execute import training_threads
+
+    line = json.loads((out / "results.jsonl").read_text())
+    assert line["threads"] == training_threads()  # workers=1: the run trained in this process
+    # the line's thread count wins over the fallback: the fresh process runs as the run did
+    record = recheck(out, threads=line["threads"] + 1, data_dir=str(mnist_dir))
     assert json.loads((out / REPRODUCIBILITY_FILE).read_text()) == record
-    assert record["run_id"] == finished and record["threads"] == 2
+    assert record["run_id"] == finished and record["threads"] == line["threads"]
+    assert record["threads_from"] == "the results line"
     # keraszoo's determinism on a CPU: the same run in another process, same thread count, is bit-identical
     assert record["weights_bit_identical"] and record["test_bit_identical"], record
 
@@ -96,3 +102,7 @@ def test_the_report_shows_the_recheck_or_says_it_was_not_measured(tmp_path):
     record.update(weights_bit_identical=True, history_bit_identical=True, test_bit_identical=True)
     (tmp_path / REPRODUCIBILITY_FILE).write_text(json.dumps(record))
     assert "**bit-identical**" in "\n".join(reproducibility_section(tmp_path))
+    assert "thread(s), TensorFlow" in "\n".join(reproducibility_section(tmp_path))  # an old record: no source
+    record.update(threads_from="the results line")
+    (tmp_path / REPRODUCIBILITY_FILE).write_text(json.dumps(record))
+    assert "1 TensorFlow thread(s), as the results line says" in "\n".join(reproducibility_section(tmp_path))

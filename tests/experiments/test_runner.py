@@ -15,7 +15,7 @@ from keraszoo.experiments import run_study
 SCHEMA = {"run_id", "study", "variant", "dataset", "budget", "params", "seed", "epochs", "num_params", "train_seconds",
           "seconds_per_epoch", "history", "test", "eval", "model_dir", "keraszoo_version", "finished_at",
           "epochs_run", "best_epoch", "stopped_early", "still_improving", "recent_improvement", "likelihood",
-          "loss_weights", "loss_weight_metrics"}
+          "loss_weights", "loss_weight_metrics", "threads"}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_one_line_per_run_with_the_schema(sweep):
         assert r["params"] == {"model": r["variant"], "hidden_dims": [32], "batch_size": 64,
                                "latent_dim": r["params"]["latent_dim"]}
         assert r["eval"] == {"split": "test", "num_examples": 50, "binarize": "none"}
-        assert r["seed"] == 0 and r["num_params"] > 0 and r["train_seconds"] > 0
+        assert r["seed"] == 0 and r["num_params"] > 0 and r["train_seconds"] > 0 and r["threads"] >= 1
         assert r["seconds_per_epoch"] == pytest.approx(r["train_seconds"], rel=1e-3)  # one epoch
         # every logged term, one value per epoch
         assert {"loss", "total_loss", "reconstruction_loss", "images_per_s"} <= set(r["history"])
