@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from keraszoo.experiments import stats
 
-#: a panel is tabled when it has this many settings (fewer: the discussion's sentences say it all; more: unreadable)
+#: a panel is tabled when it has this many settings (fewer: the discussion's sentences say it all; more: unreadable,
+#: and the panel is tabled model by model instead: the latent study's AE, VAE, PCA and linear AE at six sizes each)
 MIN_SETTINGS, MAX_SETTINGS = 3, 12
 
 
@@ -23,8 +24,9 @@ def _cell(comparison) -> str:
 
 
 def pairwise_tables(study) -> list:
-    """Markdown lines: per likelihood panel of ``study`` with 3 to 12 settings measured with seeds, the matrix of
-    pairwise comparisons of the test ``reconstruction_loss`` (lower is better); ``[]`` when no panel qualifies."""
+    """Markdown lines: per likelihood panel of ``study`` with 3 to 12 settings measured with seeds (more: per model of
+    the panel), the matrix of pairwise comparisons of the test ``reconstruction_loss`` (lower is better); ``[]`` when
+    no panel qualifies."""
     lines = []
     if study.one_class:  # settings of different normal classes: their test losses measure different tasks
         return lines
@@ -34,25 +36,35 @@ def pairwise_tables(study) -> list:
 
     for likelihood, settings in study.panels(study.settings()).items():
         settings = [s for s in settings if s.interval(value_of).n]
-        if not MIN_SETTINGS <= len(settings) <= MAX_SETTINGS or not any(s.n >= 2 and not s.exact for s in settings):
-            continue
-        pairs = len(settings) * (len(settings) - 1) // 2
-        cells = [["–"] * len(settings) for _ in settings]
-        detected = 0
-        for i, a in enumerate(settings):  # each pair once; the mirrored cell has the opposite sign
-            for j in range(i + 1, len(settings)):
-                b = settings[j]
-                c = stats.compare(a.values(value_of), b.values(value_of), a.exact, b.exact)
-                detected += c.detected
-                cells[i][j] = _cell(c)
-                cells[j][i] = {"<": ">", ">": "<"}.get(cells[i][j], cells[i][j])
-        rows = [[f"{i + 1}. {a.label}", a.interval(value_of).text(), *cells[i]] for i, a in enumerate(settings)]
-        lines += [f"### Pairwise comparisons: test reconstruction_loss ({likelihood})", "",
-                  f"Row against column, across seeds: **<** the row's setting is lower (better), **>** higher, **·** no "
-                  f"difference detected (a paired t-test over the common seeds at p < {stats.ALPHA:g}, or 95 % "
-                  f"intervals apart). {detected} of the {pairs} pairs differ; the tests are not corrected for multiple "
-                  f"comparisons, so about {stats.ALPHA * pairs:.2g} of them could be chance.", "",
-                  "| setting | mean ± 95 % | " + " | ".join(str(k + 1) for k in range(len(settings))) + " |",
-                  "|---|---|" + "---|" * len(settings),
-                  *("| " + " | ".join(row) + " |" for row in rows), ""]
+        groups = {likelihood: settings}
+        if len(settings) > MAX_SETTINGS:  # model by model
+            groups = {}
+            for s in settings:
+                groups.setdefault(f"{likelihood}; {s.title or s.runs[0]['variant']}", []).append(s)
+        lines += [line for title, group in groups.items() for line in _table(title, group, value_of)]
     return lines
+
+
+def _table(title, settings, value_of) -> list:
+    """The markdown lines of one comparison matrix (``[]`` when ``settings`` do not qualify)."""
+    if not MIN_SETTINGS <= len(settings) <= MAX_SETTINGS or not any(s.n >= 2 and not s.exact for s in settings):
+        return []
+    pairs = len(settings) * (len(settings) - 1) // 2
+    cells = [["–"] * len(settings) for _ in settings]
+    detected = 0
+    for i, a in enumerate(settings):  # each pair once; the mirrored cell has the opposite sign
+        for j in range(i + 1, len(settings)):
+            b = settings[j]
+            c = stats.compare(a.values(value_of), b.values(value_of), a.exact, b.exact)
+            detected += c.detected
+            cells[i][j] = _cell(c)
+            cells[j][i] = {"<": ">", ">": "<"}.get(cells[i][j], cells[i][j])
+    rows = [[f"{i + 1}. {a.label}", a.interval(value_of).text(), *cells[i]] for i, a in enumerate(settings)]
+    return [f"### Pairwise comparisons: test reconstruction_loss ({title})", "",
+            f"Row against column, across seeds: **<** the row's setting is lower (better), **>** higher, **·** no "
+            f"difference detected (a paired t-test over the common seeds at p < {stats.ALPHA:g}, or 95 % "
+            f"intervals apart). {detected} of the {pairs} pairs differ; the tests are not corrected for multiple "
+            f"comparisons, so about {stats.ALPHA * pairs:.2g} of them could be chance.", "",
+            "| setting | mean ± 95 % | " + " | ".join(str(k + 1) for k in range(len(settings))) + " |",
+            "|---|---|" + "---|" * len(settings),
+            *("| " + " | ".join(row) + " |" for row in rows), ""]

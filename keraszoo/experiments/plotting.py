@@ -2,7 +2,7 @@
 
 The rules every figure keeps: at least :data:`SIZE` inches at :data:`DPI` dots per inch (768 × 480 pixels or
 more); means with their 95 % intervals (:func:`interval_panel`: lines along a numeric swept argument, on a log axis
-when the values span a decade or more; points for categories, never joined; a setting without the axis' argument
+when the argument spans a decade or more, and a log y axis when the positive values do; points for categories, never joined; a setting without the axis' argument
 as a horizontal line and band); at most :data:`MAX_LINES` lines per axes, each with its own colour and marker
 (:func:`chunks` splits the rest into further panels); legends outside the axes; image grids with a label per row
 (:func:`image_rows`).
@@ -182,11 +182,13 @@ def interval_panel(ax, ctx, settings, value_of, styles):
     lines, refs = lines_of(ctx, settings, key)
     xs_all = [float(s.params[key]) for _, line in lines for s in line]
     shift = _dodge(xs_all, len(lines))
+    ys_all = []
     for i, (label, line) in enumerate(lines):
         points = [(float(s.params[key]), s.interval(value_of)) for s in line]
         points = [(x, iv) for x, iv in points if iv.n]
         if not points:
             continue
+        ys_all += [iv.low if iv.has_width else iv.mean for _, iv in points] + [iv.mean for _, iv in points]
         color, marker = styles(label)
         handle = ax.errorbar([shift(x, i) for x, _ in points], [iv.mean for _, iv in points],
                              yerr=[iv.half_width or 0.0 for _, iv in points], color=color, marker=marker, capsize=3,
@@ -198,11 +200,14 @@ def interval_panel(ax, ctx, settings, value_of, styles):
             continue
         color, _ = styles(f"{label} (no {key})")
         handle = ax.axhline(iv.mean, color=color, linestyle=":", linewidth=1.6)
+        ys_all.append(iv.mean)
         if iv.has_width:
             ax.axhspan(iv.low, iv.high, color=color, alpha=0.15, linewidth=0)
         styles.keep(f"{label} (no {key})", handle)
     if xs_all:
         _x_scale(ax, xs_all)
+    if ys_all and min(ys_all) > 0 and max(ys_all) / min(ys_all) >= 10:  # values over a decade or more
+        ax.set_yscale("log")
     ax.set_xlabel(key, fontsize=9)
 
 

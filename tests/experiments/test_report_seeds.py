@@ -108,6 +108,9 @@ def test_a_bce_and_an_mse_run_never_share_a_column_or_a_panel(tmp_path, monkeypa
     losses = [(ax.get_title(), kinds) for ax, kinds in drawn if "accuracy" not in ax.get_title()]
     # the reconstruction figure's two panels; no terms figure: these runs' L_total is the reconstruction term alone
     assert len(losses) == 2 and all(len(kinds) == 1 for _, kinds in losses), losses  # accuracies may share one
+    # a log y axis where the values span a decade (squared error 3.5..40 with PCA), else linear (Bernoulli 17..76)
+    scales = {next(iter(kinds)): ax.get_yscale() for ax, kinds in drawn if "accuracy" not in ax.get_title()}
+    assert scales == {LIKELIHOODS["bce"]: "linear", LIKELIHOODS["mse"]: "log"}, scales
     drawn_files = {line[line.index("](") + 2 : -1] for line in lines_out if line.startswith("![")}
     assert {"figures/latent_curves_bernoulli_nll_nats.png", "figures/latent_reconstruction.png"} <= drawn_files
     assert not any("_terms" in f for f in drawn_files), drawn_files
@@ -221,6 +224,19 @@ def test_the_pairwise_table_marks_each_pair_by_the_seeds():
     assert any("2 of the 3 pairs differ" in line for line in table)
     # two settings: nothing to tabulate beyond the discussion's sentence
     assert comparisons.pairwise_tables(_study(lines[:6], "depth")) == []
+
+
+def test_a_panel_of_more_than_twelve_settings_is_tabled_model_by_model():
+    """The latent study's panel: two models at seven code sizes (14 settings) gives two 7-setting tables."""
+    lines = [synthetic_line("latent", model, seed, rec=100.0 / size + 10 * (model == "vae") + seed, latent_dim=size)
+             for model in ("ae", "vae") for size in (2, 4, 8, 16, 32, 64, 128) for seed in range(3)]
+    table = comparisons.pairwise_tables(_study(lines, "latent"))
+    titles = [line for line in table if line.startswith("### ")]
+    assert titles == ["### Pairwise comparisons: test reconstruction_loss (Bernoulli NLL, nats; ae)",
+                      "### Pairwise comparisons: test reconstruction_loss (Bernoulli NLL, nats; vae)"]
+    assert sum("21 of the 21 pairs differ" in line for line in table) == 2  # every size apart from every other, per model
+    assert comparisons.pairwise_tables(_study([r for r in lines if r["variant"] == "ae"], "latent"))[0] == (
+        "### Pairwise comparisons: test reconstruction_loss (Bernoulli NLL, nats)")  # 7 settings: one table
 
 
 def test_a_rewritten_report_drops_the_figures_it_no_longer_draws(tmp_path):
