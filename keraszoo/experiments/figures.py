@@ -143,7 +143,7 @@ def training_time(ctx, path):
         ax.set_xticks(range(len(part)), labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("seconds per epoch", fontsize=9)
         if seen and min(seen) > 0 and max(seen) / min(seen) >= 10:
-            ax.set_yscale("log")
+            plotting.log_y(ax)
         else:
             ax.set_ylim(bottom=0)
     axes[0][0].set_title("training time (a shared, loaded machine: noisy, not a ranking)", fontsize=9)
@@ -210,7 +210,7 @@ def _per_epoch_curves(ctx, path, columns, axis_from=0):
                 lo, hi = min(shown), max(shown)
                 ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9))
             elif shown and min(shown) > 0 and max(shown) / min(shown) >= 10:
-                ax.set_yscale("log")
+                plotting.log_y(ax)
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("epoch", fontsize=9)
             ax.tick_params(labelsize=8)

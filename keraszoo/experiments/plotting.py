@@ -2,10 +2,10 @@
 
 The rules every figure keeps: at least :data:`SIZE` inches at :data:`DPI` dots per inch (768 × 480 pixels or
 more); means with their 95 % intervals (:func:`interval_panel`: lines along a numeric swept argument, on a log axis
-when the argument spans a decade or more, and a log y axis when the positive values do; points for categories, never joined; a setting without the axis' argument
-as a horizontal line and band); at most :data:`MAX_LINES` lines per axes, each with its own colour and marker
-(:func:`chunks` splits the rest into further panels); legends outside the axes; image grids with a label per row
-(:func:`image_rows`).
+when the argument spans a decade or more, and a log y axis when the positive values do; points for categories,
+never joined; a setting without the axis' argument as a horizontal line and band); at most :data:`MAX_LINES` lines
+per axes, each with its own colour and marker (:func:`chunks` splits the rest into further panels); legends outside
+the axes; image grids with a label per row (:func:`image_rows`).
 """
 
 from __future__ import annotations
@@ -135,6 +135,17 @@ def _scale_of(xs):
     return "linear"
 
 
+def log_y(ax):
+    """A log y axis whose ticks read as plain numbers (2, 3, 4, 6, 10, 20, not 2×10⁰)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
 def _x_scale(ax, xs):
     """The axis of :func:`_scale_of`; ticks at the values, as written."""
     xs = sorted(set(xs))
@@ -207,7 +218,7 @@ def interval_panel(ax, ctx, settings, value_of, styles):
     if xs_all:
         _x_scale(ax, xs_all)
     if ys_all and min(ys_all) > 0 and max(ys_all) / min(ys_all) >= 10:  # values over a decade or more
-        ax.set_yscale("log")
+        log_y(ax)
     ax.set_xlabel(key, fontsize=9)
 
 
