@@ -261,7 +261,8 @@ def convergence(study, settings):
     best = [r["best_epoch"] for r in runs if isinstance(r.get("best_epoch"), int)]
     out = [f"{early} of {len(runs)} runs stopped early" + (f" (kept epochs {min(best)} to {max(best)})" if best else "")
            + "."]
-    trained = [s for s in settings if s.title is None]  # a classical reference's setting has its title
+    # every setting that trained under the cap (the linear autoencoder too), not PCA's exact fit
+    trained = [s for s in settings if not s.exact and any(isinstance(r.get("epochs_run"), int) for r in s.runs)]
     flagged = [(s, [r for r in s.runs if r.get("still_improving")]) for s in trained]
     flagged = [(s, rs) for s, rs in flagged if rs]
     if flagged:

@@ -75,6 +75,11 @@ def test_the_cap_and_the_seeds_count_trained_settings_apart_from_the_exact_basel
     text = "\n".join(discussion(_study(lines)))
     assert "1 of 2 trained settings had a seed reach the epoch cap" in text
     assert "3 settings, 7 runs: each setting ran with 3 seeds (the deterministic baselines: one run each)." in text
+    # a linear autoencoder trains under the cap like the others: counted (PCA's exact fit is not)
+    linear = [synthetic_line("mine", "linear_ae", seed, rec=85.0, kind="classical", latent_dim=4) for seed in range(3)]
+    linear[1]["still_improving"], linear[1]["recent_improvement"] = True, 0.01
+    text = "\n".join(discussion(_study(lines + linear)))
+    assert "2 of 3 trained settings had a seed reach the epoch cap" in text and "linear autoencoder" in text
 
 
 def _mixed_units():
