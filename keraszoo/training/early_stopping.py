@@ -122,11 +122,29 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     @staticmethod
     def _weights_in(path, model):
-        """The weights ``path`` holds, as ``model.get_weights()`` lists them (the model is left as it was)."""
+        """The weights ``path`` holds, as ``model.get_weights()`` lists them (the model is left as it was).
+
+        ``load_weights`` also sets what the file holds beyond the weights -- the random generators' states (its
+        ``vars``) and any optimizer's -- and ``set_weights`` puts back the weights alone: every variable of the
+        model and of its optimizers is put back as it was, or a resumed VAE would draw its noise from the best
+        epoch's generator state and part from the uninterrupted run."""
         if not path.is_file():
             return None
-        current = model.get_weights()
+        state = _state_variables(model)
+        before = [keras.ops.convert_to_numpy(v.value).copy() for v in state]
         model.load_weights(str(path))
         best = model.get_weights()
-        model.set_weights(current)
+        for variable, value in zip(state, before):
+            variable.assign(value)
         return best
+
+
+def _state_variables(model) -> list:
+    """Every variable ``load_weights`` may set: the model's (weights, random generators' states) and its optimizers'."""
+    optimizers = model._phase_optimizers() if hasattr(model, "_phase_optimizers") else [getattr(model, "optimizer", None)]
+    seen, out = set(), []
+    for v in list(model.variables) + [v for o in optimizers if o is not None for v in o.variables]:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out

@@ -217,6 +217,27 @@ def test_crash_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_mnist_
     assert not (out / "train_state" / "backup").exists()
 
 
+def test_a_resume_with_early_stopping_keeps_the_random_generators_state(tiny_mnist_dir, tmp_path):
+    """Early stopping reads the best epoch's weights from best.weights.h5 on a resume; loading that file must not
+    leave the VAE's noise generator (nor an optimizer) at the best epoch's state. It did: the resumed run parted
+    from the uninterrupted one from the epoch it resumed in (seen in the latent study's sweep)."""
+    common = dict(RESUME_ARGS, **{"--steps-per-execution": 1, "--epochs": 3, "--val-split": 0.25,
+                                  "--early-stopping": 5, "--binarize": "none"})
+    reference = tmp_path / "reference"
+    assert train_cli(base_args(tiny_mnist_dir, **common, **{"--out": reference})) == 0
+    out = tmp_path / "crashed"
+    argv = base_args(tiny_mnist_dir, **common, **{"--out": out})
+    with injected("11:raise"), pytest.raises(SimulatedCrash):
+        train_in_process(argv)  # mid-epoch 2, after the best-weights file of epoch 1 was written
+    assert any(out.rglob("best.weights.h5"))  # the file the resume reads the best epoch's weights from
+    assert train_cli(argv) == 0
+    assert_same_weights(reference, out)
+    logged = [[c for i, c in enumerate(row.split(",")) if i != 1]  # every column but the throughput
+              for row in (reference / "training_log.csv").read_text().splitlines()]
+    assert logged == [[c for i, c in enumerate(row.split(",")) if i != 1]
+                      for row in (out / "training_log.csv").read_text().splitlines()]
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_mnist_dir, tmp_path):
     # as above, in subprocesses, with 2 steps per execution
