@@ -103,12 +103,11 @@ def cmd_experiment(args):
 
 
 def _recheck(args):
-    import os
-
     from keraszoo.experiments import StudyError
     from keraszoo.experiments import recheck
+    from keraszoo.experiments.execute import cores
 
-    threads = max(1, len(os.sched_getaffinity(0)) // args.workers)
+    threads = max(1, cores() // args.workers)
     try:
         record = recheck(args.out, args.recheck or None, threads=threads, data_dir=args.data_dir)
     except StudyError as err:

@@ -34,6 +34,7 @@ import time
 from keraszoo.experiments.execute import RunBusy
 from keraszoo.experiments.execute import RunFailed
 from keraszoo.experiments.execute import RunSkipped
+from keraszoo.experiments.execute import cores
 from keraszoo.experiments.execute import execute_run
 from keraszoo.experiments.execute import init_worker
 from keraszoo.experiments.results import RESULTS_FILE
@@ -47,12 +48,6 @@ EXPECTED = (RunSkipped, RunFailed, RunBusy)
 ENGINES = ("local", "ray")
 RAY_HINT = 'pip install "keraszoo[ray]"'
 
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 class Engine:

@@ -107,12 +107,20 @@ def init_worker(threads: int, parent_pid: int):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def cores() -> int:
+    """The cores this process may run on (all of the machine's where the OS cannot say)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def training_threads() -> int:
     """TensorFlow's intra-op threads in this process (its reductions split by them: the same run is bit-identical
     only at the same count); TensorFlow's default, 0, is one per core this process may use."""
     import tensorflow as tf
 
-    return tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
+    return tf.config.threading.get_intra_op_parallelism_threads() or cores()
 
 
 def _read_history(path: pathlib.Path) -> dict:
