@@ -11,7 +11,9 @@ Refuses a sweep whose planned runs are not all finished (a run failed, or the sw
    run folders: the image figures too);
 3. ``results.jsonl``, ``study.json`` and ``reproducibility.json`` are copied beside the report (no
    weights), so ``keraszoo report REPORT -o OUT`` rebuilds the report's tables, curves and the
-   training-log check from the committed lines alone.
+   training-log check from the committed lines alone; the records of runs replaced with
+   ``keraszoo experiment --retrain`` (``SWEEP/superseded/*/record.json``) go to ``superseded.jsonl``,
+   one line each with the reason.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ if __package__ in (None, ""):
 
 #: What is copied beside the report (whatever of it the sweep has).
 RAW_FILES = ("results.jsonl", "study.json", "reproducibility.json")
+#: The replaced runs' records (``keraszoo experiment --retrain``), one JSON line each.
+SUPERSEDED_FILE = "superseded.jsonl"
 
 
 def unfinished(sweep: pathlib.Path) -> list:
@@ -65,7 +69,11 @@ def main(argv=None) -> int:
     for name in RAW_FILES:
         if (args.sweep / name).is_file():
             shutil.copyfile(args.sweep / name, args.report / name)
-    print(f"{args.report}: the report, and {', '.join(n for n in RAW_FILES if (args.report / n).is_file())} "
+    superseded = sorted((args.sweep / "superseded").glob("*/record.json"))
+    if superseded:
+        lines = [json.dumps(json.loads(p.read_text()), sort_keys=True) + "\n" for p in superseded]
+        (args.report / SUPERSEDED_FILE).write_text("".join(lines))
+    print(f"{args.report}: the report, and {', '.join(n for n in RAW_FILES + (SUPERSEDED_FILE,) if (args.report / n).is_file())} "
           f"beside it (report exit status {report.returncode}).")
     return report.returncode
 

@@ -22,6 +22,7 @@ def register(subparsers, common_parent):
                  "keraszoo experiment variants --dataset cifar10 --out runs/variants --workers 2",
                  "keraszoo experiment my_study.json --budget smoke --out runs/mine   # your own spec file",
                  "keraszoo experiment latent --out runs/latent      # again: skips the finished runs",
+                 "keraszoo experiment latent --out runs/latent --retrain 0d565fe4 --reason 'resume bug fixed in 76f3de9'",
                  "keraszoo experiment beta --engine ray --address auto --gpus-per-run 0.5 --out /shared/beta",
                  "keraszoo experiment beta --shard $SLURM_ARRAY_TASK_ID/4 --out /shared/beta   # sbatch --array=0-3"))
     p.add_argument("study", metavar="STUDY",
@@ -55,6 +56,11 @@ def register(subparsers, common_parent):
                    help="instead of running the sweep: train one finished run of --out again (RUN_ID, default the "
                         "first) in a fresh process with the sweep's threads (cores/--workers) and write "
                         "DIR/reproducibility.json: how far the same seed moves between two processes")
+    p.add_argument("--retrain", action="append", default=[], metavar="RUN_ID",
+                   help="train this finished run again from its seed (a run id, or the 8-digit digest that ends it; "
+                        "repeat for more), then go on with the sweep: its first training (record, folder, log) is "
+                        "kept in DIR/superseded/, and study.json lists it under 'retrained'")
+    p.add_argument("--reason", metavar="TEXT", help="--retrain: why, recorded beside each retrained run")
     p.add_argument("--yes", action="store_true",
                    help="run a grid of more than 500 runs (without it such a sweep is refused, saying how many)")
     p.set_defaults(func=cmd_experiment)
@@ -81,12 +87,17 @@ def cmd_experiment(args):
     from keraszoo.experiments import run_study
 
     if args.recheck is not None:
+        if args.retrain:
+            raise UsageError("--recheck and --retrain do different things; give one of them.")
         return _recheck(args)
+    if args.reason is not None and not args.retrain:
+        raise UsageError("--reason goes with --retrain RUN_ID (it says why the run is trained again).")
     try:
         result = run_study(args.study, dataset=args.dataset, budget=args.budget, out=args.out,
                            workers=args.workers, data_dir=args.data_dir, quiet=args.quiet, yes=args.yes,
                            engine=args.engine, address=args.address, cpus_per_run=args.cpus_per_run,
-                           gpus_per_run=args.gpus_per_run, shard=args.shard)
+                           gpus_per_run=args.gpus_per_run, shard=args.shard, retrain=args.retrain,
+                           reason=args.reason)
     except StudyError as err:
         raise UsageError(str(err)) from None
     record = result.out / ("study.json" if result.shard is None else "shards")

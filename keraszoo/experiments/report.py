@@ -246,6 +246,11 @@ def _provenance(runs, results_dir, sweep=None):
         lines.append(f"- `keraszoo experiment {name} --dataset {dataset} --budget {budget} --out {results_dir}` "
                      f"({len(group)} runs, keraszoo {', '.join(versions)}, finished "
                      f"{max(str(r.get('finished_at')) for r in group)})")
+    retrained = [e for e in sweep.get("retrained") or [] if isinstance(e, dict) and e.get("run_id")]
+    for reason, group in group_by(retrained, lambda e: str(e.get("reason"))).items():
+        ids = sorted({str(e["run_id"]) for e in group})
+        lines.append(f"- {len(ids)} run(s) trained again with `--retrain` ({reason}; the first training is kept in "
+                     f"the sweep's `superseded/`): " + ", ".join(f"`{i}`" for i in ids))
     return lines
 
 

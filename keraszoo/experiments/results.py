@@ -34,6 +34,8 @@ LOGS_DIR = "logs"
 WORK_DIR = "work"
 #: a sharded sweep's records, one file per run: ``DIR/results.d/<run_id>.json``.
 RECORDS_DIR = "results.d"
+#: what ``keraszoo experiment --retrain`` replaced: ``DIR/superseded/<run_id>@<UTC time>/`` (its record, folder, log).
+SUPERSEDED_DIR = "superseded"
 
 
 def _complete(model_dir: pathlib.Path) -> bool:
@@ -197,6 +199,37 @@ class ResultsFile:
                 os.unlink(tmp)
         _fsync_dir(self.records_dir)
         return target
+
+    def remove(self, run_ids) -> int:
+        """Rewrite ``results.jsonl`` without the lines of ``run_ids``; returns how many lines went.
+
+        Only for the process that holds the folder alone (``keraszoo experiment --retrain`` keeps the
+        records it removes). The new file is written beside the old one, ``fsync``'d and renamed over it:
+        a crash leaves the old file or the new one, never a mix. A torn last line (see :meth:`read`) is
+        dropped with them.
+        """
+        from keraszoo.utils import atomic_path
+
+        gone = set(run_ids)
+        lines, _ = self._lines()
+        kept, removed = [], 0
+        for line in lines:
+            try:
+                run_id = json.loads(line).get("run_id") if line.strip() else None
+            except (ValueError, AttributeError):
+                run_id = None
+            if run_id in gone:
+                removed += 1
+            elif line.strip():
+                kept.append(line + b"\n")
+        if removed:
+            with atomic_path(self.path, mode=0o644) as tmp:
+                with open(tmp, "wb") as f:
+                    f.write(b"".join(kept))
+                    f.flush()
+                    os.fsync(f.fileno())
+            _fsync_dir(self.out)
+        return removed
 
     def fold(self) -> int:
         """Move ``results.d``'s records into ``results.jsonl``; returns how many lines were appended.

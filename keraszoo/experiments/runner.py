@@ -36,6 +36,18 @@ Nothing a user owns is overwritten or lost:
   another live process is training is neither trained again nor recorded
   (:class:`~keraszoo.experiments.execute.RunBusy`).
 
+Retraining a finished run
+-------------------------
+``retrain=[RUN_ID, ...]`` (``--retrain RUN_ID``, with ``--reason TEXT``) trains
+finished runs again from their seeds (a bug fixed since they ran, a result in doubt)
+without losing the first training: each run's record, folder, log and any backup
+move to ``DIR/superseded/<run_id>@<UTC time>/`` (``record.json`` holds the old
+results line and the reason), its line leaves ``results.jsonl`` (rewritten
+atomically), ``study.json`` lists it under ``retrained``, and the sweep then runs
+it like any unfinished run. A run is named by its run id or by the 8-digit digest
+that ends it. A ``reproducibility.json`` that compared a retrained run moves aside
+with it (it measured the old training).
+
 Where the runs execute is the sweep's *engine* (:mod:`keraszoo.experiments.engines`);
 everything else above is the same for all of them:
 
@@ -72,6 +84,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 
 from keraszoo.experiments.engines import Engine
@@ -83,7 +96,10 @@ from keraszoo.experiments.execute import execute_run
 from keraszoo.experiments.planning import plan_runs
 from keraszoo.experiments.results import RECORDS_DIR
 from keraszoo.experiments.results import RESULTS_FILE
+from keraszoo.experiments.results import LOGS_DIR
 from keraszoo.experiments.results import STUDY_FILE
+from keraszoo.experiments.results import SUPERSEDED_DIR
+from keraszoo.experiments.results import WORK_DIR
 from keraszoo.experiments.results import ResultsFile
 from keraszoo.experiments.results import read_results
 from keraszoo.experiments.studies import STUDIES
@@ -139,7 +155,8 @@ def _check_out(out) -> pathlib.Path:
 #: The fields of a spec that decide its runs (``description`` and ``baselines`` do not).
 _RUN_FIELDS = ("variants", "fixed", "grid", "probes", "classical")
 #: What a sweep writes into its folder (a folder of an earlier keraszoo holds these and no marker).
-_SWEEP_ENTRIES = {STUDY_FILE, RESULTS_FILE, RECORDS_DIR, "runs", "logs", "work", "shards", ".lock"}
+_SWEEP_ENTRIES = {STUDY_FILE, RESULTS_FILE, RECORDS_DIR, "runs", "logs", "work", "shards", SUPERSEDED_DIR,
+                  "reproducibility.json", ".lock"}
 #: The folder of the shards' records of their failures: ``DIR/shards/<dataset>-<I>-of-<N>.json``.
 SHARDS_DIR = "shards"
 
@@ -264,9 +281,65 @@ def shard_runs(runs, shard) -> list:
     return [spec for spec in runs if spec.run_id in mine]
 
 
+def _resolve_retrain(wanted, runs, finished) -> list:
+    """The run ids of ``wanted`` (run ids or their 8-digit digests): finished runs of this plan, else a StudyError."""
+    planned = [spec.run_id for spec in runs if spec.run_id in finished]
+    found, unknown = [], []
+    for name in dict.fromkeys(str(w) for w in wanted):
+        match = [rid for rid in planned if rid == name or rid.rsplit("-", 1)[-1] == name]
+        if len(match) == 1:
+            found.append(match[0])
+        else:
+            unknown.append(name)
+    if unknown:
+        shown = ", ".join(planned[:3]) + (" ..." if len(planned) > 3 else "")
+        raise StudyError(f"--retrain {' '.join(unknown)}: not a finished run of this sweep (give a run id or the "
+                         f"8-digit digest that ends it; finished runs: {shown or 'none'}). Nothing was moved.")
+    return found
+
+
+def _retire(out: pathlib.Path, results: ResultsFile, run_ids, reason: str, say) -> list:
+    """Move each run's record, folder, log and backup to ``DIR/superseded/<run_id>@<time>/``, then drop its line.
+
+    The order loses nothing at any crash: the old record is written first, then the files move (renames within
+    the sweep folder), then ``results.jsonl`` is rewritten without the line. Returns ``study.json``'s entries.
+    """
+    import datetime
+
+    from keraszoo.experiments.reproducibility import REPRODUCIBILITY_FILE
+    from keraszoo.utils import atomic_write_text
+
+    by_run, entries = results.by_run(), []
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for run_id in run_ids:
+        record = by_run[run_id]
+        dest = out / SUPERSEDED_DIR / f"{run_id}@{now:%Y%m%dT%H%M%S%fZ}"
+        dest.mkdir(parents=True)
+        atomic_write_text(dest / "record.json", json.dumps(
+            {"reason": reason, "superseded_at": now.isoformat(timespec="seconds"), "record": record},
+            indent=2, sort_keys=True) + "\n")
+        moves = [(out / (record.get("model_dir") or f"runs/{run_id}"), dest / "run"),
+                 (out / LOGS_DIR / f"{run_id}.log", dest / "run.log"),
+                 (out / WORK_DIR / run_id, dest / "work")]
+        try:
+            compared = json.loads((out / REPRODUCIBILITY_FILE).read_text()).get("run_id") == run_id
+        except (OSError, ValueError, AttributeError):
+            compared = False
+        if compared:  # it measured the training being replaced
+            moves.append((out / REPRODUCIBILITY_FILE, dest / REPRODUCIBILITY_FILE))
+        for source, target in moves:
+            if source.exists():
+                os.replace(source, target)
+        entries.append({"run_id": run_id, "reason": reason, "at": now.isoformat(timespec="seconds"),
+                        "superseded": dest.relative_to(out).as_posix()})
+        say(f"  retraining {run_id}: its first training is kept in {dest}")
+    results.remove(run_ids)
+    return entries
+
+
 def run_study(study, dataset: str | None = None, budget: str = "default", out=None, workers: int = 1, data_dir=None,
               quiet: bool = False, yes: bool = False, engine="local", address=None, cpus_per_run=None,
-              gpus_per_run=None, shard=None) -> SweepResult:
+              gpus_per_run=None, shard=None, retrain=(), reason=None) -> SweepResult:
     """Run every run of ``study`` on ``dataset`` at ``budget`` that ``out`` does not hold yet.
 
     Args:
@@ -284,6 +357,9 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
         cpus_per_run, gpus_per_run: Ray's ``num_cpus`` (default 1) and ``num_gpus`` (default 0) of each run.
         shard: ``"I/N"``: run only the I-th of N disjoint parts of the plan, beside the other shards,
             into the same ``out`` (see the module's docstring).
+        retrain: finished runs (run ids or their digests) to train again, their first training kept in
+            ``out/superseded/`` (see the module's docstring); not with ``shard``.
+        reason: why they are retrained (recorded beside each and in ``study.json``).
 
     Returns:
         a :class:`SweepResult`; ``results.jsonl`` in ``out`` (and ``results.d/`` for a shard) holds the records.
@@ -300,6 +376,9 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
         raise StudyError("run_study needs out=, the sweep folder.")
     runner_engine = make_engine(engine, workers, address, cpus_per_run, gpus_per_run)
     shard = parse_shard(shard)
+    retrain = [retrain] if isinstance(retrain, str) else list(retrain or ())
+    if retrain and shard is not None:
+        raise StudyError("--retrain needs the whole sweep folder: run it without --shard (no shard may be running).")
     # A spec file's path, as given: the command that reruns the sweep names it (a built-in's name is enough).
     spec_file = str(study) if isinstance(study, (str, pathlib.Path)) and str(study) not in STUDIES else None
     study = get_study(study)
@@ -325,6 +404,12 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
                 say(f"Moved {folded} shards' records from {out / RECORDS_DIR} into {results.path}.")
         else:
             results.path.touch()  # (O_CREAT, never truncated) the sweep's file exists for its readers
+        retired = []
+        if retrain:
+            retired = _retire(out, results, _resolve_retrain(retrain, runs, results.finished()),
+                              reason or "retrained with keraszoo experiment --retrain", say)
+            record.setdefault("retrained", []).extend(retired)
+            _write_study_record(out, record)
         done = results.finished()
         mine = shard_runs(runs, shard)
         todo = [spec for spec in mine if spec.run_id not in done]

@@ -107,4 +107,10 @@ CASES = [
     case("folder-of-other-files", "--out a folder holding the user's own files",
          _experiment(out="in/mine"), UsageExit,
          r"is not empty and holds no keraszoo sweep \(notes\.txt would be in the way\)", prepare=_other_files),
+    case("retrain-unknown-run", "--retrain a run the sweep has not finished", _experiment("--retrain", "0d565fe4"),
+         UsageExit, r"--retrain 0d565fe4: not a finished run of this sweep .*finished runs: none\)\. Nothing was moved"),
+    case("reason-without-retrain", "--reason without --retrain", _experiment("--reason", "a bug"), UsageExit,
+         r"--reason goes with --retrain RUN_ID"),
+    case("retrain-with-recheck", "--retrain and --recheck together", _experiment("--retrain", "x", "--recheck"),
+         UsageExit, r"--recheck and --retrain do different things; give one of them"),
 ]

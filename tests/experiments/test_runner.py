@@ -176,3 +176,59 @@ def test_a_model_that_cannot_be_built_for_the_dataset_is_skipped_with_its_reason
     records = read_results(out)
     assert [r["run_id"] for r in records] == result.completed and "architecture" not in records[0]["params"]
     assert not (out / "runs" / skipped["run_id"]).exists()
+
+
+def test_retrain_keeps_the_first_training_and_trains_the_run_again(sweep, mnist_dir, tmp_path):
+    out0, result, spec = sweep
+    out = tmp_path / "copy"
+    shutil.copytree(out0, out)
+    old = {r["run_id"]: r for r in read_results(out)}
+    target = sorted(old)[1]
+    others = {k: (out / r["model_dir"] / "model.weights.h5").stat().st_mtime_ns for k, r in old.items() if k != target}
+    old_weights = (out / old[target]["model_dir"] / "model.weights.h5").read_bytes()
+    again = run_study(str(spec), dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True,
+                      retrain=[target.rsplit("-", 1)[-1]], reason="a test")
+    assert again.completed == [target]
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["run_id"] for r in lines) == sorted(old)  # one line per run: the old one left the file
+    kept, = (out / "superseded").iterdir()
+    assert kept.name.startswith(target + "@")
+    saved = json.loads((kept / "record.json").read_text())
+    assert saved["reason"] == "a test" and saved["record"] == old[target]
+    assert (kept / "run" / "model.weights.h5").read_bytes() == old_weights
+    assert (kept / "run.log").is_file()
+    assert (out / old[target]["model_dir"] / "metadata.json").is_file()  # trained again, from its seed
+    new = {r["run_id"]: r for r in lines}[target]
+    assert new["history"]["total_loss"] == pytest.approx(old[target]["history"]["total_loss"], rel=1e-4)
+    study = json.loads((out / "study.json").read_text())
+    assert [(e["run_id"], e["reason"], e["superseded"]) for e in study["retrained"]] == [
+        (target, "a test", f"superseded/{kept.name}")]
+    assert {k: (out / r["model_dir"] / "model.weights.h5").stat().st_mtime_ns
+            for k, r in old.items() if k != target} == others  # the other runs untouched
+    from keraszoo.experiments.report import _provenance
+
+    assert any("trained again with `--retrain` (a test" in line and target in line
+               for line in _provenance(lines, out))
+
+
+def test_retrain_of_an_unknown_run_moves_nothing(sweep, mnist_dir, tmp_path):
+    from keraszoo.experiments import StudyError
+
+    out0, result, spec = sweep
+    out = tmp_path / "copy"
+    shutil.copytree(out0, out)
+    before = (out / "results.jsonl").read_bytes()
+    with pytest.raises(StudyError, match=r"--retrain deadbeef: not a finished run of this sweep .*Nothing was moved"):
+        run_study(str(spec), dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True,
+                  retrain=["deadbeef"])
+    assert (out / "results.jsonl").read_bytes() == before and not (out / "superseded").exists()
+    with pytest.raises(StudyError, match=r"--retrain needs the whole sweep folder"):
+        run_study(str(spec), dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True,
+                  retrain=[result.planned[0]], shard="0/2")
+
+
+def test_results_file_remove_drops_only_those_lines(tmp_path):
+    (tmp_path / "results.jsonl").write_text('{"run_id": "a"}\n{"run_id": "b", "x": 1}\n{"run_id": "c"}\n{"run_')
+    assert ResultsFile(tmp_path).remove(["b", "z"]) == 1
+    assert (tmp_path / "results.jsonl").read_text() == '{"run_id": "a"}\n{"run_id": "c"}\n'
+    assert ResultsFile(tmp_path).remove(["z"]) == 0
