@@ -120,7 +120,8 @@ def trends(study, settings, likelihood):
     for label, line in lines:
         if len(line) < 2:
             continue
-        who = f" ({label})" if label != "all settings" else ""
+        # the likelihood is named: a study with two panels states each term's trend twice
+        who = f" ({label}; {likelihood})" if label != "all settings" else f" ({likelihood})"
         runs = [r for s in line for r in s.runs]
         for term in study.terms:
             if term == "total_loss" and _same_as_reconstruction(study, runs):
@@ -279,14 +280,34 @@ def convergence(study, settings):
     return out
 
 
+def validates_on_clean_images(variant) -> bool:
+    """Whether ``variant``'s validation loss is on the held-out images as given, like its test loss (a DAE's is
+    on corrupted copies: it overrides ``prepare_validation_data``)."""
+    from keraszoo.models.checked_training import CheckedTrainingMixin
+    from keraszoo.models.registry import get_variant
+
+    try:
+        cls = get_variant(variant)
+    except ValueError:  # a results line of a variant this keraszoo does not know
+        return False
+    hook = getattr(cls, "prepare_validation_data", None)
+    return hook is None or hook is CheckedTrainingMixin.prepare_validation_data
+
+
 def val_test_gap(study, panels):
     """Test against validation L_total of the kept epoch: the same weights on two held-out sets of clean images
-    (a denoising model's training loss sees corrupted inputs, so no train/test gap is compared)."""
+    (a denoising model's training loss sees corrupted inputs, so no train/test gap is compared; nor is its
+    validation loss, on corrupted copies, set against its test loss on clean images)."""
     out = []
-    for likelihood, settings in panels.items():
+    for likelihood, every in panels.items():
         def gap(r):
             return study.test_value(r, "total_loss") - study.val_value(r, "total_loss")
 
+        settings = [s for s in every if all(validates_on_clean_images(r.get("variant")) for r in s.runs)]
+        if len(settings) < len(every):
+            left = sorted({str(r.get("variant")) for s in every if s not in settings for r in s.runs})
+            out.append(f"Test minus validation L_total ({likelihood}) is not compared for {', '.join(left)}: its "
+                       "validation loss is on corrupted copies of the held-out images, its test loss on clean ones.")
         scored = [(s, s.interval(gap)) for s in settings]
         scored = [(s, iv) for s, iv in scored if iv.n]
         if not scored:

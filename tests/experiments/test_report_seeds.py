@@ -122,6 +122,10 @@ def test_a_bce_and_an_mse_run_never_share_a_column_or_a_panel(tmp_path, monkeypa
     text = "\n".join(discussion(study))
     assert "of ae against PCA: lower at latent_dim 2, 8" in text
     assert "% below the highest" not in text
+    trend_lines = [line for line in text.splitlines() if line.startswith("Test ") and " at latent_dim=" in line]
+    # each trend names its likelihood: two panels state the same term's trend apart
+    assert trend_lines and all(any(f"({lk}" in line or f"; {lk})" in line for lk in LIKELIHOODS.values())
+                               for line in trend_lines), trend_lines
 
 
 def test_a_report_rebuilt_from_results_jsonl_alone(tmp_path):
@@ -260,3 +264,15 @@ def test_a_rewritten_report_drops_the_figures_it_no_longer_draws(tmp_path):
     assert not stale.exists() and foreign.exists()
     drawn = sorted(p.name for p in (out / "figures").glob("depth_*.png"))
     assert drawn and all(f"figures/{name}" in text for name in drawn)
+
+
+def test_a_dae_validation_loss_on_corrupted_images_is_not_set_against_its_clean_test_loss():
+    lines = [synthetic_line("noise", model, seed, rec=rec + seed, latent_dim=8, noise_level=level)
+             for model, level, rec in (("ae", None, 30.0), ("dae", 0.1, 40.0), ("dae", 0.5, 60.0)) for seed in range(3)]
+    for line in lines:
+        if line["variant"] == "dae":  # its validation loss is on corrupted copies: far above the clean test loss
+            line["history"]["val_total_loss"] = [v * 2 for v in line["history"]["val_total_loss"]]
+    text = "\n".join(discussion(_study(lines, "noise")))
+    assert "is not compared for dae: its validation loss is on corrupted copies" in text
+    gap, = [line for line in text.splitlines() if line.startswith("Test minus validation L_total at the kept epoch")]
+    assert "dae" not in gap and gap.endswith("(ae). The gap differs from zero across seeds for ae."), gap
