@@ -206,9 +206,29 @@ def versus_baselines(study, metrics):
                 if s is base or not iv.n or (metric.endswith("_loss") and s.likelihood != base.likelihood):
                     continue
                 c = stats.compare(s.values(fn), base.values(fn), s.exact, base.exact)
-                out.append(f"{metric}: {s.label} {iv} against {baseline['label']} {biv} "
-                           f"({100 * (iv.mean - biv.mean) / abs(biv.mean):+.1f} %; {c.describe()}).")
+                # a decibel is a log ratio already: its difference is stated in dB, not in per cent of a dB value
+                change = (f"{'+' if iv.mean >= biv.mean else ''}{fmt(iv.mean - biv.mean)} dB" if metric.endswith("_db") else
+                          f"{100 * (iv.mean - biv.mean) / abs(biv.mean):+.1f} %")
+                out.append(f"{_metric_name(metric)}: {s.label} {iv} against {baseline['label']} {biv} "
+                           f"({change}; {c.describe()}){_noisy_input(study, base, metric)}.")
     return out
+
+
+_DENOISED = re.compile(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$")
+
+
+def _metric_name(metric) -> str:
+    """``denoised_psnr_gaussian_0.5_db`` as a reader says it; other metrics by their key."""
+    m = _DENOISED.match(metric)
+    return f"PSNR (dB) of denoised test images, {m['noise'].replace('_', '-')} noise {m['level']}" if m else metric
+
+
+def _noisy_input(study, base, metric) -> str:
+    """``; the noisy input: X dB`` beside a denoised PSNR (the level a denoiser has to beat), when the runs record it."""
+    if not _DENOISED.match(metric):
+        return ""
+    iv = base.interval(_test(study, "noisy_" + metric[len("denoised_"):]))
+    return f"; the noisy input itself: {fmt(iv.mean)} dB" if iv.n else ""
 
 
 def _strongest_noise(study):
@@ -216,7 +236,7 @@ def _strongest_noise(study):
     levels = {}
     for r in study.runs:
         for key in r.get("test", {}):
-            m = re.match(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$", key)
+            m = _DENOISED.match(key)
             if m and float(m["level"]) >= levels.get(m["noise"], (-1.0, ""))[0]:
                 levels[m["noise"]] = (float(m["level"]), key)
     return [key for _, key in sorted(levels.values(), key=lambda v: v[1])]

@@ -195,3 +195,17 @@ def test_a_report_rebuilt_from_the_results_lines_alone(written, tmp_path, capsys
             assert (out / "figures" / f"{study}_{stem}.png").is_file() or (study, stem) == ("latent", "terms")
         assert not (out / "figures" / f"{study}_reconstructions.png").exists()
     assert "## Literature" in text and "### Discussion" in text
+
+
+def test_a_denoised_psnr_is_set_beside_the_plain_autoencoder_in_db_with_the_noisy_input():
+    """A decibel is a log ratio: the difference is stated in dB, never in per cent of a dB value."""
+    lines = []
+    for model, params, psnr in (("dae", {"noise": "gaussian", "noise_level": 0.5}, 19.5), ("ae", {}, 10.0)):
+        for seed, noise in enumerate((0.0, 0.2, -0.2)):
+            line = synthetic_line("noise", model, seed, rec=60.0 + noise, **params)
+            line["test"].update({"denoised_psnr_gaussian_0.5_db": psnr + noise, "noisy_psnr_gaussian_0.5_db": 9.4})
+            lines.append(line)
+    text = "\n".join(report.discussion(view.StudyRuns(name="noise", runs=lines, spec=STUDIES["noise"])))
+    assert ("PSNR (dB) of denoised test images, gaussian noise 0.5: dae 19.5 ± 0.5 against the plain autoencoder's "
+            "10 ± 0.5 (+9.5 dB; paired over 3 seeds, every seed agrees exactly); the noisy input itself: 9.4 dB.") in text
+    assert "%;" not in "".join(line for line in text.splitlines() if "PSNR (dB) of denoised" in line)
