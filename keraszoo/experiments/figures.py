@@ -37,6 +37,7 @@ from keraszoo.experiments.plotting import SIZE  # noqa: F401 - the figures' leas
 from keraszoo.experiments.plotting import Styles
 from keraszoo.experiments.plotting import chunks
 from keraszoo.experiments.plotting import consistency_figure  # noqa: F401 - the report's figure of the check
+from keraszoo.experiments.plotting import denoising_grid
 from keraszoo.experiments.plotting import figure
 from keraszoo.experiments.plotting import grid_of
 from keraszoo.experiments.plotting import hide_unused
@@ -401,7 +402,10 @@ STUDY_FIGURES = {
                               "not; the axis spans the values from the third epoch on)", elbo_curves,
                       per_likelihood=True),),
     "noise": (Figure("denoising", "PSNR of denoised test images against the test-time noise level, mean ± 95 % "
-                                  "(dotted: the noisy input)", denoising),),
+                                  "(dotted: the noisy input)", denoising),
+              Figure("denoised", "the first test images under each test noise at its strongest level (one fixed "
+                                 "draw), and each setting's reconstruction of them (its first seed)", denoising_grid,
+                     needs_models=True)),
 }
 
 

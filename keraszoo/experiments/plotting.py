@@ -297,6 +297,38 @@ def reconstruction_grid(ctx, path, count=8):
     return image_rows(rows, labels, path)
 
 
+def denoising_grid(ctx, path, count=4):
+    """Each test noise the runs were probed with, at its strongest level: the first ``count`` test images clean, then
+    corrupted (one fixed draw), then each setting's reconstruction of the corrupted ones (its first seed). The
+    noises sit side by side, ``count`` images each, in the order the title names them."""
+    import re
+
+    from keraszoo.experiments.probes import corrupt
+
+    strongest = {}
+    for r in ctx.runs:
+        for key in r.get("test", {}):
+            m = re.match(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$", key)
+            if m:
+                strongest[m["noise"]] = max(strongest.get(m["noise"], 0.0), float(m["level"]))
+    x, y = ctx.images(count)
+    if x is None or not strongest:
+        return None
+    noises = sorted(strongest.items())
+    noisy = np.concatenate([corrupt(x, noise, level, np.random.default_rng([0, i])) for i, (noise, level)
+                            in enumerate(noises)])
+    labels_of_all = np.concatenate([y] * len(noises)) if y is not None else None
+    rows, labels = [np.concatenate([x] * len(noises)), noisy], ["clean test images", "corrupted (the input)"]
+    for s, r in _first_runs(ctx):
+        model = ctx.model(r)
+        rows.append(np.asarray(model.reconstruct(noisy, **model.label_kwargs(labels_of_all))))
+        labels.append(s.label)
+    if len(rows) == 2:
+        return None
+    title = "left to right, " + " | ".join(f"{noise} {fmt(level)}" for noise, level in noises) + f" ({count} images each)"
+    return image_rows(rows, labels, path, title=title)
+
+
 def samples_grid(ctx, path, count=8):
     """Samples from the prior (seed 0) of every generative setting (its first seed's model), one row each."""
     rows, labels = [], []

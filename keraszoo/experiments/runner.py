@@ -94,9 +94,9 @@ from keraszoo.experiments.execute import RunFailed
 from keraszoo.experiments.execute import RunSkipped
 from keraszoo.experiments.execute import execute_run
 from keraszoo.experiments.planning import plan_runs
+from keraszoo.experiments.results import LOGS_DIR
 from keraszoo.experiments.results import RECORDS_DIR
 from keraszoo.experiments.results import RESULTS_FILE
-from keraszoo.experiments.results import LOGS_DIR
 from keraszoo.experiments.results import STUDY_FILE
 from keraszoo.experiments.results import SUPERSEDED_DIR
 from keraszoo.experiments.results import WORK_DIR

@@ -209,3 +209,39 @@ def test_a_denoised_psnr_is_set_beside_the_plain_autoencoder_in_db_with_the_nois
     assert ("PSNR (dB) of denoised test images, gaussian noise 0.5: dae 19.5 ± 0.5 against the plain autoencoder's "
             "10 ± 0.5 (+9.5 dB; paired over 3 seeds, every seed agrees exactly); the noisy input itself: 9.4 dB.") in text
     assert "%;" not in "".join(line for line in text.splitlines() if "PSNR (dB) of denoised" in line)
+
+
+def test_the_noise_study_draws_each_test_noise_and_every_setting_s_reconstruction_of_it(tmp_path, monkeypatch):
+    import types
+
+    import keras
+    import numpy as np
+
+    from keraszoo.experiments import plotting
+    from keraszoo.models import create_model
+    from keraszoo.samples import load_mnist_sample
+
+    x, y = load_mnist_sample()
+    keras.utils.set_random_seed(0)
+    model = create_model("dae", input_shape=(28, 28, 1), hidden_dims=[8], latent_dim=2)
+    run = {"model_dir": "runs/a", "test": {"denoised_psnr_gaussian_0.1_db": 1.0, "denoised_psnr_gaussian_0.5_db": 1.0,
+                                           "denoised_psnr_masking_0.5_db": 1.0}}
+    setting = types.SimpleNamespace(runs=[run], label="dae, gaussian")
+    drawn = {}
+    ctx = types.SimpleNamespace(runs=[run], settings=lambda: [setting], model=lambda r: model,
+                                images=lambda n: (x[:n], y[:n]))
+    real = plotting.image_rows
+    monkeypatch.setattr(plotting, "image_rows", lambda rows, labels, path, title=None: (
+        drawn.update(rows=rows, labels=labels, title=title), real(rows, labels, path, title=title))[1])
+    path = plotting.denoising_grid(ctx, tmp_path / "denoised.png", count=3)
+    assert path is not None and (tmp_path / "denoised.png").read_bytes().startswith(PNG)
+    assert drawn["labels"] == ["clean test images", "corrupted (the input)", "dae, gaussian"]
+    assert drawn["title"] == "left to right, gaussian 0.5 | masking 0.5 (3 images each)"  # the strongest level each
+    clean, noisy, out = (np.asarray(r) for r in drawn["rows"])
+    assert clean.shape == noisy.shape == out.shape == (6, 28, 28, 1)
+    assert np.array_equal(clean[:3], x[:3]) and np.array_equal(clean[3:], x[:3])
+    masked = noisy[3:]
+    assert np.all((masked == 0) | (masked == clean[3:])) and np.mean(masked == 0) > np.mean(clean[3:] == 0)
+    assert not np.array_equal(noisy[:3], clean[:3])  # Gaussian noise drawn on the first block
+    assert np.allclose(out, np.asarray(model.reconstruct(noisy)), atol=1e-6)  # the model's output of the noisy input
+    assert figures.STUDY_FIGURES["noise"][-1].stem == "denoised" and figures.STUDY_FIGURES["noise"][-1].needs_models
