@@ -15,9 +15,8 @@ against validation L_total; training times.
 
 from __future__ import annotations
 
-import re
-
 from keraszoo.experiments import stats
+from keraszoo.experiments.probes import DENOISED_KEY
 from keraszoo.experiments.view import StudyRuns
 from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import lines_of
@@ -214,18 +213,15 @@ def versus_baselines(study, metrics):
     return out
 
 
-_DENOISED = re.compile(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$")
-
-
 def _metric_name(metric) -> str:
     """``denoised_psnr_gaussian_0.5_db`` as a reader says it; other metrics by their key."""
-    m = _DENOISED.match(metric)
+    m = DENOISED_KEY.match(metric)
     return f"PSNR (dB) of denoised test images, {m['noise'].replace('_', '-')} noise {m['level']}" if m else metric
 
 
 def _noisy_input(study, base, metric) -> str:
     """``; the noisy input: X dB`` beside a denoised PSNR (the level a denoiser has to beat), when the runs record it."""
-    if not _DENOISED.match(metric):
+    if not DENOISED_KEY.match(metric):
         return ""
     iv = base.interval(_test(study, "noisy_" + metric[len("denoised_"):]))
     return f"; the noisy input itself: {fmt(iv.mean)} dB" if iv.n else ""
@@ -233,13 +229,9 @@ def _noisy_input(study, base, metric) -> str:
 
 def _strongest_noise(study):
     """``denoised_psnr_<noise>_<level>_db`` at the highest test-time level of each noise type the runs report."""
-    levels = {}
-    for r in study.runs:
-        for key in r.get("test", {}):
-            m = _DENOISED.match(key)
-            if m and float(m["level"]) >= levels.get(m["noise"], (-1.0, ""))[0]:
-                levels[m["noise"]] = (float(m["level"]), key)
-    return [key for _, key in sorted(levels.values(), key=lambda v: v[1])]
+    from keraszoo.experiments.probes import strongest_test_noise
+
+    return [f"denoised_psnr_{noise}_{level:g}_db" for noise, level in sorted(strongest_test_noise(study.runs).items())]
 
 
 def range_of(study, metrics):

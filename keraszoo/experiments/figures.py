@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 
 import numpy as np
 
@@ -47,6 +46,7 @@ from keraszoo.experiments.plotting import latent_scatter
 from keraszoo.experiments.plotting import reconstruction_grid
 from keraszoo.experiments.plotting import samples_grid
 from keraszoo.experiments.plotting import save as _save
+from keraszoo.experiments.probes import DENOISED_KEY
 from keraszoo.experiments.view import category_labels
 from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import is_number
@@ -310,7 +310,6 @@ def code_quality(ctx, path):
     return terms_vs_setting(ctx, path, terms=("knn_accuracy", "linear_probe_accuracy", "active_units"))
 
 
-DENOISED = re.compile(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$")
 
 
 def denoising(ctx, path):
@@ -318,7 +317,7 @@ def denoising(ctx, path):
     found = {}
     for r in ctx.runs:
         for key in r.get("test", {}):
-            m = DENOISED.match(key)
+            m = DENOISED_KEY.match(key)
             if m:
                 found.setdefault(m["noise"], set()).add(float(m["level"]))
     if not found:

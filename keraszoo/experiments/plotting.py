@@ -287,46 +287,37 @@ def reconstruction_grid(ctx, path, count=8):
     x, y = ctx.images(count)
     if x is None:
         return None
-    rows, labels = [x], ["test images"]
-    for s, r in _first_runs(ctx):
-        model = ctx.model(r)
-        rows.append(np.asarray(model.reconstruct(x, **model.label_kwargs(y))))
-        labels.append(s.label)
-    if len(rows) == 1:
-        return None
-    return image_rows(rows, labels, path)
+    return _with_reconstructions(ctx, path, x, y, [x], ["test images"])
 
 
 def denoising_grid(ctx, path, count=4):
     """Each test noise the runs were probed with, at its strongest level: the first ``count`` test images clean, then
     corrupted (one fixed draw), then each setting's reconstruction of the corrupted ones (its first seed). The
     noises sit side by side, ``count`` images each, in the order the title names them."""
-    import re
-
     from keraszoo.experiments.probes import corrupt
+    from keraszoo.experiments.probes import strongest_test_noise
 
-    strongest = {}
-    for r in ctx.runs:
-        for key in r.get("test", {}):
-            m = re.match(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$", key)
-            if m:
-                strongest[m["noise"]] = max(strongest.get(m["noise"], 0.0), float(m["level"]))
+    noises = sorted(strongest_test_noise(ctx.runs).items())
     x, y = ctx.images(count)
-    if x is None or not strongest:
+    if x is None or not noises:
         return None
-    noises = sorted(strongest.items())
     noisy = np.concatenate([corrupt(x, noise, level, np.random.default_rng([0, i])) for i, (noise, level)
                             in enumerate(noises)])
-    labels_of_all = np.concatenate([y] * len(noises)) if y is not None else None
-    rows, labels = [np.concatenate([x] * len(noises)), noisy], ["clean test images", "corrupted (the input)"]
+    title = "left to right, " + " | ".join(f"{noise} {fmt(level)}" for noise, level in noises) + f" ({count} images each)"
+    return _with_reconstructions(ctx, path, noisy, None if y is None else np.concatenate([y] * len(noises)),
+                                 [np.concatenate([x] * len(noises)), noisy], ["clean test images", "corrupted (the input)"],
+                                 title)
+
+
+def _with_reconstructions(ctx, path, inputs, labels_of, rows, labels, title=None):
+    """``rows`` (named by ``labels``) and below them each setting's reconstruction of ``inputs`` (its first seed);
+    ``None`` when no setting has a saved model."""
+    rows, labels, given = list(rows), list(labels), len(rows)
     for s, r in _first_runs(ctx):
         model = ctx.model(r)
-        rows.append(np.asarray(model.reconstruct(noisy, **model.label_kwargs(labels_of_all))))
+        rows.append(np.asarray(model.reconstruct(inputs, **model.label_kwargs(labels_of))))
         labels.append(s.label)
-    if len(rows) == 2:
-        return None
-    title = "left to right, " + " | ".join(f"{noise} {fmt(level)}" for noise, level in noises) + f" ({count} images each)"
-    return image_rows(rows, labels, path, title=title)
+    return image_rows(rows, labels, path, title=title) if len(rows) > given else None
 
 
 def samples_grid(ctx, path, count=8):

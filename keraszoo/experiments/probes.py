@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -177,6 +178,19 @@ def code_shift(model, x, y, *, seed, sigma=0.1):
 
 
 DEFAULT_TEST_NOISE = {"gaussian": (0.1, 0.3, 0.5), "masking": (0.25, 0.5), "salt_and_pepper": (0.1, 0.2)}
+#: the keys :func:`denoising_psnr` writes, ``denoised_psnr_<noise>_<level>_db`` (``noisy_psnr_...`` beside each).
+DENOISED_KEY = re.compile(r"denoised_psnr_(?P<noise>[a-z_]+?)_(?P<level>[0-9.e-]+)_db$")
+
+
+def strongest_test_noise(runs) -> dict:
+    """``{noise: its highest test-time level}`` of the :func:`denoising_psnr` keys the runs' ``test`` hold."""
+    strongest = {}
+    for r in runs:
+        for key in r.get("test", {}):
+            m = DENOISED_KEY.match(key)
+            if m:
+                strongest[m["noise"]] = max(strongest.get(m["noise"], 0.0), float(m["level"]))
+    return strongest
 
 
 def denoising_psnr(model, x, y, *, seed, levels=None):
