@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from keraszoo.experiments import stats
 from keraszoo.experiments.probes import DENOISED_KEY
+from keraszoo.experiments.probes import strongest_test_noise
 from keraszoo.experiments.view import StudyRuns
 from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import lines_of
@@ -229,8 +230,6 @@ def _noisy_input(study, base, metric) -> str:
 
 def _strongest_noise(study):
     """``denoised_psnr_<noise>_<level>_db`` at the highest test-time level of each noise type the runs report."""
-    from keraszoo.experiments.probes import strongest_test_noise
-
     return [f"denoised_psnr_{noise}_{level:g}_db" for noise, level in sorted(strongest_test_noise(study.runs).items())]
 
 

@@ -49,7 +49,6 @@ ENGINES = ("local", "ray")
 RAY_HINT = 'pip install "keraszoo[ray]"'
 
 
-
 class Engine:
     """Runs a sweep's runs; see the module's docstring."""
 

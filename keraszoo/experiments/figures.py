@@ -310,8 +310,6 @@ def code_quality(ctx, path):
     return terms_vs_setting(ctx, path, terms=("knn_accuracy", "linear_probe_accuracy", "active_units"))
 
 
-
-
 def denoising(ctx, path):
     """noise: PSNR of denoised test images against the test-time noise level, per noise type, one line per setting."""
     found = {}

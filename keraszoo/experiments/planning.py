@@ -285,6 +285,12 @@ def run_id_for(study: str, dataset: str, model: str, point: dict, identity: dict
     return f"{slug}-{digest}"
 
 
+def run_digest(run_id: str) -> str:
+    """The digest that ends a :func:`run_id_for` id: what names the run whatever order its readable part lists
+    the arguments in."""
+    return run_id.rsplit("-", 1)[-1]
+
+
 def plan_runs(study, dataset: str = "mnist", budget: str = "default"):
     """``(runs, skipped)``: the :class:`RunSpec` of each run of ``study`` on ``dataset`` at ``budget``.
 

@@ -98,6 +98,7 @@ def _pick(out, run_id):
     """``(spec, record)`` of the run to train again: ``run_id``, else the first finished model run of the plan."""
     from keraszoo.experiments.planning import RunSpec
     from keraszoo.experiments.planning import plan_runs
+    from keraszoo.experiments.planning import run_digest
     from keraszoo.experiments.results import STUDY_FILE
     from keraszoo.experiments.results import ResultsFile
     from keraszoo.experiments.study import Study
@@ -111,11 +112,8 @@ def _pick(out, run_id):
     plans = [s for dataset in sweep.get("datasets", {}) for s in plan_runs(study, dataset, sweep["budget"])[0]]
     # A run is known by its digest (of everything that decides it): study.json keeps the grid with its keys sorted,
     # so a run's readable name, which follows the grid's order, can differ from the one the sweep gave it.
-    def digest(run_id):
-        return run_id.rsplit("-", 1)[-1]
-
-    by_digest = {digest(rid): rid for rid in finished}
-    plans = [dataclasses.replace(s, run_id=by_digest.get(digest(s.run_id), s.run_id)) for s in plans]
+    by_digest = {run_digest(rid): rid for rid in finished}
+    plans = [dataclasses.replace(s, run_id=by_digest.get(run_digest(s.run_id), s.run_id)) for s in plans]
     candidates = [s for s in plans if s.kind == "model" and s.run_id in finished]
     if run_id is not None:
         candidates = [s for s in candidates if s.run_id == run_id]

@@ -38,6 +38,11 @@ RECORDS_DIR = "results.d"
 SUPERSEDED_DIR = "superseded"
 
 
+def record_model_dir(record: dict) -> str:
+    """A results line's run folder, relative to the sweep folder (``runs/<run_id>`` for a line that names none)."""
+    return record.get("model_dir") or f"{RUNS_DIR}/{record['run_id']}"
+
+
 def _complete(model_dir: pathlib.Path) -> bool:
     """A save_pretrained folder whose ``metadata.json`` (written last) is there and readable."""
     try:
@@ -136,7 +141,7 @@ class ResultsFile:
     def finished(self) -> dict:
         """``{run_id: record}`` of the runs whose ``model_dir`` folder is complete (a classical run has none: its line is all)."""
         return {k: r for k, r in self.by_run().items()
-                if r.get("kind") == "classical" or _complete(self.out / (r.get("model_dir") or RUNS_DIR + "/" + k))}
+                if r.get("kind") == "classical" or _complete(self.out / record_model_dir(r))}
 
     def repair(self) -> int:
         """Cut off a torn last line; returns the number of bytes removed (0: none).

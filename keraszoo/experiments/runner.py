@@ -94,6 +94,7 @@ from keraszoo.experiments.execute import RunFailed
 from keraszoo.experiments.execute import RunSkipped
 from keraszoo.experiments.execute import execute_run
 from keraszoo.experiments.planning import plan_runs
+from keraszoo.experiments.planning import run_digest
 from keraszoo.experiments.results import LOGS_DIR
 from keraszoo.experiments.results import RECORDS_DIR
 from keraszoo.experiments.results import RESULTS_FILE
@@ -102,6 +103,7 @@ from keraszoo.experiments.results import SUPERSEDED_DIR
 from keraszoo.experiments.results import WORK_DIR
 from keraszoo.experiments.results import ResultsFile
 from keraszoo.experiments.results import read_results
+from keraszoo.experiments.results import record_model_dir
 from keraszoo.experiments.studies import STUDIES
 from keraszoo.experiments.studies import get_study
 from keraszoo.experiments.study import Study
@@ -286,7 +288,7 @@ def _resolve_retrain(wanted, runs, finished) -> list:
     planned = [spec.run_id for spec in runs if spec.run_id in finished]
     found, unknown = [], []
     for name in dict.fromkeys(str(w) for w in wanted):
-        match = [rid for rid in planned if rid == name or rid.rsplit("-", 1)[-1] == name]
+        match = [rid for rid in planned if rid == name or run_digest(rid) == name]
         if len(match) == 1:
             found.append(match[0])
         else:
@@ -318,7 +320,7 @@ def _retire(out: pathlib.Path, results: ResultsFile, run_ids, reason: str, say) 
         atomic_write_text(dest / "record.json", json.dumps(
             {"reason": reason, "superseded_at": now.isoformat(timespec="seconds"), "record": record},
             indent=2, sort_keys=True) + "\n")
-        moves = [(out / (record.get("model_dir") or f"runs/{run_id}"), dest / "run"),
+        moves = [(out / record_model_dir(record), dest / "run"),
                  (out / LOGS_DIR / f"{run_id}.log", dest / "run.log"),
                  (out / WORK_DIR / run_id, dest / "work")]
         try:
@@ -404,11 +406,10 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
                 say(f"Moved {folded} shards' records from {out / RECORDS_DIR} into {results.path}.")
         else:
             results.path.touch()  # (O_CREAT, never truncated) the sweep's file exists for its readers
-        retired = []
         if retrain:
-            retired = _retire(out, results, _resolve_retrain(retrain, runs, results.finished()),
-                              reason or "retrained with keraszoo experiment --retrain", say)
-            record.setdefault("retrained", []).extend(retired)
+            record.setdefault("retrained", []).extend(_retire(
+                out, results, _resolve_retrain(retrain, runs, results.finished()),
+                reason or "retrained with keraszoo experiment --retrain", say))
             _write_study_record(out, record)
         done = results.finished()
         mine = shard_runs(runs, shard)
