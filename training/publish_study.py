@@ -28,10 +28,13 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-#: What is copied beside the report (whatever of it the sweep has).
-RAW_FILES = ("results.jsonl", "study.json", "reproducibility.json")
-#: The replaced runs' records (``keraszoo experiment --retrain``), one JSON line each.
-SUPERSEDED_FILE = "superseded.jsonl"
+from keraszoo.experiments.carry import SUPERSEDED_FILE  # noqa: E402 - the replaced runs' records, a JSON line each
+from keraszoo.experiments.carry import superseded_records  # noqa: E402
+from keraszoo.experiments.carry import write_json_lines  # noqa: E402
+
+#: What is copied beside the report (whatever of it the sweep has; ``carried.json``: the runs whose lines alone
+#: were carried from another machine, ``training/carry_sweep.py``).
+RAW_FILES = ("results.jsonl", "study.json", "reproducibility.json", "carried.json")
 
 
 def unfinished(sweep: pathlib.Path) -> list:
@@ -69,10 +72,9 @@ def main(argv=None) -> int:
     for name in RAW_FILES:
         if (args.sweep / name).is_file():
             shutil.copyfile(args.sweep / name, args.report / name)
-    superseded = sorted((args.sweep / "superseded").glob("*/record.json"))
+    superseded = superseded_records(args.sweep)
     if superseded:
-        lines = [json.dumps(json.loads(p.read_text()), sort_keys=True) + "\n" for p in superseded]
-        (args.report / SUPERSEDED_FILE).write_text("".join(lines))
+        write_json_lines(args.report / SUPERSEDED_FILE, superseded)
     print(f"{args.report}: the report, and {', '.join(n for n in RAW_FILES + (SUPERSEDED_FILE,) if (args.report / n).is_file())} "
           f"beside it (report exit status {report.returncode}).")
     return report.returncode

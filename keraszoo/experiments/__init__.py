@@ -16,6 +16,8 @@
 * :mod:`~keraszoo.experiments.engines`: where its runs execute (this process, local workers, Ray);
 * :mod:`~keraszoo.experiments.probes`: what a study measures beyond ``keraszoo.evaluate`` (:data:`PROBES`);
 * :mod:`~keraszoo.experiments.classical`: PCA and the linear autoencoder, fit in the same sweep (a study's ``classical``);
+* :mod:`~keraszoo.experiments.carry`: an unfinished sweep carried to another machine by its results lines
+  (:func:`save_sweep`, :func:`restore_sweep`; ``training/carry_sweep.py``);
 * :mod:`~keraszoo.experiments.reproducibility`: one finished run trained again in a fresh process and compared
   (:func:`recheck`);
 * the report: :mod:`~keraszoo.experiments.report` (the README), :mod:`~keraszoo.experiments.view` (each saved
@@ -29,6 +31,8 @@ See :mod:`keraszoo.experiments.runner` for the folder layout, the record's field
 and :mod:`keraszoo.experiments.engines` for where the runs execute (local processes, a Ray cluster).
 """
 
+from keraszoo.experiments.carry import restore_sweep
+from keraszoo.experiments.carry import save_sweep
 from keraszoo.experiments.execute import RunBusy
 from keraszoo.experiments.planning import RunSpec
 from keraszoo.experiments.planning import plan_runs
@@ -74,5 +78,7 @@ __all__ = [
     "plan_runs",
     "read_results",
     "recheck",
+    "restore_sweep",
     "run_study",
+    "save_sweep",
 ]

@@ -234,12 +234,15 @@ def hide_unused(axes, used):
 
 # ----------------------------------------------------------------- pictures of saved models
 def _first_runs(ctx, want=None):
-    """``(setting, its first seed's run)`` of each setting with a saved model (and ``want(model)``)."""
+    """``(setting, its first seed's run)`` of each setting with a saved model (and ``want(model)``); a seed carried
+    here without its folder (:mod:`keraszoo.experiments.carry`) gives way to the next seed whose folder is here."""
     out = []
+    saved = getattr(ctx, "saved", None)
     for s in ctx.settings():
-        r = s.runs[0]
-        if r.get("model_dir") is None:
+        here = [r for r in s.runs if saved is None or not saved.carried_without_folder(r)]
+        if not here or here[0].get("model_dir") is None:
             continue
+        r = here[0]
         if want is not None and not want(ctx.model(r)):
             continue
         out.append((s, r))

@@ -56,6 +56,8 @@ REQUIRED_FIELDS = ("run_id", "study", "variant", "params", "history", "test", "e
 
 #: what a report rebuilt from results.jsonl alone leaves out, and why (one line, not one per run).
 RESULTS_ONLY = "the run folders are not here (results.jsonl alone)"
+#: why part (b) is not run for a run carried from another machine without its folder (keraszoo.experiments.carry)
+CARRIED = "trained on another machine; only its results line was carried here (carried.json)"
 
 
 def read_results(results_dir):
@@ -251,6 +253,13 @@ def _provenance(runs, results_dir, sweep=None):
         ids = sorted({str(e["run_id"]) for e in group})
         lines.append(f"- {len(ids)} run(s) trained again with `--retrain` ({reason}; the first training is kept in "
                      f"the sweep's `superseded/`): " + ", ".join(f"`{i}`" for i in ids))
+    saved = SavedRuns(results_dir)
+    carried = [r for r in runs if saved.carried_without_folder(r)]
+    if carried:
+        lines.append(f"- {len(carried)} run(s) trained on another machine and carried here as their results lines alone "
+                     "(`carried.json`; see `keraszoo.experiments.carry`): their consistency check reads the training log "
+                     "only, and the image figures show another seed of their setting: "
+                     + ", ".join(f"`{r['run_id']}`" for r in carried))
     return lines
 
 
@@ -276,14 +285,15 @@ def _check(record, saved: SavedRuns, mc_samples):
         check.history_problems.append(problem)
         return check
 
-    if record.get("kind") == "classical" or saved.results_only:
+    carried = not saved.results_only and saved.carried_without_folder(record)
+    if record.get("kind") == "classical" or saved.results_only or carried:
         try:
             check = consistency.check_record(record, build=saved.blank_model, mc_samples=mc_samples)
         except Exception as err:  # noqa: BLE001 - a check that cannot run fails, shown in the table
             problem = f"not checked: {type(err).__name__}: {err}"
             return failed(problem), problem
         if not check.not_applicable:
-            check.test_not_run = RESULTS_ONLY
+            check.test_not_run = CARRIED if carried else RESULTS_ONLY
         return check, (None if check.ok else "the consistency check fails: " + "; ".join(check.problems()))
     try:
         model = saved.model(record)

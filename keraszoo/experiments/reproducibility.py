@@ -114,14 +114,22 @@ def _pick(out, run_id):
     # so a run's readable name, which follows the grid's order, can differ from the one the sweep gave it.
     by_digest = {run_digest(rid): rid for rid in finished}
     plans = [dataclasses.replace(s, run_id=by_digest.get(run_digest(s.run_id), s.run_id)) for s in plans]
-    candidates = [s for s in plans if s.kind == "model" and s.run_id in finished]
+    # The comparison reads the first training's folder: a run carried here without it (carried.json) cannot be rechecked.
+    carried = ResultsFile(out).carried()
+    here = [s for s in plans if s.kind == "model" and s.run_id in finished
+            and not (s.run_id in carried and not (out / s.model_dir).is_dir())]
     if run_id is not None:
-        candidates = [s for s in candidates if s.run_id == run_id]
+        candidates = [s for s in here if s.run_id == run_id]
         if not candidates:
-            raise StudyError(f"Run {run_id!r} is not a finished run of the sweep in {out}; finished runs: "
+            why = ("was carried here without its folder (carried.json): recheck it where it was trained, or name a run "
+                   "trained here" if run_id in carried else f"is not a finished run of the sweep in {out}")
+            raise StudyError(f"Run {run_id!r} {why}; finished runs: "
                              f"{', '.join(sorted(finished)[:5])}{' ...' if len(finished) > 5 else ''}.")
+    else:
+        candidates = here
     if not candidates:
-        raise StudyError(f"The sweep in {out} has no finished run to train again.")
+        raise StudyError(f"The sweep in {out} has no finished run to train again"
+                         + (" whose folder is here (the others were carried without theirs)." if carried else "."))
     spec = candidates[0]
     return RunSpec.from_dict(spec.to_dict()), finished[spec.run_id]
 

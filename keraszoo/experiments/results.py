@@ -36,6 +36,9 @@ WORK_DIR = "work"
 RECORDS_DIR = "results.d"
 #: what ``keraszoo experiment --retrain`` replaced: ``DIR/superseded/<run_id>@<UTC time>/`` (its record, folder, log).
 SUPERSEDED_DIR = "superseded"
+#: the runs finished on another machine whose folders were not brought here, only their results lines
+#: (:mod:`keraszoo.experiments.carry`): ``DIR/carried.json``, ``{"runs": {run_id: {...}}}``.
+CARRIED_FILE = "carried.json"
 
 
 def record_model_dir(record: dict) -> str:
@@ -139,9 +142,20 @@ class ResultsFile:
         return {r["run_id"]: r for r in self.read()}
 
     def finished(self) -> dict:
-        """``{run_id: record}`` of the runs whose ``model_dir`` folder is complete (a classical run has none: its line is all)."""
+        """``{run_id: record}`` of the runs whose ``model_dir`` folder is complete (a classical run has none: its line is
+        all), and of the carried runs (:meth:`carried`: finished on another machine, their folders left there)."""
+        carried = self.carried()
         return {k: r for k, r in self.by_run().items()
-                if r.get("kind") == "classical" or _complete(self.out / record_model_dir(r))}
+                if r.get("kind") == "classical" or k in carried or _complete(self.out / record_model_dir(r))}
+
+    def carried(self) -> dict:
+        """``{run_id: how it came}`` of ``carried.json``: runs whose results lines were brought from another machine
+        without their folders (:func:`keraszoo.experiments.carry.restore_sweep`); ``{}`` when there is none.
+
+        Raises:
+            ValueError: the file is there but is not ``{"runs": {run_id: {...}}}``.
+        """
+        return read_carried(self.out)
 
     def repair(self) -> int:
         """Cut off a torn last line; returns the number of bytes removed (0: none).
@@ -277,6 +291,21 @@ def _fsync_dir(folder):
         pass
     finally:
         os.close(fd)
+
+
+def read_carried(out) -> dict:
+    """``{run_id: how it came}`` of ``out/carried.json`` (``{}``: no such file). See :meth:`ResultsFile.carried`."""
+    path = pathlib.Path(out) / CARRIED_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as err:
+        raise ValueError(f"{path}: not JSON ({err}).") from None
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, dict):
+        raise ValueError(f"{path}: expected {{\"runs\": {{run_id: {{...}}}}}}; got {str(data)[:80]!r}.")
+    return runs
 
 
 def read_results(out) -> list:

@@ -95,6 +95,7 @@ from keraszoo.experiments.execute import RunSkipped
 from keraszoo.experiments.execute import execute_run
 from keraszoo.experiments.planning import plan_runs
 from keraszoo.experiments.planning import run_digest
+from keraszoo.experiments.results import CARRIED_FILE
 from keraszoo.experiments.results import LOGS_DIR
 from keraszoo.experiments.results import RECORDS_DIR
 from keraszoo.experiments.results import RESULTS_FILE
@@ -158,7 +159,7 @@ def _check_out(out) -> pathlib.Path:
 _RUN_FIELDS = ("variants", "fixed", "grid", "probes", "classical")
 #: What a sweep writes into its folder (a folder of an earlier keraszoo holds these and no marker).
 _SWEEP_ENTRIES = {STUDY_FILE, RESULTS_FILE, RECORDS_DIR, "runs", "logs", "work", "shards", SUPERSEDED_DIR,
-                  "reproducibility.json", ".lock"}
+                  "reproducibility.json", CARRIED_FILE, ".lock"}
 #: The folder of the shards' records of their failures: ``DIR/shards/<dataset>-<I>-of-<N>.json``.
 SHARDS_DIR = "shards"
 
@@ -336,6 +337,10 @@ def _retire(out: pathlib.Path, results: ResultsFile, run_ids, reason: str, say) 
                         "superseded": dest.relative_to(out).as_posix()})
         say(f"  retraining {run_id}: its first training is kept in {dest}")
     results.remove(run_ids)
+    carried = results.carried()
+    if any(run_id in carried for run_id in run_ids):  # trained here now: its folder will be here
+        remaining = {k: v for k, v in carried.items() if k not in run_ids}
+        atomic_write_text(out / CARRIED_FILE, json.dumps({"runs": remaining}, indent=2, sort_keys=True) + "\n")
     return entries
 
 
@@ -415,6 +420,7 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
         mine = shard_runs(runs, shard)
         todo = [spec for spec in mine if spec.run_id not in done]
         already = [spec.run_id for spec in mine if spec.run_id in done]
+        carried = [run_id for run_id in already if run_id in results.carried()]
         from keraszoo.version import __version__
 
         entry = {"planned": [s.run_id for s in runs], "skipped": list(skipped), "failed": []}
@@ -435,7 +441,8 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
             _write_json(entry_path, entry)
         part = "" if shard is None else f" (shard {shard[0]}/{shard[1]}: {len(mine)} of them)"
         say(f"Study {study.name!r} on {dataset} at budget {budget!r}: {len(runs)} runs{part} ({len(already)} already "
-            f"finished, {len(todo)} to run" + (f", {len(skipped)} skipped" if skipped else "") + f") in {out}"
+            f"finished{f' ({len(carried)} carried here from another machine without their folders)' if carried else ''}, "
+            f"{len(todo)} to run" + (f", {len(skipped)} skipped" if skipped else "") + f") in {out}"
             + (f", on {runner_engine.describe()}" if todo and runner_engine.describe() != "this process" else "")
             + ".")
         for item in skipped:

@@ -68,10 +68,21 @@ class SavedRuns:
         self._models = {}  # model_dir -> model, or the error loading it raised
         self._splits = {}  # (dataset, split, binarize, source) -> (x, y), or the error
         self._blank = {}  # the configuration of a run, as JSON -> a model built from it untrained, or the error
+        try:
+            from keraszoo.experiments.results import read_carried
+
+            #: ``{run_id: how it came}``: runs finished on another machine, their folders left there (``carried.json``)
+            self.carried = read_carried(self.results_dir)
+        except ValueError:
+            self.carried = {}
 
     def has_folder(self, record) -> bool:
         """Whether the run's saved folder is here (a classical run has none)."""
         return bool(record.get("model_dir")) and (self.results_dir / str(record["model_dir"])).is_dir()
+
+    def carried_without_folder(self, record) -> bool:
+        """Whether the run was carried here as its results line alone (:mod:`keraszoo.experiments.carry`)."""
+        return str(record.get("run_id")) in self.carried and not self.has_folder(record)
 
     def blank_model(self, record):
         """A model built untrained from the run's ``params`` (once per configuration, whatever the seed): what an

@@ -1,0 +1,143 @@
+"""Carrying a sweep to another machine by its results lines (keraszoo.experiments.carry, training/carry_sweep.py):
+the carried runs count as finished, are not trained again, are checked from their lines, and lose nothing."""
+
+import json
+import shutil
+import types
+
+import pytest
+
+from keraszoo.experiments import StudyError
+from keraszoo.experiments import read_results
+from keraszoo.experiments import run_study
+from keraszoo.experiments.carry import restore_sweep
+from keraszoo.experiments.carry import save_sweep
+from tests.experiments.test_runner import sweep  # noqa: F401 - the module's real tiny sweep, a fixture
+
+
+def _run(spec, out, mnist_dir, **kw):
+    return run_study(str(spec), dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True, **kw)
+
+
+def test_a_carried_sweep_trains_only_what_was_not_finished(sweep, mnist_dir, tmp_path):  # noqa: F811
+    out0, result, spec = sweep
+    first = tmp_path / "first"
+    shutil.copytree(out0, first)
+    lines = {r["run_id"]: r for r in read_results(first)}
+    unfinished = sorted(lines)[0]
+    shutil.rmtree(first / lines[unfinished]["model_dir"])  # its folder is incomplete: it was being trained again
+    state = tmp_path / "state"
+    summary = save_sweep(first, state)
+    assert summary["runs"] == len(lines) - 1 and summary["planned"] == len(lines)
+    saved = [json.loads(t) for t in (state / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["run_id"] for r in saved) == sorted(set(lines) - {unfinished})
+    assert not any((state / name).exists() for name in ("runs", "logs", "work"))  # no weights travel
+
+    second = tmp_path / "second"  # another machine: nothing but the state
+    restored = restore_sweep(state, second)
+    assert restored["carried"] == len(lines) - 1
+    carried = json.loads((second / "carried.json").read_text())["runs"]
+    assert sorted(carried) == sorted(set(lines) - {unfinished})
+    again = _run(spec, second, mnist_dir)
+    assert again.completed == [unfinished]  # only the unfinished run is trained
+    assert sorted(again.already_finished) == sorted(set(lines) - {unfinished})
+    after = {r["run_id"]: r for r in read_results(second)}
+    for run_id in carried:  # every carried line as it was: no number changes
+        assert after[run_id] == lines[run_id]
+    assert (second / after[unfinished]["model_dir"] / "metadata.json").is_file()
+
+    # a carried run trained again here leaves carried.json: its folder is here now
+    target = sorted(carried)[0]
+    redo = _run(spec, second, mnist_dir, retrain=[target], reason="a test")
+    assert redo.completed == [target]
+    assert target not in json.loads((second / "carried.json").read_text())["runs"]
+    superseded, = (second / "superseded").glob(f"{target}@*/record.json")
+    assert json.loads(superseded.read_text())["record"] == lines[target]
+
+    # saved again and restored on a third machine: the superseded record travels too
+    save_sweep(second, state)
+    third = tmp_path / "third"
+    assert restore_sweep(state, third)["superseded"] == 1
+    assert json.loads(next((third / "superseded").glob(f"{target}@*/record.json")).read_text())["reason"] == "a test"
+    assert _run(spec, third, mnist_dir).completed == []
+
+
+def test_the_report_checks_carried_runs_from_their_lines(sweep, mnist_dir, tmp_path):  # noqa: F811
+    from keraszoo.experiments import report
+    from keraszoo.experiments.reproducibility import _pick
+
+    out0, _, spec = sweep
+    here = tmp_path / "here"
+    shutil.copytree(out0, here)
+    lines = {r["run_id"]: r for r in read_results(here)}
+    kept = sorted(lines)[-1]
+    save_sweep(here, tmp_path / "state")
+    there = tmp_path / "there"
+    restore_sweep(tmp_path / "state", there)
+    shutil.copytree(here / lines[kept]["model_dir"], there / lines[kept]["model_dir"])  # one folder did travel
+    path, checks = report.write_report(there, tmp_path / "report", data_dir=str(mnist_dir), mc_samples=4)
+    by_run = {c.run_id: c for c in checks}
+    for run_id in lines:
+        if run_id == kept:
+            assert by_run[run_id].test_not_run is None  # its model is loaded and recomputed
+        elif not by_run[run_id].not_applicable:
+            assert by_run[run_id].test_not_run == report.CARRIED
+        assert by_run[run_id].ok, by_run[run_id].problems()
+    assert sum(c.test_not_run == report.CARRIED for c in checks) == len(lines) - 1
+    text = path.read_text()
+    assert f"{len(lines) - 1} run(s) trained on another machine and carried here" in text
+    assert "left out" not in text.split("## ")[1]  # no run is left out for its missing folder
+    assert _pick(there, None)[0].run_id == kept  # the recheck takes the run whose folder is here
+    carried = sorted(set(lines) - {kept})[0]
+    with pytest.raises(StudyError, match="carried here without its folder"):
+        _pick(there, carried)
+
+
+def test_restore_refuses_another_sweep_and_writes_nothing(sweep, tmp_path, tiny_spec):  # noqa: F811
+    out0, _, _ = sweep
+    save_sweep(out0, tmp_path / "state")
+    other = tmp_path / "other"
+    other.mkdir()
+    record = json.loads((out0 / "study.json").read_text())
+    (other / "study.json").write_text(json.dumps({**record, "budget": "default"}))
+    with pytest.raises(StudyError, match="not one sweep. Nothing was written"):
+        restore_sweep(tmp_path / "state", other)
+    assert sorted(p.name for p in other.iterdir()) == ["study.json"]
+    with pytest.raises(StudyError, match="not one sweep"):
+        save_sweep(other, tmp_path / "state")  # a state folder keeps one sweep
+    with pytest.raises(StudyError, match="holds no sweep"):
+        save_sweep(tmp_path / "nothing", tmp_path / "state2")
+    assert not (tmp_path / "state2").exists()
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    from keraszoo.output_folder import FolderNotEmptyError
+
+    with pytest.raises(FolderNotEmptyError):
+        restore_sweep(tmp_path / "state", user)
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+
+
+def test_image_figures_take_the_first_seed_whose_folder_is_here():
+    from keraszoo.experiments.plotting import _first_runs
+
+    runs = [{"run_id": f"r{i}", "model_dir": f"runs/r{i}"} for i in range(4)]
+    settings = [types.SimpleNamespace(runs=runs[:2]), types.SimpleNamespace(runs=runs[2:3]),
+                types.SimpleNamespace(runs=runs[3:])]
+    away = {"r0", "r2"}
+    ctx = types.SimpleNamespace(settings=lambda: settings,
+                                saved=types.SimpleNamespace(carried_without_folder=lambda r: r["run_id"] in away))
+    assert [r["run_id"] for _, r in _first_runs(ctx)] == ["r1", "r3"]  # r2's setting has no folder here: no row
+
+
+def test_the_command_line_says_what_it_did(sweep, tmp_path, capsys):  # noqa: F811
+    from training.carry_sweep import main
+
+    out0, _, _ = sweep
+    assert main(["save", str(out0), str(tmp_path / "state")]) == 0
+    assert "4 of 4 planned runs finished" in capsys.readouterr().out
+    assert main(["restore", str(tmp_path / "state"), str(tmp_path / "sweep")]) == 0
+    assert "4 runs carried here without their folders, 0 already here" in capsys.readouterr().out
+    assert main(["restore", str(tmp_path / "missing"), str(tmp_path / "elsewhere")]) == 1
+    assert "holds no sweep" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()
