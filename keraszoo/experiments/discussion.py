@@ -121,7 +121,8 @@ def trends(study, settings, likelihood):
         if len(line) < 2:
             continue
         # the likelihood is named: a study with two panels states each term's trend twice
-        who = f" ({label}; {likelihood})" if label != "all settings" else f" ({likelihood})"
+        # (a penalty's unit is its own: the likelihood names the runs' panel, not the term's unit)
+        who = f" ({label}; runs on the {likelihood})" if label != "all settings" else f" (runs on the {likelihood})"
         runs = [r for s in line for r in s.runs]
         for term in study.terms:
             if term == "total_loss" and _same_as_reconstruction(study, runs):

@@ -276,11 +276,17 @@ def _scatter_pairs(ctx, path, x_term, y_term, title):
         if key is not None:
             for s, x, y in zip(group, xs, ys):
                 if s.params.get(key) is not None:
-                    ax.annotate(f"{key}={fmt(s.params[key])}", (x.mean, y.mean), fontsize=7,
-                                xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel(f"test {x_term}", fontsize=9)
+                    ax.annotate(fmt(s.params[key]), (x.mean, y.mean), fontsize=7, xytext=(4, 4),
+                                textcoords="offset points")
+    means = [s.interval(lambda r: ctx.test_value(r, x_term)).mean for _, group in groups for s in group]
+    if min(means) > 0 and max(means) / min(means) >= 10:  # measured values over a decade or more
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel(f"test {x_term}" + (" (log scale)" if ax.get_xscale() == "log" else ""), fontsize=9)
     ax.set_ylabel(f"test {y_term}", fontsize=9)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title + (f"; points labelled by {key}" if key is not None else ""), fontsize=9)
     ax.tick_params(labelsize=8)
     styles.legend(fig)
     return _save(fig, path)

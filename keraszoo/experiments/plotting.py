@@ -136,13 +136,16 @@ def _scale_of(xs):
 
 
 def log_y(ax):
-    """A log y axis whose ticks read as plain numbers (2, 3, 4, 6, 10, 20, not 2×10⁰)."""
+    """A log y axis whose ticks read as plain numbers (2, 3, 4, 6, 10, 20, not 2×10⁰); over more than about a decade
+    and a half (the data drawn already) only the powers of ten are labelled, the minor ticks would overlap."""
     from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import NullFormatter
 
     ax.set_yscale("log")
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
+    low, high = ax.get_ylim()
+    ax.yaxis.set_minor_formatter(plain if low > 0 and high / low <= 30 else NullFormatter())
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import statistics
 
+import numpy as np
+
 from keraszoo.experiments.comparisons import pairwise_tables
 from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import is_number
@@ -84,13 +86,30 @@ def other_metrics(study):
     if not others:
         return []
     settings = study.settings()
+    columns = _identical_merged(study, others)
     lines = ["### Other test metrics (mean ± 95 % over seeds)", ""]
-    for i in range(0, len(others), TABLE_COLUMNS):  # tables of at most TABLE_COLUMNS metrics stay readable
-        chunk = others[i : i + TABLE_COLUMNS]
-        rows = [[s.label, _n(s)] + [s.interval(lambda r, k=k: study.test_value(r, k)).text() for k in chunk]
+    for i in range(0, len(columns), TABLE_COLUMNS):  # tables of at most TABLE_COLUMNS metrics stay readable
+        chunk = columns[i : i + TABLE_COLUMNS]
+        rows = [[s.label, _n(s)] + [s.interval(lambda r, k=k: study.test_value(r, k)).text() for k, _ in chunk]
                 for s in settings]
-        lines += [table(["setting", "n", *chunk], rows), ""]
+        lines += [table(["setting", "n", *(" = ".join([k, *same]) for k, same in chunk)], rows), ""]
     return lines
+
+
+def _identical_merged(study, names) -> list:
+    """``[(metric, [the metrics equal to it in every run, to float32 precision])]``: names that measure the same thing
+    here (a sparse code's mean activation, logged by the model in float32 and measured by a probe in float64, and its
+    mean absolute activation, when the code is non-negative) share one column."""
+    columns = []  # [name, aliases, values]
+    for name in names:
+        values = np.array([study.test_value(r, name) for r in study.runs], dtype="float64")
+        for column in columns:
+            if np.allclose(column[2], values, rtol=1e-6, atol=0.0, equal_nan=True):  # float32 against float64
+                column[1].append(name)
+                break
+        else:
+            columns.append([name, [], values])
+    return [(name, same) for name, same, _ in columns]
 
 
 def _median_range(values: dict) -> str:

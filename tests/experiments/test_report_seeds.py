@@ -3,6 +3,7 @@ units kept apart, a report rebuilt from results.jsonl alone, figures large enoug
 
 import json
 
+import numpy as np
 import pytest
 
 from keraszoo.experiments import comparisons
@@ -124,7 +125,7 @@ def test_a_bce_and_an_mse_run_never_share_a_column_or_a_panel(tmp_path, monkeypa
     assert "% below the highest" not in text
     trend_lines = [line for line in text.splitlines() if line.startswith("Test ") and " at latent_dim=" in line]
     # each trend names its likelihood: two panels state the same term's trend apart
-    assert trend_lines and all(any(f"({lk}" in line or f"; {lk})" in line for lk in LIKELIHOODS.values())
+    assert trend_lines and all(any(f"runs on the {lk})" in line for lk in LIKELIHOODS.values())
                                for line in trend_lines), trend_lines
 
 
@@ -276,3 +277,18 @@ def test_a_dae_validation_loss_on_corrupted_images_is_not_set_against_its_clean_
     assert "is not compared for dae: its validation loss is on corrupted copies" in text
     gap, = [line for line in text.splitlines() if line.startswith("Test minus validation L_total at the kept epoch")]
     assert "dae" not in gap and gap.endswith("(ae). The gap differs from zero across seeds for ae."), gap
+
+
+def test_metrics_equal_in_every_run_share_one_column():
+    lines = _two_settings([90.0, 92.0, 88.0])
+    for i, line in enumerate(lines):  # a non-negative code: its mean and mean absolute activation are one number
+        line["test"].update(mean_code_activation=0.1 * i, mean_abs_code_activation=0.1 * i, other=float(i % 2),
+                            mean_activation=float(np.float32(0.1 * i)))  # the model's own float32 metric
+    lines[0]["test"]["near_zero"] = 0.5  # reported by one run only: not merged with anything
+    text = "\n".join(tables.other_metrics(_study(lines)))
+    header = next(t for t in text.splitlines() if t.startswith("| setting"))
+    assert "| mean_abs_code_activation = mean_activation = mean_code_activation |" in header
+    assert header.count("mean_code_activation") == 1 and "| other |" in header and "| near_zero |" in header
+    lines[1]["test"]["mean_abs_code_activation"] = 0.3  # one run differs: two columns
+    header = next(t for t in "\n".join(tables.other_metrics(_study(lines))).splitlines() if t.startswith("| setting"))
+    assert "| mean_abs_code_activation |" in header and "| mean_activation = mean_code_activation |" in header
