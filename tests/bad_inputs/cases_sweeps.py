@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 
+from keraszoo.experiments.study import StudyError
 from tests.bad_inputs.registry import Case
 from tests.bad_inputs.registry import UsageExit
 from tests.bad_inputs.registry import inputs
@@ -67,6 +68,27 @@ def _other_files(tmp):
     _write_spec(tmp, BASE)
 
 
+def _carry(action, source, dest):
+    """``keraszoo.experiments.save_sweep`` / ``restore_sweep`` (``training/carry_sweep.py``) on folders under tmp/in."""
+
+    def run(tmp):
+        from keraszoo.experiments import restore_sweep
+        from keraszoo.experiments import save_sweep
+
+        fn = save_sweep if action == "save" else restore_sweep
+        return fn(inputs(tmp) / source, inputs(tmp) / dest)
+
+    return run
+
+
+def _other_budget(tmp):
+    """``tmp/in/old`` (a sweep at budget smoke) and ``tmp/in/other``: a sweep of the same study at budget default."""
+    _old_sweep(tmp)
+    record = json.loads((inputs(tmp) / "old" / "study.json").read_text())
+    (inputs(tmp) / "other").mkdir()
+    (inputs(tmp) / "other" / "study.json").write_text(json.dumps({**record, "budget": "default"}))
+
+
 NAN = float("nan")
 _POSITIVE = r"expected a positive integer <= 1048576"
 
@@ -113,4 +135,15 @@ CASES = [
          r"--reason goes with --retrain RUN_ID"),
     case("retrain-with-recheck", "--retrain and --recheck together", _experiment("--retrain", "x", "--recheck"),
          UsageExit, r"--recheck and --retrain do different things; give one of them"),
+    case("carry-restore-no-state", "restore_sweep(a folder that holds no saved state, a new sweep folder)",
+         _carry("restore", "missing", "sweep"), StudyError,
+         r"in/missing holds no sweep \(study\.json is missing\): give the state folder"),
+    case("carry-restore-into-another-sweep", "restore_sweep(a state, the folder of the same study at another budget)",
+         _carry("restore", "old", "other"), StudyError,
+         r"holds study 'mine' at budget 'default' and .* study 'mine' at budget 'smoke' .*not one sweep\. "
+         r"Nothing was written", prepare=_other_budget),
+    case("carry-save-over-another-state", "save_sweep(a sweep, the state folder of another budget's sweep)",
+         _carry("save", "old", "other"), StudyError,
+         r"holds study 'mine' at budget 'smoke' and .* study 'mine' at budget 'default' .*not one sweep",
+         prepare=_other_budget),
 ]
