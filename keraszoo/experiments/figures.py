@@ -265,8 +265,10 @@ def _scatter_pairs(ctx, path, x_term, y_term, title):
     styles = Styles()
     fig, axes = figure(1, 1, panel=(5.0, 3.8), legend_labels=[g for g, _ in groups])
     ax = axes[0][0]
+    x_means = []
     for label, group in groups[: MAX_LINES * 2]:
         xs = [s.interval(lambda r: ctx.test_value(r, x_term)) for s in group]
+        x_means += [iv.mean for iv in xs]
         ys = [s.interval(lambda r: ctx.test_value(r, y_term)) for s in group]
         color, marker = styles(label)
         handle = ax.errorbar([iv.mean for iv in xs], [iv.mean for iv in ys], xerr=[iv.half_width or 0 for iv in xs],
@@ -278,8 +280,7 @@ def _scatter_pairs(ctx, path, x_term, y_term, title):
                 if s.params.get(key) is not None:
                     ax.annotate(fmt(s.params[key]), (x.mean, y.mean), fontsize=7, xytext=(4, 4),
                                 textcoords="offset points")
-    means = [s.interval(lambda r: ctx.test_value(r, x_term)).mean for _, group in groups for s in group]
-    if min(means) > 0 and max(means) / min(means) >= 10:  # measured values over a decade or more
+    if min(x_means) > 0 and max(x_means) / min(x_means) >= 10:  # measured values over a decade or more
         from matplotlib.ticker import FuncFormatter
 
         ax.set_xscale("log")

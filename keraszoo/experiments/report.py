@@ -236,8 +236,9 @@ def _spec_of(name, sweep) -> Study | None:
     return None
 
 
-def _provenance(runs, results_dir, sweep=None):
-    """The commands that wrote the runs (``sweep``: the folder's ``study.json``, read when not given)."""
+def _provenance(runs, results_dir, sweep=None, saved=None):
+    """The commands that wrote the runs (``sweep``: the folder's ``study.json``; ``saved``: its :class:`SavedRuns`;
+    each read when not given)."""
     sweep = _sweep_record(results_dir) if sweep is None else sweep
     spec_file = sweep.get("spec_file")  # a user's study is rerun from its spec file (the runner records its path)
     lines = []
@@ -253,7 +254,7 @@ def _provenance(runs, results_dir, sweep=None):
         ids = sorted({str(e["run_id"]) for e in group})
         lines.append(f"- {len(ids)} run(s) trained again with `--retrain` ({reason}; the first training is kept in "
                      f"the sweep's `superseded/`): " + ", ".join(f"`{i}`" for i in ids))
-    saved = SavedRuns(results_dir)
+    saved = SavedRuns(results_dir) if saved is None else saved
     carried = [r for r in runs if saved.carried_without_folder(r)]
     if carried:
         lines.append(f"- {len(carried)} run(s) trained on another machine and carried here as their results lines alone "
@@ -380,7 +381,7 @@ def _write(results_dir, out_dir, runs, data_dir, mc_samples, command):
     shown = [study.subset([r for r in study.runs if id(r) not in left_out]) for study in studies]
     lines = [f"# Experiment report: {', '.join(s.name for s in studies)}", "",
              f"Produced by `{command or f'keraszoo report {results_dir} -o {out_dir}'}` from `{results_dir / 'results.jsonl'}` "
-             f"({len(runs)} runs), written by:", ""] + _provenance(runs, results_dir, sweep) + [""]
+             f"({len(runs)} runs), written by:", ""] + _provenance(runs, results_dir, sweep, saved) + [""]
     lines += _how_to_read(saved.results_only)
     for study, sound in zip(studies, shown):
         lines += _study_section(study, sound, {r["run_id"]: left_out[id(r)] for r in study.runs if id(r) in left_out},

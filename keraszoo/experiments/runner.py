@@ -420,7 +420,8 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
         mine = shard_runs(runs, shard)
         todo = [spec for spec in mine if spec.run_id not in done]
         already = [spec.run_id for spec in mine if spec.run_id in done]
-        carried = [run_id for run_id in already if run_id in results.carried()]
+        carried = results.carried()
+        carried = [run_id for run_id in already if run_id in carried]
         from keraszoo.version import __version__
 
         entry = {"planned": [s.run_id for s in runs], "skipped": list(skipped), "failed": []}

@@ -292,3 +292,17 @@ def test_metrics_equal_in_every_run_share_one_column():
     lines[1]["test"]["mean_abs_code_activation"] = 0.3  # one run differs: two columns
     header = next(t for t in "\n".join(tables.other_metrics(_study(lines))).splitlines() if t.startswith("| setting"))
     assert "| mean_abs_code_activation |" in header and "| mean_activation = mean_code_activation |" in header
+
+
+def test_a_trade_off_over_decades_has_a_log_axis_and_points_named_by_their_value(tmp_path, monkeypatch):
+    lines = [synthetic_line("sparsity", "sae", seed, rec=60.0 + w, sparsity_weight=w)
+             for w in (0.01, 0.1, 1.0) for seed in range(3)]
+    for line in lines:  # the mean activation falls over two decades as the weight grows
+        line["test"]["mean_activation"] = 0.5 / (1 + 100 * line["params"]["sparsity_weight"]) + 0.001 * line["seed"]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("axes", fig.axes))
+    figures.sparsity_tradeoff(_study(lines, "sparsity"), tmp_path / "s.png")
+    ax = drawn["axes"][0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "test mean_activation (log scale)"
+    assert sorted(t.get_text() for t in ax.texts) == ["0.01", "0.1", "1"]
+    assert ax.get_title().endswith("; points labelled by sparsity_weight")
