@@ -99,9 +99,7 @@ def save_sweep(sweep, dest) -> dict:
     record = _sweep_of(sweep, "sweep folder (keraszoo experiment --out)")
     if (dest / STUDY_FILE).exists():
         _same_sweep(record, _sweep_of(dest, "state folder"), sweep, dest)
-    finished = ResultsFile(sweep).finished()
-    order = [r["run_id"] for r in ResultsFile(sweep).read()]
-    lines = [finished[k] for k in dict.fromkeys(order) if k in finished]
+    lines = list(ResultsFile(sweep).finished().values())  # one per run, in the order first written
     superseded = superseded_records(sweep)
     dest.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dest / STUDY_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
