@@ -109,17 +109,28 @@ def terms_vs_setting(ctx, path, terms=None):
     if not terms:
         return None
     parts = chunks(ctx, ctx.settings())
-    panels = [(term, part) for part in parts for term in terms]
+    # a term whose definition an argument chooses (a KL or an L1 sparsity penalty): one panel per definition
+    panels = [(term, definition, settings, part) for part in parts for term in terms
+              for definition, settings in ctx.definition_groups(part, term).items()]
     styles = Styles()
     rows, cols = grid_of(len(panels), 3)
     fig, axes = figure(rows, cols, panel=(3.3, 2.9), legend_labels=_legend_guess(ctx), below=_below(ctx, parts))
-    for ax, (term, settings) in zip(axes.flat, panels):
-        plotting.interval_panel(ax, ctx, settings, lambda r, term=term: ctx.test_value(r, term), styles)
-        ax.set_title(f"test {term}", fontsize=9)
+    for ax, (term, definition, settings, part) in zip(axes.flat, panels):
+        plotting.interval_panel(ax, ctx, settings, lambda r, term=term: ctx.test_value(r, term), styles, within=part)
+        ax.set_title(_term_title(term, definition), fontsize=9)
         ax.tick_params(labelsize=8)
     hide_unused(axes, len(panels))
     styles.legend(fig)
     return _save(fig, path)
+
+
+def _term_title(term, definition):
+    """``test <term>``, with what it measures where an argument chooses that (``definition``: term definitions)."""
+    if not definition:
+        return f"test {term}"
+    if term == "total_loss":
+        return "test total_loss, with the " + "; ".join(d.meaning for d in definition)
+    return f"test {term}: {definition[0].meaning}"
 
 
 def training_time(ctx, path):

@@ -136,8 +136,10 @@ def _scale_of(xs):
 
 
 def log_y(ax):
-    """A log y axis whose ticks read as plain numbers (2, 3, 4, 6, 10, 20, not 2×10⁰); over more than about a decade
-    and a half (the data drawn already) only the powers of ten are labelled, the minor ticks would overlap."""
+    """A log y axis whose ticks read as plain numbers (2, 3, 4, 6, 10, 20, not 2×10⁰). The data drawn already sets
+    how many are labelled: every tick up to a span of 30×, the 2s and 5s besides the powers of ten up to 1000× (one
+    power of ten alone on the axis tells a reader little), over more only the powers of ten (the others would
+    overlap)."""
     from matplotlib.ticker import FuncFormatter
     from matplotlib.ticker import NullFormatter
 
@@ -145,7 +147,15 @@ def log_y(ax):
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     ax.yaxis.set_major_formatter(plain)
     low, high = ax.get_ylim()
-    ax.yaxis.set_minor_formatter(plain if low > 0 and high / low <= 30 else NullFormatter())
+    span = high / low if low > 0 else math.inf
+    if span <= 30:
+        minor = plain
+    elif span <= 1000:
+        minor = FuncFormatter(lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v)), 6)
+                              in (2.0, 5.0) else "")
+    else:
+        minor = NullFormatter()
+    ax.yaxis.set_minor_formatter(minor)
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
@@ -178,9 +188,11 @@ def _dodge(xs_all, count):
     return lambda x, i: x + step * (i - centre)
 
 
-def interval_panel(ax, ctx, settings, value_of, styles):
-    """``value_of(run)`` of each setting, mean ± 95 % interval: lines along the numeric swept argument, else points."""
-    key = x_key(ctx, settings)
+def interval_panel(ax, ctx, settings, value_of, styles, within=None):
+    """``value_of(run)`` of each setting, mean ± 95 % interval: lines along the numeric swept argument, else points.
+    ``within``: the settings of the whole figure, when the panel draws some of them (one term's definition): its lines
+    keep the figure's labels, colours and sideways offsets."""
+    key = x_key(ctx, settings if within is None else within)
     if key is None:
         labels = category_labels(ctx, settings)
         ivs = [s.interval(value_of) for s in settings]
@@ -193,11 +205,13 @@ def interval_panel(ax, ctx, settings, value_of, styles):
                       ha="right" if max(map(len, labels), default=0) > 6 else "center", fontsize=8)
         ax.set_xlim(-0.5, len(labels) - 0.5)
         return
-    lines, refs = lines_of(ctx, settings, key)
+    lines, refs = lines_of(ctx, settings, key, within)
+    order = [label for label, _ in (lines if within is None else lines_of(ctx, within, key)[0])]
     xs_all = [float(s.params[key]) for _, line in lines for s in line]
-    shift = _dodge(xs_all, len(lines))
+    shift = _dodge(xs_all, len(order))
     ys_all = []
-    for i, (label, line) in enumerate(lines):
+    for label, line in lines:
+        i = order.index(label)
         points = [(float(s.params[key]), s.interval(value_of)) for s in line]
         points = [(x, iv) for x, iv in points if iv.n]
         if not points:

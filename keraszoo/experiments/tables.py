@@ -36,6 +36,7 @@ def terms_tables(study):
         rows = [[s.label, _n(s)] + [s.interval(lambda r, t=t: study.test_value(r, t)).text() for t in terms]
                 + [s.interval(lambda r: study.train_value(r, "total_loss")).text()] for s in settings]
         lines += [f"### L_total and its terms: {likelihood}", "", table(header, rows), ""]
+        lines += _definitions_note(study, settings, terms)
     if lines:
         lines += ["Test: the kept epoch's weights on the test split (clean images). Train: the epoch mean of the "
                   "training loss at the kept epoch, in training mode (a denoising model's on its corrupted inputs: "
@@ -44,6 +45,30 @@ def terms_tables(study):
                       "loss is not the fit to the normal class, and settings of different classes are not comparable."
                       if study.one_class else ""), ""]
     return lines
+
+
+def _definitions_note(study, settings, terms):
+    """A line under a terms table whose column holds two definitions of a term (the sparse autoencoder's KL and L1
+    penalties): which argument chooses which, and that the column compares only within one."""
+    split = {}
+    for term in terms:
+        groups = study.definition_groups(settings, term)
+        if len(groups) > 1:
+            split[term] = list(groups)
+    named = [t for t in split if t != "total_loss"]
+    if not named:
+        return []
+    parts = []
+    for term in named:
+        meanings = []
+        for definition in split[term]:
+            d, = definition
+            meanings.append(f"`{d.argument}={d.value}`: {d.meaning}")
+        parts.append(f"test {term} is " + "; ".join(meanings))
+    columns = " and ".join(f"test {t}" for t in (["total_loss"] if "total_loss" in split else []) + named)
+    return ["Not one quantity down a column: " + ". ".join(parts) + (
+        "; test total_loss adds it, times the setting's weight" if "total_loss" in split else "")
+        + f". Compare {columns} only between rows of one definition (the figures draw each in its own panel).", ""]
 
 
 def _n(setting):

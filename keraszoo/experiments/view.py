@@ -264,10 +264,12 @@ def x_key(ctx, settings):
     return None
 
 
-def lines_of(ctx, settings, key):
+def lines_of(ctx, settings, key, within=None):
     """``(lines, references)`` of ``settings`` along ``key``: ``[(label, settings by key)]`` for the settings that
-    set it (one line per value of the other varying arguments), ``[(label, setting)]`` for those that do not."""
-    others = [k for k in _varying(settings, ctx.swept, unset_counts=False) if k != key]
+    set it (one line per value of the other varying arguments), ``[(label, setting)]`` for those that do not.
+    ``within``: the settings the labels tell apart (default ``settings``; a panel of some of them labels its lines as
+    the whole figure does)."""
+    others = [k for k in _varying(settings if within is None else within, ctx.swept, unset_counts=False) if k != key]
     on_axis = [s for s in settings if s.params.get(key) is not None]
     lines = group_by(on_axis, lambda s: label_of(s.params, others, s.title) or "all settings")
     refs = [(label_of(s.params, others, s.title) or s.label, s) for s in settings if s.params.get(key) is None]
@@ -439,6 +441,26 @@ class StudyRuns:
         if key not in self._likelihoods:
             self._likelihoods[key] = self._find_likelihood(r)
         return self._likelihoods[key]
+
+    def term_definition(self, r, term) -> tuple:
+        """What ``term`` measures in run ``r`` where its variant's arguments choose it (the sparse autoencoder's
+        ``sparsity_loss``, a KL or an L1 penalty, and the ``total_loss`` that adds it): the variant's
+        :meth:`~keraszoo.models.capabilities.Capabilities.term_definition`; ``()`` for every other term, for a
+        classical reference and for a variant this keraszoo does not know."""
+        from keraszoo.models.registry import get_variant
+
+        params = r.get("params") or {}
+        if r.get("kind") == "classical" or params.get("model") is None:
+            return ()
+        try:
+            variant = get_variant(str(params["model"]))
+        except ValueError:
+            return ()
+        return variant.term_definition(term, params)
+
+    def definition_groups(self, settings, term) -> dict:
+        """``{definition: [settings]}`` (first-seen order): ``settings`` split where ``term`` is not one quantity."""
+        return group_by(settings, lambda s: self.term_definition(s.runs[0], term))
 
     def _find_likelihood(self, r):
         if isinstance(r.get("likelihood"), str) and r["likelihood"]:

@@ -5,12 +5,19 @@ grid of int32 indices, the VAE family ``has_posterior`` and, with a decoder like
 Code outside ``keraszoo/models/`` reads these and never probes a model with ``getattr(model, "...", default)`` or tests its variant's name.
 """
 
+import collections
+import inspect
+
 import numpy as np
 
 from keraszoo.models import networks
 
 #: What ``reconstruction_loss="mse"`` measures, in every variant (and PCA's and the linear autoencoder's error).
 SQUARED_ERROR = "squared error Σ(x − x̂)²"
+
+#: One loss term's definition in one configuration: the ``argument`` that chooses it, its ``value`` and what the term
+#: then measures (``meaning``).
+TermDefinition = collections.namedtuple("TermDefinition", "term argument value meaning")
 
 
 class Capabilities:
@@ -34,6 +41,23 @@ class Capabilities:
     #: ``sample`` draws codes from a Gaussian prior centred at 0 (a 2-D code's latent manifold, a grid of the
     #: standard normal's quantiles, covers it; not the AAE's mixture prior, nor a learned one).
     gaussian_prior = False
+    #: ``{term: (argument, {value: what the term measures})}``: a loss term whose definition one of the variant's
+    #: arguments chooses (the sparse autoencoder's ``sparsity_loss``: a KL divergence or an L1 norm, by
+    #: ``sparsity``). Reports never set two definitions of a term, or of the ``total_loss`` that adds it, on one axis.
+    term_definitions = {}
+
+    @classmethod
+    def term_definition(cls, term, config):
+        """What ``term`` measures for a model of the arguments ``config`` (a dict; the constructor's default where
+        an argument is left out): a tuple of :data:`TermDefinition` of the terms :attr:`term_definitions` declares
+        (``total_loss``: all of them, it adds them); ``()`` for a term whose definition no argument chooses."""
+        names = list(cls.term_definitions) if term == "total_loss" else [term] if term in cls.term_definitions else []
+        found = []
+        for name in names:
+            argument, meanings = cls.term_definitions[name]
+            value = config.get(argument, inspect.signature(cls.__init__).parameters[argument].default)
+            found.append(TermDefinition(name, argument, value, meanings.get(value, f"{name} at {argument}={value}")))
+        return tuple(found)
 
     @property
     def code_shape(self):

@@ -51,6 +51,8 @@ class SparseAutoEncoder(AutoEncoder):
     )
 
     regularizer_names = ("sparsity_loss",)
+    term_definitions = {"sparsity_loss": ("sparsity", {"kl": "KL penalty Σ_j KL(ρ‖ρ̂_j), nats",
+                                                        "l1": "L1 penalty Σ_j |h_j|"})}
     extra_metric_names = ("mean_activation",)
 
     def __init__(self, *args, sparsity="kl", sparsity_weight=None, sparsity_target=0.05, **kwargs):

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 
 from keraszoo.experiments import comparisons
 from keraszoo.experiments import figures
@@ -306,3 +307,71 @@ def test_a_trade_off_over_decades_has_a_log_axis_and_points_named_by_their_value
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "test mean_activation (log scale)"
     assert sorted(t.get_text() for t in ax.texts) == ["0.01", "0.1", "1"]
     assert ax.get_title().endswith("; points labelled by sparsity_weight")
+
+
+def _two_penalties():
+    """A KL and an L1 sparse autoencoder along one weight, three seeds: their sparsity_loss is not one quantity."""
+    lines = []
+    for penalty, weights, size in (("kl", (0.1, 1.0, 3.0), 2.0), ("l1", (0.01, 0.1, 1.0), 50.0)):
+        for w in weights:
+            for seed in range(3):
+                line = synthetic_line("sparsity", "sae", seed, rec=60.0 + w + seed, sparsity=penalty,
+                                      sparsity_weight=w)
+                penalty_value = size / (1 + 10 * w) + 0.01 * seed
+                line["test"]["sparsity_loss"] = penalty_value
+                line["test"]["total_loss"] += w * penalty_value
+                line["history"]["sparsity_loss"] = [penalty_value] * line["epochs"]
+                lines.append(line)
+    return lines
+
+
+def test_two_definitions_of_a_term_get_their_own_panels_with_the_figures_labels(tmp_path, monkeypatch):
+    study = _study(_two_penalties(), "sparsity")
+    groups = study.definition_groups(study.settings(), "sparsity_loss")
+    assert [[d.value for d in key] for key in groups] == [["kl"], ["l1"]]
+    assert [len(ss) for ss in groups.values()] == [3, 3]
+    assert list(study.definition_groups(study.settings(), "reconstruction_loss")) == [()]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.terms_vs_setting(study, tmp_path / "t.png")
+    axes = [ax for ax in drawn["fig"].axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["test total_loss, with the KL penalty Σ_j KL(ρ‖ρ̂_j), nats",
+                      "test total_loss, with the L1 penalty Σ_j |h_j|", "test reconstruction_loss",
+                      "test sparsity_loss: KL penalty Σ_j KL(ρ‖ρ̂_j), nats", "test sparsity_loss: L1 penalty Σ_j |h_j|"]
+    # one legend for the figure; each panel draws only its definition's line, in the legend's colour for it
+    legend, = drawn["fig"].legends
+    colour = {text.get_text(): to_hex(np.ravel(handle.get_color())[:4] if not hasattr(handle, "get_xdata")
+                                      else handle.get_color())
+              for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+    assert list(colour) == ["kl", "l1"] and colour["kl"] != colour["l1"]
+
+    def colours(ax):
+        return {to_hex(line.get_color()) for line in ax.get_lines() if np.size(line.get_xdata()) > 1}
+
+    assert colours(axes[2]) == set(colour.values())
+    assert [colours(ax) for ax in axes[3:]] == [{colour["kl"]}, {colour["l1"]}]
+
+
+def test_a_table_column_of_two_definitions_says_so_under_the_table():
+    text = "\n".join(tables.terms_tables(_study(_two_penalties(), "sparsity")))
+    note, = [line for line in text.splitlines() if line.startswith("Not one quantity down a column")]
+    assert "`sparsity=kl`: KL penalty" in note and "`sparsity=l1`: L1 penalty" in note
+    assert "Compare test total_loss and test sparsity_loss only between rows of one definition" in note
+    one = [line for line in _two_penalties() if line["params"]["sparsity"] == "kl"]
+    assert "Not one quantity" not in "\n".join(tables.terms_tables(_study(one, "sparsity")))
+
+
+def test_a_log_axis_over_two_decades_labels_its_2s_and_5s():
+    plt = plotting.pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1.5, 60.0])
+    plotting.log_y(ax)
+    fig.canvas.draw()
+    labels = {t.get_text() for t in ax.yaxis.get_ticklabels(minor=True) if t.get_text()}
+    assert {"2", "5", "20", "50"} <= labels and not labels & {"3", "4", "30"}
+    ax.set_ylim(0.01, 1000.0)
+    plotting.log_y(ax)
+    fig.canvas.draw()
+    assert not [t.get_text() for t in ax.yaxis.get_ticklabels(minor=True) if t.get_text()]
+    plt.close(fig)

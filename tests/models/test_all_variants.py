@@ -99,6 +99,24 @@ def test_command_line_hyperparameters_are_constructor_arguments(name):
 
 
 @pytest.mark.parametrize("name", VARIANTS)
+def test_term_definitions_name_a_logged_term_and_every_choice_of_their_argument(name):
+    """A term whose definition an argument chooses (reports give each definition its own panel): the term is one the
+    model logs, the argument a constructor argument with a closed set of choices, and every choice has a meaning."""
+    cls = list_variants()[name]
+    table = cls.all_hyperparameters()
+    for term, (argument, meanings) in cls.term_definitions.items():
+        assert term in cls.regularizer_names, f"{cls.__name__}: {term!r} is not one of its terms"
+        assert argument in table and table[argument].choices, f"{cls.__name__}: {argument!r} has no closed choices"
+        assert set(meanings) == set(table[argument].choices)
+        assert all(isinstance(m, str) and m for m in meanings.values())
+        for value in table[argument].choices:
+            definition, = cls.term_definition(term, {argument: value})
+            assert (definition.term, definition.argument, definition.value) == (term, argument, value)
+    assert cls.term_definition("reconstruction_loss", {}) == ()
+    assert len(cls.term_definition("total_loss", {})) == len(cls.term_definitions)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
 def test_evaluation_hook_returns_exactly_the_reported_metrics(name):
     model = make(name)
     x = batch((28, 28, 1), 16)

@@ -45,3 +45,14 @@ def test_training_drives_mean_activation_towards_the_target(mnist_sample):
     model.fit(x, epochs=6, batch_size=64, verbose=0)
     after = terms_numpy(model, x)["mean_activation"]
     assert abs(after - 0.05) < 0.6 * abs(before - 0.05), (before, after)
+
+
+def test_the_penalty_argument_chooses_what_sparsity_loss_measures():
+    """KL and L1 penalties are different quantities (nats of a divergence, a sum of activations): the variant says
+    which its sparsity_loss is, from its arguments, the constructor's default where one is left out."""
+    kl, = SparseAutoEncoder.term_definition("sparsity_loss", {"sparsity": "kl", "sparsity_weight": 3.0})
+    l1, = SparseAutoEncoder.term_definition("sparsity_loss", {"sparsity": "l1"})
+    default, = SparseAutoEncoder.term_definition("sparsity_loss", {})
+    assert kl.meaning.startswith("KL penalty") and l1.meaning.startswith("L1 penalty") and default == kl
+    assert SparseAutoEncoder.term_definition("total_loss", {"sparsity": "l1"}) == (l1,)
+    assert SparseAutoEncoder.term_definition("mean_activation", {"sparsity": "l1"}) == ()
