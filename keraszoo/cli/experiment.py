@@ -19,7 +19,7 @@ def register(subparsers, common_parent):
         subparsers, common_parent, "experiment",
         "run a study: a sweep of training runs, each evaluated on the test split (keraszoo.experiments)",
         examples("keraszoo experiment beta --dataset mnist --budget default --out runs/beta",
-                 "keraszoo experiment variants --dataset cifar10 --out runs/variants --workers 2",
+                 "keraszoo experiment variants_cifar10 --out runs/variants_cifar10 --workers 2",
                  "keraszoo experiment my_study.json --budget smoke --out runs/mine   # your own spec file",
                  "keraszoo experiment latent --out runs/latent      # again: skips the finished runs",
                  "keraszoo experiment latent --out runs/latent --retrain 0d565fe4 --reason 'resume bug fixed in 76f3de9'",
