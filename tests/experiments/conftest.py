@@ -41,3 +41,17 @@ def tiny_spec(tmp_path):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY_SPEC))
     return path
+
+
+@pytest.fixture(scope="session")
+def sweep(tmp_path_factory, mnist_dir):
+    """The tiny study (a user spec file), run once for the whole session with workers=1: ``(folder, SweepResult,
+    spec path)``. Tests read it, run it again into it (finished runs are skipped) or copy it before changing it."""
+    from keraszoo.experiments import run_study
+
+    root = tmp_path_factory.mktemp("sweep")
+    spec = root / "tiny.json"
+    spec.write_text(json.dumps(TINY_SPEC))
+    out = root / "out"
+    result = run_study(str(spec), dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True)
+    return out, result, spec

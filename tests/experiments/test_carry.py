@@ -12,14 +12,13 @@ from keraszoo.experiments import read_results
 from keraszoo.experiments import run_study
 from keraszoo.experiments.carry import restore_sweep
 from keraszoo.experiments.carry import save_sweep
-from tests.experiments.test_runner import sweep  # noqa: F401 - the module's real tiny sweep, a fixture
 
 
 def _run(spec, out, mnist_dir, **kw):
     return run_study(str(spec), dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True, **kw)
 
 
-def test_a_carried_sweep_trains_only_what_was_not_finished(sweep, mnist_dir, tmp_path):  # noqa: F811
+def test_a_carried_sweep_trains_only_what_was_not_finished(sweep, mnist_dir, tmp_path):
     out0, result, spec = sweep
     first = tmp_path / "first"
     shutil.copytree(out0, first)
@@ -62,7 +61,7 @@ def test_a_carried_sweep_trains_only_what_was_not_finished(sweep, mnist_dir, tmp
     assert _run(spec, third, mnist_dir).completed == []
 
 
-def test_the_report_checks_carried_runs_from_their_lines(sweep, mnist_dir, tmp_path):  # noqa: F811
+def test_the_report_checks_carried_runs_from_their_lines(sweep, mnist_dir, tmp_path):
     from keraszoo.experiments import report
     from keraszoo.experiments.reproducibility import _pick
 
@@ -93,7 +92,7 @@ def test_the_report_checks_carried_runs_from_their_lines(sweep, mnist_dir, tmp_p
         _pick(there, carried)
 
 
-def test_restore_refuses_another_sweep_and_writes_nothing(sweep, tmp_path, tiny_spec):  # noqa: F811
+def test_restore_refuses_another_sweep_and_writes_nothing(sweep, tmp_path, tiny_spec):
     out0, _, _ = sweep
     save_sweep(out0, tmp_path / "state")
     other = tmp_path / "other"
@@ -130,7 +129,7 @@ def test_image_figures_take_the_first_seed_whose_folder_is_here():
     assert [r["run_id"] for _, r in _first_runs(ctx)] == ["r1", "r3"]  # r2's setting has no folder here: no row
 
 
-def test_the_command_line_says_what_it_did(sweep, tmp_path, capsys):  # noqa: F811
+def test_the_command_line_says_what_it_did(sweep, tmp_path, capsys):
     from training.carry_sweep import main
 
     out0, _, _ = sweep

@@ -18,19 +18,6 @@ SCHEMA = {"run_id", "study", "variant", "dataset", "budget", "params", "seed", "
           "loss_weights", "loss_weight_metrics", "threads"}
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory, mnist_dir):
-    """The tiny study (a user spec file), run once with workers=1: ``(folder, SweepResult, spec path)``."""
-    from tests.experiments.conftest import TINY_SPEC
-
-    root = tmp_path_factory.mktemp("sweep")
-    spec = root / "tiny.json"
-    spec.write_text(json.dumps(TINY_SPEC))
-    out = root / "out"
-    result = run_study(str(spec), dataset="mnist", budget="smoke", out=out, data_dir=str(mnist_dir), quiet=True)
-    return out, result, spec
-
-
 def _weights_mtimes(out, records):
     return {r["run_id"]: (out / r["model_dir"] / "model.weights.h5").stat().st_mtime_ns for r in records}
 
