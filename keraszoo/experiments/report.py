@@ -183,9 +183,36 @@ def _figure_lines(shown, out_dir):
                 lines += [f"![{caption}](figures/{path.name})", "", f"*{caption}.*", ""]
     if left_out:
         lines += [f"(Figures drawn from the saved models — {', '.join(left_out)} — are left out: {RESULTS_ONLY}.)", ""]
-    elif shown.images(1)[0] is None and any(r.get("model_dir") for r in shown.runs):
+    else:
+        lines += _carried_rows_note(shown)
+    if not left_out and shown.images(1)[0] is None and any(r.get("model_dir") for r in shown.runs):
         lines += ["(Image figures left out: the test split could not be loaded here; pass --data-dir.)", ""]
     return lines
+
+
+def _carried_rows_note(shown):
+    """A line under the figures when runs were carried here without their folders (:mod:`keraszoo.experiments.carry`):
+    which settings the figures drawn from saved models leave out (none of their seeds has a folder here), and which
+    show a later seed because the first was carried."""
+    saved = shown.saved
+    if saved is None or not saved.carried:
+        return []
+    missing, later = [], []
+    for s in shown.settings():
+        models = [r for r in s.runs if r.get("model_dir")]
+        here = [r for r in models if not saved.carried_without_folder(r)]
+        if models and not here:
+            missing.append(s.label)
+        elif here and here[0] is not models[0]:
+            later.append(s.label)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} setting(s) have no saved model here, every seed of theirs was carried from another "
+                     f"machine as its results line (carried.json), so the figures drawn from saved models have no row "
+                     f"or panel for them: {'; '.join(missing)}")
+    if later:
+        parts.append(f"for {'; '.join(later)} they show a later seed (the first was carried without its folder)")
+    return [f"({'. '.join(p[0].upper() + p[1:] for p in parts)}.)", ""] if parts else []
 
 
 def _study_section(study, shown, left_out, out_dir):

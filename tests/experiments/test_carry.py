@@ -86,6 +86,9 @@ def test_the_report_checks_carried_runs_from_their_lines(sweep, mnist_dir, tmp_p
     text = path.read_text()
     assert f"{len(lines) - 1} run(s) trained on another machine and carried here" in text
     assert "left out" not in text.split("## ")[1]  # no run is left out for its missing folder
+    note, = [t for t in text.splitlines() if "have no saved model here" in t]  # the figures say whose rows are missing
+    assert note.startswith(f"({len(lines) - 1} setting(s) have no saved model here")
+    assert len(note.rsplit(": ", 1)[1].split("; ")) == len(lines) - 1  # one label per setting without a folder
     assert _pick(there, None)[0].run_id == kept  # the recheck takes the run whose folder is here
     carried = sorted(set(lines) - {kept})[0]
     with pytest.raises(StudyError, match="carried here without its folder"):
@@ -140,3 +143,21 @@ def test_the_command_line_says_what_it_did(sweep, tmp_path, capsys):
     assert main(["restore", str(tmp_path / "missing"), str(tmp_path / "elsewhere")]) == 1
     assert "holds no sweep" in capsys.readouterr().err
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_the_figures_say_which_settings_show_a_later_seed_or_none():
+    from keraszoo.experiments import report
+    from keraszoo.experiments.view import StudyRuns
+
+    runs = [{"run_id": f"{m}-{seed}", "params": {"model": m, "seed": seed}, "model_dir": f"runs/{m}-{seed}",
+             "likelihood": "Bernoulli NLL, nats"}
+            for m in ("ae", "vae", "dae") for seed in (0, 1)]
+    gone = {"ae-0", "vae-0", "vae-1"}  # ae: its first seed was carried; vae: both; dae: none
+    saved = types.SimpleNamespace(carried=dict.fromkeys(gone), results_only=False,
+                                  carried_without_folder=lambda r: r["run_id"] in gone)
+    note, blank = report._carried_rows_note(StudyRuns("mine", runs, saved))
+    assert blank == ""
+    assert note.startswith("(1 setting(s) have no saved model here") and note.endswith(
+        ": vae. For ae they show a later seed (the first was carried without its folder).)"), note
+    saved.carried = {}
+    assert report._carried_rows_note(StudyRuns("mine", runs, saved)) == []
