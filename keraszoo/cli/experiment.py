@@ -24,7 +24,8 @@ def register(subparsers, common_parent):
                  "keraszoo experiment latent --out runs/latent      # again: skips the finished runs",
                  "keraszoo experiment latent --out runs/latent --retrain 0d565fe4 --reason 'resume bug fixed in 76f3de9'",
                  "keraszoo experiment beta --engine ray --address auto --gpus-per-run 0.5 --out /shared/beta",
-                 "keraszoo experiment beta --shard $SLURM_ARRAY_TASK_ID/4 --out /shared/beta   # sbatch --array=0-3"))
+                 "keraszoo experiment beta --shard $SLURM_ARRAY_TASK_ID/4 --out /shared/beta   # sbatch --array=0-3",
+                 "keraszoo experiment beta --out runs/beta --state /bucket/beta-state   # goes on from it on a new machine"))
     p.add_argument("study", metavar="STUDY",
                    help="a built-in study (latent, depth, beta, sparsity, contractive, noise, variants, latent_cifar10, "
                         "beta_cifar10, noise_cifar10, variants_cifar10) or the path of a JSON spec file")
@@ -61,6 +62,11 @@ def register(subparsers, common_parent):
                         "repeat for more), then go on with the sweep: its first training (record, folder, log) is "
                         "kept in DIR/superseded/, and study.json lists it under 'retrained'")
     p.add_argument("--reason", metavar="TEXT", help="--retrain: why, recorded beside each retrained run")
+    p.add_argument("--state", metavar="STATE",
+                   help="a folder that outlives this machine (a git checkout, a mounted bucket): the sweep's results "
+                        "lines and plan, no weights, saved there after every finished run; a state already there is "
+                        "restored into --out first, so the same command on a new machine goes on where the last "
+                        "stopped (not with --shard; with --recheck: saved once the recheck is written)")
     p.add_argument("--yes", action="store_true",
                    help="run a grid of more than 500 runs (without it such a sweep is refused, saying how many)")
     p.set_defaults(func=cmd_experiment)
@@ -97,7 +103,7 @@ def cmd_experiment(args):
                            workers=args.workers, data_dir=args.data_dir, quiet=args.quiet, yes=args.yes,
                            engine=args.engine, address=args.address, cpus_per_run=args.cpus_per_run,
                            gpus_per_run=args.gpus_per_run, shard=args.shard, retrain=args.retrain,
-                           reason=args.reason)
+                           reason=args.reason, state=args.state)
     except StudyError as err:
         raise UsageError(str(err)) from None
     record = result.out / ("study.json" if result.shard is None else "shards")
@@ -129,4 +135,11 @@ def _recheck(args):
     print(f"{record['run_id']} trained again in a fresh process ({record['threads']} thread(s), from "
           f"{record['threads_from']}): {same}; "
           f"see {args.out}/reproducibility.json.")
+    if args.state is not None:  # the recheck travels with the lines
+        from keraszoo.experiments.carry import save_sweep
+
+        try:
+            save_sweep(args.out, args.state)
+        except StudyError as err:
+            raise UsageError(str(err)) from None
     return 0

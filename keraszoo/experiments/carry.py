@@ -39,7 +39,7 @@ from keraszoo.experiments.results import ResultsFile
 from keraszoo.experiments.results import read_carried
 from keraszoo.experiments.study import StudyError
 
-__all__ = ["SUPERSEDED_FILE", "restore_sweep", "save_sweep", "superseded_records", "write_json_lines"]
+__all__ = ["SUPERSEDED_FILE", "restore_sweep", "save_sweep", "state_key", "superseded_records", "write_json_lines"]
 
 #: the retrained runs' first records in a carried state (and beside a published report), one JSON object per line.
 SUPERSEDED_FILE = "superseded.jsonl"
@@ -111,6 +111,16 @@ def save_sweep(sweep, dest) -> dict:
     return {"study": record["study"], "budget": record["budget"], "runs": len(lines),
             "planned": sum(len(e.get("planned", [])) for e in (record.get("datasets") or {}).values()),
             "superseded": len(superseded), "dest": str(dest)}
+
+
+def state_key(state) -> str:
+    """The sweep key (study, budget and the spec's identity, as the runner's folder marker) of the saved state in
+    ``state``: ``keraszoo experiment --state`` restores only its own sweep's."""
+    from keraszoo.experiments.runner import _sweep_key
+    from keraszoo.experiments.study import Study
+
+    record = _sweep_of(pathlib.Path(state), "state folder (keraszoo experiment --state, training/carry_sweep.py save)")
+    return _sweep_key(Study.from_dict(record["spec"]), record["budget"])
 
 
 def restore_sweep(state, sweep) -> dict:

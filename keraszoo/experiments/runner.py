@@ -344,9 +344,38 @@ def _retire(out: pathlib.Path, results: ResultsFile, run_ids, reason: str, say) 
     return entries
 
 
+def _restore_state(state, out, key, say):
+    """Restore the carried state in ``state`` into the sweep folder ``out`` when there is one (``--state``), after
+    checking that it is this sweep's; returns ``state`` as a path."""
+    from keraszoo.experiments.carry import restore_sweep
+    from keraszoo.experiments.carry import state_key
+
+    state = pathlib.Path(state)
+    if not (state / STUDY_FILE).exists():
+        if state.exists() and not state.is_dir():
+            raise StudyError(f"--state {state}: not a folder.")
+        return state  # no state yet: it is written after the first save
+    found = state_key(state)
+    if found != key:
+        raise StudyError(f"--state {state} holds the state of another sweep ({found.split(':')[0]}), not of this one "
+                         f"({key.split(':')[0]}, or another spec of it). Nothing was restored or written; give the "
+                         "state folder of this sweep (or a new one).")
+    summary = restore_sweep(state, out)
+    if summary["carried"]:
+        say(f"Restored {summary['carried']} finished runs from {state} (their lines; their folders stayed on the machine "
+            "that trained them).")
+    return state
+
+
+def _save_state(out, state):
+    from keraszoo.experiments.carry import save_sweep
+
+    save_sweep(out, state)
+
+
 def run_study(study, dataset: str | None = None, budget: str = "default", out=None, workers: int = 1, data_dir=None,
               quiet: bool = False, yes: bool = False, engine="local", address=None, cpus_per_run=None,
-              gpus_per_run=None, shard=None, retrain=(), reason=None) -> SweepResult:
+              gpus_per_run=None, shard=None, retrain=(), reason=None, state=None) -> SweepResult:
     """Run every run of ``study`` on ``dataset`` at ``budget`` that ``out`` does not hold yet.
 
     Args:
@@ -367,6 +396,11 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
         retrain: finished runs (run ids or their digests) to train again, their first training kept in
             ``out/superseded/`` (see the module's docstring); not with ``shard``.
         reason: why they are retrained (recorded beside each and in ``study.json``).
+        state: a folder that outlives this machine (a checkout, a mounted bucket) for the sweep's carried state
+            (:mod:`keraszoo.experiments.carry`: results lines, ``study.json``, superseded records, no weights). A state
+            already there is restored into ``out`` first (its runs count as finished), and the state is saved again
+            after every finished run, so that the same command on another machine goes on where this one stopped.
+            Not with ``shard``.
 
     Returns:
         a :class:`SweepResult`; ``results.jsonl`` in ``out`` (and ``results.d/`` for a shard) holds the records.
@@ -386,6 +420,9 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
     retrain = [retrain] if isinstance(retrain, str) else list(retrain or ())
     if retrain and shard is not None:
         raise StudyError("--retrain needs the whole sweep folder: run it without --shard (no shard may be running).")
+    if state is not None and shard is not None:
+        raise StudyError("--state saves the whole sweep's lines: run the shards without it, then save the gathered "
+                         "sweep (the command once more without --shard, with --state).")
     # A spec file's path, as given: the command that reruns the sweep names it (a built-in's name is enough).
     spec_file = str(study) if isinstance(study, (str, pathlib.Path)) and str(study) not in STUDIES else None
     study = get_study(study)
@@ -398,6 +435,8 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
     key = _sweep_key(study, budget)
     _, legacy = _study_record(out, study, budget, dataset, runs, key)  # refuse early, before creating anything
     say = _print(quiet)
+    if state is not None:
+        state = _restore_state(state, out, key, say)
     sharers = None if shard is None else f"the shards (--shard I/{shard[1]}) of one sweep"
     with output_folder.claim(out, "experiment", key=key, flag="--out", ignore=legacy, shared=sharers):
         record, _ = _study_record(out, study, budget, dataset, runs, key)  # again, now that the folder is ours
@@ -416,6 +455,8 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
                 out, results, _resolve_retrain(retrain, runs, results.finished()),
                 reason or "retrained with keraszoo experiment --retrain", say))
             _write_study_record(out, record)
+            if state is not None:  # the superseded records travel now (and the retired lines leave the state)
+                _save_state(out, state)
         done = results.finished()
         mine = shard_runs(runs, shard)
         todo = [spec for spec in mine if spec.run_id not in done]
@@ -468,6 +509,8 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
             else:  # a finished run changes its record only; study.json is written when the plan's record changes
                 keep(outcome)
                 completed.append(spec.run_id)
+                if state is not None:
+                    _save_state(out, state)
                 n = len(already) + len(completed)
                 total = outcome["test"].get("total_loss")
                 say(f"  [{n}/{len(mine)}] {spec.run_id}: {seconds:.0f} s, test total_loss "
@@ -475,6 +518,8 @@ def run_study(study, dataset: str | None = None, budget: str = "default", out=No
                 return
             _write_json(entry_path, record if shard is None else entry)
 
+        if state is not None and todo:  # the plan travels even before the first run finishes
+            _save_state(out, state)
         runner_engine.run(todo, out, data_dir, handle)
         failed = entry["failed"]
     where = results.path if shard is None else out / RECORDS_DIR

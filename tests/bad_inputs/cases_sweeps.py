@@ -12,7 +12,8 @@ sweep folder is created (the contract: nothing left behind). Decisions:
 * a study's name is a name, never a path;
 * more than 500 planned runs need ``--yes``;
 * a folder of an edited spec, or of files that are not a sweep, is refused
-  (the old runs would mix with the new ones; nothing of the user's is written over).
+  (the old runs would mix with the new ones; nothing of the user's is written over);
+* ``--state`` restores only its own sweep's state, and never with ``--shard``.
 """
 
 from __future__ import annotations
@@ -135,6 +136,12 @@ CASES = [
          r"--reason goes with --retrain RUN_ID"),
     case("retrain-with-recheck", "--retrain and --recheck together", _experiment("--retrain", "x", "--recheck"),
          UsageExit, r"--recheck and --retrain do different things; give one of them"),
+    case("state-of-another-sweep", "--state a folder holding the saved state of another budget's sweep",
+         lambda tmp: _experiment("--state", str(inputs(tmp) / "other"))(tmp), UsageExit,
+         r"--state .*in/other holds the state of another sweep \(mine@default\), not of this one \(mine@smoke, or "
+         r"another spec of it\)\. Nothing was restored or written", prepare=_other_budget),
+    case("state-with-shard", "--state with --shard I/N", _experiment("--state", "s", "--shard", "0/2"), UsageExit,
+         r"--state saves the whole sweep's lines: run the shards without it"),
     case("carry-restore-no-state", "restore_sweep(a folder that holds no saved state, a new sweep folder)",
          _carry("restore", "missing", "sweep"), StudyError,
          r"in/missing holds no sweep \(study\.json is missing\): give the state folder"),

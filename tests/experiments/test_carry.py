@@ -2,6 +2,7 @@
 the carried runs count as finished, are not trained again, are checked from their lines, and lose nothing."""
 
 import json
+import pathlib
 import shutil
 import types
 
@@ -161,3 +162,62 @@ def test_the_figures_say_which_settings_show_a_later_seed_or_none():
         ": vae. For ae they show a later seed (the first was carried without its folder).)"), note
     saved.carried = {}
     assert report._carried_rows_note(StudyRuns("mine", runs, saved)) == []
+
+
+def test_the_state_option_saves_after_every_run_and_a_new_machine_goes_on_from_it(sweep, mnist_dir, tmp_path):
+    out0, _, spec = sweep
+    first = tmp_path / "first"  # machine A: one run not finished yet
+    shutil.copytree(out0, first)
+    lines = {r["run_id"]: r for r in read_results(first)}
+    unfinished = sorted(lines)[1]
+    (first / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for k, r in lines.items() if k != unfinished))
+    shutil.rmtree(first / lines[unfinished]["model_dir"])
+    state = tmp_path / "bucket" / "state"
+    assert _run(spec, first, mnist_dir, state=state).completed == [unfinished]
+    saved = {json.loads(t)["run_id"] for t in (state / "results.jsonl").read_text().splitlines()}
+    assert saved == set(lines)  # saved after the run that finished here
+    assert not (state / "runs").exists()
+
+    second = tmp_path / "second"  # machine B: nothing but the state
+    again = _run(spec, second, mnist_dir, state=state)
+    assert again.completed == [] and sorted(again.already_finished) == sorted(lines)
+    assert sorted(json.loads((second / "carried.json").read_text())["runs"]) == sorted(lines)
+    assert _run(spec, second, mnist_dir, state=state).completed == []  # again: nothing restored twice, nothing run
+
+
+def test_the_state_option_refuses_another_sweeps_state_and_shards(sweep, mnist_dir, tmp_path, tiny_spec):
+    out0, _, spec = sweep
+    other = tmp_path / "other-state"
+    save_sweep(out0, other)
+    record = json.loads((other / "study.json").read_text())
+    (other / "study.json").write_text(json.dumps({**record, "budget": "default"}))
+    with pytest.raises(StudyError, match="holds the state of another sweep .* Nothing was restored or written"):
+        _run(spec, tmp_path / "out", mnist_dir, state=other)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(StudyError, match="--state saves the whole sweep's lines"):
+        _run(spec, tmp_path / "out", mnist_dir, state=tmp_path / "s", shard="0/2")
+
+
+def test_the_keraszoo_command_restores_and_saves_the_state(sweep, mnist_dir, tmp_path, capsys, monkeypatch):
+    import keraszoo.experiments
+    from keraszoo.cli import main
+
+    out0, _, spec = sweep
+    state = tmp_path / "state"
+    save_sweep(out0, state)
+    out = tmp_path / "out"
+    argv = ["experiment", str(spec), "--budget", "smoke", "--out", str(out), "--data-dir", str(mnist_dir),
+            "--state", str(state)]
+    assert main(argv) == 0
+    assert "Restored 4 finished runs from" in capsys.readouterr().out
+
+    def recheck(out, run_id, threads, data_dir):  # the recheck itself is tested in test_reproducibility.py
+        record = {"run_id": "r", "threads": threads, "threads_from": "test", "weights_bit_identical": True,
+                  "test_bit_identical": True}
+        (pathlib.Path(out) / "reproducibility.json").write_text(json.dumps(record))
+        return record
+
+    monkeypatch.setattr(keraszoo.experiments, "recheck", recheck)
+    assert main(argv + ["--recheck"]) == 0
+    assert json.loads((state / "reproducibility.json").read_text()) == json.loads(
+        (out / "reproducibility.json").read_text())  # the recheck travels with the lines
