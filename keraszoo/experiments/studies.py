@@ -133,10 +133,12 @@ STUDIES = {
     "variants": Study(
         name="variants",
         description=("Every registered variant side by side at latent size 16, each in its default architecture "
-                     "(the VQ-VAE: conv, 16-wide code vectors): every metric, parameters, seconds per epoch."),
-        variants=("*",),
+                     "(the VQ-VAE: conv, 16-wide code vectors, and its PixelCNN prior trained 10 epochs after it, so "
+                     "that it samples): every metric, parameters, seconds per epoch."),
         fixed={"latent_dim": 16},
-        grid={},
+        # every registered variant (tests/experiments/test_smoke_studies.py checks it); the VQ-VAE with its prior
+        grid=[{"model": ["aae", "ae", "cae", "cvae", "dae", "hvae", "iwae", "sae", "vae", "wae"]},
+              {"model": ["vqvae"], "prior_epochs": [10]}],
         probes=["active_units"],
         datasets=("mnist", "fashion_mnist"),
     ),
@@ -192,9 +194,10 @@ STUDIES = {
                      "size 64: the autoencoder family on the squared error, the VAE family on the discretized "
                      "logistic likelihood of 8-bit colour (the IWAE's bound needs a likelihood); the CAE with the "
                      "random-projection estimate of its Jacobian penalty (the exact one costs a backward pass per "
-                     "code unit)."),
+                     "code unit); the VQ-VAE's PixelCNN prior trained 10 epochs after it, so that it samples."),
         fixed={**_CIFAR_NET, "latent_dim": 64},
-        grid=[{"model": ["ae", "dae", "sae", "aae", "wae", "vqvae"], "reconstruction_loss": ["mse"]},
+        grid=[{"model": ["ae", "dae", "sae", "aae", "wae"], "reconstruction_loss": ["mse"]},
+              {"model": ["vqvae"], "reconstruction_loss": ["mse"], "prior_epochs": [10]},
               {"model": ["cae"], "reconstruction_loss": ["mse"], "contractive_method": ["projection"]},
               {"model": ["vae", "hvae", "iwae", "cvae"], "reconstruction_loss": ["discretized_logistic"]}],
         budgets={"smoke": {"grid": [{"model": ["ae"], "reconstruction_loss": ["mse"]},

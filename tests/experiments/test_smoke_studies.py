@@ -19,7 +19,7 @@ def _by(records, **params):
     return out
 
 
-def check_latent(records):
+def check_latent(records, out=None):
     classical = [r for r in records if r.get("kind") == "classical"]
     records = [r for r in records if r.get("kind") != "classical"]
     # PCA (deterministic: one run) and the linear autoencoder at each code size, in the autoencoders' unit
@@ -41,14 +41,14 @@ def check_latent(records):
     assert mse["test"]["reconstruction_loss"] == pytest.approx(mse["test"]["mse_per_pixel"] * 784, rel=1e-4)
 
 
-def check_depth(records):
+def check_depth(records, out=None):
     dense = sorted((r for r in records if "architecture" not in r["params"]), key=lambda r: len(r["params"]["hidden_dims"]))
     assert [r["params"]["hidden_dims"] for r in dense] == [[512], [512, 256, 128, 64]]
     conv, = _by(records, architecture="conv")
     assert conv["params"]["hidden_dims"] == [160] and conv["num_params"] != dense[0]["num_params"]
 
 
-def check_beta(records):
+def check_beta(records, out=None):
     for r in records:  # total = reconstruction + beta * KL, with the run's own beta
         t = r["test"]
         assert t["total_loss"] == pytest.approx(t["reconstruction_loss"] + r["params"]["beta"] * t["kl_loss"], rel=1e-5)
@@ -56,7 +56,7 @@ def check_beta(records):
     assert {r["params"]["beta"] for r in records} == {0.25, 4.0, 1.0}
 
 
-def check_sparsity(records):
+def check_sparsity(records, out=None):
     kl, = _by(records, sparsity="kl")
     l1, = _by(records, sparsity="l1")
     assert 0 < kl["test"]["mean_code_activation"] < 1  # sigmoid codes
@@ -69,7 +69,7 @@ def check_sparsity(records):
         assert t["mean_code_activation"] == pytest.approx(t["mean_activation"], rel=1e-4)  # the model's own metric
 
 
-def check_contractive(records):
+def check_contractive(records, out=None):
     cae, = _by(records, model="cae")
     ae, = _by(records, model="ae")
     for r in (cae, ae):  # the probes measure the baseline too
@@ -80,7 +80,7 @@ def check_contractive(records):
     assert t["total_loss"] == pytest.approx(t["reconstruction_loss"] + 0.1 * t["contractive_loss"], rel=1e-5)
 
 
-def check_noise(records):
+def check_noise(records, out=None):
     assert {r["params"].get("noise") for r in records} == {"gaussian", "masking", None}
     for r in records:
         t = r["test"]
@@ -92,21 +92,28 @@ def check_noise(records):
     assert len(noisy) == 1  # every model sees the very same corrupted images
 
 
-def check_variants(records):
+def check_variants(records, out=None):
     from keraszoo.models import list_variants
 
     assert sorted(r["variant"] for r in records) == sorted(list_variants())
     for r in records:
         assert math.isfinite(r["test"]["total_loss"]) and r["seconds_per_epoch"] > 0 and r["num_params"] > 0
         assert r["params"]["latent_dim"] == 16
+    vqvae, = _by(records, model="vqvae")  # its prior is trained after it, so it samples like the generative variants
+    assert vqvae["params"]["prior_epochs"] == 10
+    if out is not None:
+        import keraszoo
+
+        model = keraszoo.load(str(out / vqvae["model_dir"]))
+        assert model.is_generative and model.sample(2, seed=0).shape == (2, 28, 28, 1)
 
 
-def check_cifar10(records):
+def check_cifar10(records, out=None):
     for r in records:
         assert r["dataset"] == "cifar10" and (r.get("kind") == "classical" or r["params"]["architecture"] == "conv")
 
 
-def check_anomaly(records):
+def check_anomaly(records, out=None):
     classical = [r for r in records if r.get("kind") == "classical"]
     models = [r for r in records if r.get("kind") != "classical"]
     assert {r["params"]["classes"][0] for r in records} == {0}  # one class normal
@@ -121,7 +128,7 @@ CHECKS = {"latent": check_latent, "depth": check_depth, "beta": check_beta, "spa
           "contractive": check_contractive, "noise": check_noise, "variants": check_variants,
           "latent_cifar10": check_cifar10, "beta_cifar10": check_cifar10, "noise_cifar10": check_cifar10,
           "variants_cifar10": check_cifar10, "anomaly": check_anomaly,
-          "anomaly_cifar10": lambda records: (check_cifar10(records), check_anomaly(records))}
+          "anomaly_cifar10": lambda records, out=None: (check_cifar10(records), check_anomaly(records))}
 FAST = ("contractive", "sparsity")
 
 
@@ -154,7 +161,7 @@ def test_smoke_sweep(name, tmp_path, request):
         assert r["study"] == name and r["budget"] == "smoke"
         assert (r.get("kind") == "classical" and "total_loss" not in r["test"]) or math.isfinite(r["test"]["total_loss"])
         assert all(len(v) == 1 for v in r["history"].values())
-    CHECKS[name](records)
+    CHECKS[name](records, tmp_path / name)
     print(f"smoke {name}: {len(records)} runs in {seconds:.0f} s")
 
 
