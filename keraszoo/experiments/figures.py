@@ -111,7 +111,8 @@ def terms_vs_setting(ctx, path, terms=None):
     parts = chunks(ctx, ctx.settings())
     # a term whose definition an argument chooses (a KL or an L1 sparsity penalty): one panel per definition
     panels = [(term, definition, settings, part) for part in parts for term in terms
-              for definition, settings in ctx.definition_groups(part, term).items()]
+              for definition, settings in ctx.definition_groups(part, term).items()
+              if any(math.isfinite(ctx.test_value(r, term)) for s in settings for r in s.runs)]
     styles = Styles()
     rows, cols = grid_of(len(panels), 3)
     fig, axes = figure(rows, cols, panel=(3.3, 2.9), legend_labels=_legend_guess(ctx), below=_below(ctx, parts))

@@ -62,8 +62,8 @@ def _definitions_note(study, settings, terms):
     for term in named:
         meanings = []
         for definition in split[term]:
-            d, = definition
-            meanings.append(f"`{d.argument}={d.value}`: {d.meaning}")
+            for d in definition:  # () for the settings whose variant logs no such term
+                meanings.append(f"`{d.argument}={d.value}`: {d.meaning}")
         parts.append(f"test {term} is " + "; ".join(meanings))
     columns = " and ".join(f"test {t}" for t in (["total_loss"] if "total_loss" in split else []) + named)
     return ["Not one quantity down a column: " + ". ".join(parts) + (

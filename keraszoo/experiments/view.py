@@ -459,8 +459,13 @@ class StudyRuns:
         return variant.term_definition(term, params)
 
     def definition_groups(self, settings, term) -> dict:
-        """``{definition: [settings]}`` (first-seen order): ``settings`` split where ``term`` is not one quantity."""
-        return group_by(settings, lambda s: self.term_definition(s.runs[0], term))
+        """``{definition: [settings]}`` (first-seen order): ``settings`` split where ``term`` is not one quantity, that
+        is where their variants' arguments choose two or more definitions of it; otherwise ``{(): settings}`` (a
+        term only one variant of the study logs, in one definition, is one quantity)."""
+        groups = group_by(settings, lambda s: self.term_definition(s.runs[0], term))
+        if sum(1 for definition in groups if definition) < 2:
+            return {(): list(settings)}
+        return groups
 
     def _find_likelihood(self, r):
         if isinstance(r.get("likelihood"), str) and r["likelihood"]:

@@ -12,6 +12,7 @@ from keraszoo.models.metadata import ReportedMetric
 from keraszoo.models.numeric import map_batches
 from keraszoo.models.reference import np_forward
 from keraszoo.models.reference import np_jacobian_frobenius_sq
+from keraszoo.models.reference_estimates import Estimate
 from keraszoo.models.reference_estimates import batches
 from keraszoo.models.reference_estimates import deterministic
 from keraszoo.models.registry import keraszoo_export
@@ -166,14 +167,23 @@ class ContractiveAutoEncoder(AutoEncoder):
         }
 
     def reference_terms(self, x, labels, ctx):
-        """NumPy: the Jacobian's squared Frobenius norm by its own reverse pass, exact whatever ``contractive_method``."""
+        """NumPy: the Jacobian's squared Frobenius norm by its own reverse pass, exact whatever ``contractive_method``.
+
+        The projection estimate the run reports is ``mean_i ||J_i^T v_i||^2 / P`` summed over ``P =
+        num_projections`` draws ``v ~ N(0, I)``: unbiased for the exact value, with variance ``2 ||J_i J_i^T||_F^2 / P``
+        per image, so its recomputation is the exact mean with that standard error (no NumPy draws needed)."""
         del labels, ctx
+        projection = self.contractive_method == "projection"
         # in chunks: the reverse pass holds latent_dim cotangents of every image
-        chunks = [np_jacobian_frobenius_sq(self.encoder, x[b]) for b in batches(len(x), 256)]
+        chunks = [np_jacobian_frobenius_sq(self.encoder, x[b], gram=projection) for b in batches(len(x), 256)]
         h, jac_sq = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
-        rec = self.reference_reconstruction(x, np_forward(self.decoder, h))
-        return {"reconstruction_loss": deterministic(rec), "contractive_loss": deterministic(jac_sq),
-                "total_loss": deterministic(rec + self.contractive_weight * jac_sq)}
+        rec = deterministic(self.reference_reconstruction(x, np_forward(self.decoder, h)))
+        contractive = deterministic(jac_sq)
+        if projection:
+            variance = 2.0 * np.concatenate([c[2] for c in chunks]) / self.num_projections
+            contractive = Estimate(contractive.value, float(np.sqrt(np.sum(variance)) / len(x)))
+        return {"reconstruction_loss": rec, "contractive_loss": contractive,
+                "total_loss": rec.plus(contractive, self.contractive_weight)}
 
     def evaluation_metrics(self, x, codes, *, batch_size, seed):
         """Mean ``||J_f(x)||_F`` over the first 1000 test images."""

@@ -329,8 +329,10 @@ def _chain(network):
     return layers
 
 
-def np_jacobian_frobenius_sq(network, x):
-    """``(network(x), ||d network(x_i) / d x_i||_F^2 per example)`` by reverse mode, one pass per output unit.
+def np_jacobian_frobenius_sq(network, x, gram=False):
+    """``(network(x), ||d network(x_i) / d x_i||_F^2 per example)`` by reverse mode, one pass per output unit;
+    with ``gram``, also ``||J_i J_i^T||_F^2`` per example (``J_i`` the Jacobian of example ``i``): the variance of
+    the projection estimate ``||J_i^T v||^2``, ``v ~ N(0, I)``, is twice it.
 
     Handles chains of Flatten, Reshape, Dense and Conv2D with the activations of :data:`ACTIVATIONS`.
     """
@@ -372,4 +374,9 @@ def np_jacobian_frobenius_sq(network, x):
             flat = g.reshape((units * batch,) + g.shape[2:])
             back = np_conv2d_transpose(flat, w, None, layer.strides, layer.padding)
             g = back[:, : in_shape[1], : in_shape[2], :].reshape((units,) + tuple(in_shape))
-    return h, (g**2).reshape(units, batch, -1).sum(axis=(0, 2))
+    rows = g.reshape(units, batch, -1)  # J_i's rows, one per output unit
+    frobenius_sq = (rows**2).sum(axis=(0, 2))
+    if not gram:
+        return h, frobenius_sq
+    jj = np.einsum("ubd,vbd->buv", rows, rows)  # J_i J_i^T, (batch, units, units)
+    return h, frobenius_sq, (jj**2).sum(axis=(1, 2))

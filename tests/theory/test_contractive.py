@@ -87,3 +87,32 @@ def test_projection_estimator_is_unbiased():
         se = math.sqrt(2 * np.sum((jac @ jac.T) ** 2) / n)
         assert abs(estimate[i] - exact) <= 5 * se, (i, estimate[i], exact, se)
         assert se < 0.2 * exact  # the check is not vacuous
+
+
+def test_the_numpy_reference_states_the_projection_estimates_standard_error():
+    """The consistency check recomputes a projection-estimated contractive_loss as the exact mean with the
+    estimate's standard error sqrt(sum_i 2 ||J_i J_i^T||_F^2 / P) / n (Eq. 8.5), not as a deterministic term: the
+    run's one draw per image is off the exact value by about that much."""
+    from keraszoo.models.reference import np_jacobian_frobenius_sq
+
+    rng = np.random.default_rng(7)
+    n = 40
+    with float64():
+        model = make("projection", num_projections=2, seed=5)
+        randomize(model, rng)
+        xt = model._check_inputs(images(rng, n, SHAPE))
+        x = np_value(xt)
+        layer = model.encoder.get_layer("encoder_out")
+        w, b = np_value(layer.kernel), np_value(layer.bias)
+        _, sq, gram = np_jacobian_frobenius_sq(model.encoder, x, gram=True)
+        terms = model.reference_terms(x, None, None)
+        draws = [float(np.mean(np_value(model.jacobian_frobenius_sq(xt)))) for _ in range(30)]
+    h = sigmoid(x.reshape(n, -1) @ w + b)
+    jacs = [np.diag(h[i] * (1 - h[i])) @ w.T for i in range(n)]
+    assert_rel_close(gram, np.array([np.sum((j @ j.T) ** 2) for j in jacs]), what="||J J^T||_F^2")
+    est, total = terms["contractive_loss"], terms["total_loss"]
+    assert est.value == pytest.approx(float(np.mean(sq))) and est.se == pytest.approx(math.sqrt(np.sum(gram)) / n)
+    assert total.se == pytest.approx(0.4 * est.se)  # the reconstruction term is exact
+    spread = float(np.std(draws, ddof=1))  # the estimate's own spread over draws agrees with the stated error
+    assert 0.6 * est.se < spread < 1.6 * est.se, (spread, est.se)
+    assert make("autodiff").reference_terms(x, None, None)["contractive_loss"].se is None  # exact: deterministic
