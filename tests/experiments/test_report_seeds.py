@@ -375,3 +375,23 @@ def test_a_log_axis_over_two_decades_labels_its_2s_and_5s():
     fig.canvas.draw()
     assert not [t.get_text() for t in ax.yaxis.get_ticklabels(minor=True) if t.get_text()]
     plt.close(fig)
+
+
+def test_a_term_one_variant_logs_in_one_definition_is_not_split(tmp_path, monkeypatch):
+    """The variants study: only the sparse autoencoder logs sparsity_loss (its default KL penalty), beside models that
+    log no such term; one quantity, one panel, no note."""
+    lines = [synthetic_line("variants", model, seed, rec=60.0 + seed, latent_dim=16) for model in ("ae", "sae", "vae")
+             for seed in range(3)]
+    for line in lines:
+        if line["variant"] == "sae":
+            line["test"]["sparsity_loss"] = 0.5 + 0.01 * line["seed"]
+            line["test"]["total_loss"] += line["test"]["sparsity_loss"]
+            line["history"]["sparsity_loss"] = [0.5] * line["epochs"]
+    study = _study(lines, "variants")
+    assert list(study.definition_groups(study.settings(), "sparsity_loss")) == [()]
+    assert "Not one quantity" not in "\n".join(tables.terms_tables(study))
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.terms_vs_setting(study, tmp_path / "t.png")
+    titles = [ax.get_title() for ax in drawn["fig"].axes if ax.get_visible()]
+    assert titles.count("test sparsity_loss") == 1 and not any(":" in t for t in titles), titles
