@@ -277,9 +277,14 @@ def lines_of(ctx, settings, key, within=None):
 
 
 def category_labels(ctx, settings):
-    """Tick labels of settings drawn as categories: the arguments that vary between them."""
+    """Tick labels of settings drawn as categories: the arguments that vary between them, less those a setting's
+    model sets alike in all its runs (as its label leaves them out: the VQ-VAE's ``prior_epochs``)."""
     keys = _varying(settings, ctx.swept) or ctx.swept
-    return [label_of(s.params, keys, s.title) or s.label for s in settings]
+    labels = []
+    for s in settings:
+        own = ctx.label_keys(s.runs[0]) if s.runs and hasattr(ctx, "label_keys") else keys
+        labels.append(label_of(s.params, [k for k in keys if k in own], s.title) or s.label)
+    return labels
 
 
 # ----------------------------------------------------------------- one study

@@ -382,6 +382,8 @@ def test_a_term_one_variant_logs_in_one_definition_is_not_split(tmp_path, monkey
     log no such term; one quantity, one panel, no note."""
     lines = [synthetic_line("variants", model, seed, rec=60.0 + seed, latent_dim=16) for model in ("ae", "sae", "vae")
              for seed in range(3)]
+    lines += [synthetic_line("variants", "vqvae", seed, rec=55.0 + seed, latent_dim=16, prior_epochs=10)
+              for seed in range(3)]  # an argument only the VQ-VAE sets, alike in all its runs
     for line in lines:
         if line["variant"] == "sae":
             line["test"]["sparsity_loss"] = 0.5 + 0.01 * line["seed"]
@@ -393,5 +395,9 @@ def test_a_term_one_variant_logs_in_one_definition_is_not_split(tmp_path, monkey
     drawn = {}
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
     figures.terms_vs_setting(study, tmp_path / "t.png")
-    titles = [ax.get_title() for ax in drawn["fig"].axes if ax.get_visible()]
+    axes = [ax for ax in drawn["fig"].axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in axes]
     assert titles.count("test sparsity_loss") == 1 and not any(":" in t for t in titles), titles
+    ticks = {ax.get_title(): [t.get_text() for t in ax.get_xticklabels()] for ax in axes}
+    assert ticks["test sparsity_loss"] == ["sae"]  # only the settings that log the term
+    assert ticks["test total_loss"] == ["ae", "sae", "vae", "vqvae"]  # labelled as the tables label them
