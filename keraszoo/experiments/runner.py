@@ -368,9 +368,18 @@ def _restore_state(state, out, key, say):
 
 
 def _save_state(out, state):
+    """Save the sweep's state into ``state`` (``--state``). A failure (a full or unmounted disk) is said on stderr,
+    even when quiet, and the sweep goes on: its runs are worth more than one save, and the next finished run saves
+    again."""
+    import sys
+
     from keraszoo.experiments.carry import save_sweep
 
-    save_sweep(out, state)
+    try:
+        save_sweep(out, state)
+    except (OSError, StudyError) as err:
+        print(f"keraszoo experiment: WARNING: could not save the sweep's state into {state} ({type(err).__name__}: "
+              f"{err}); the sweep goes on and the next finished run tries again.", file=sys.stderr, flush=True)
 
 
 def run_study(study, dataset: str | None = None, budget: str = "default", out=None, workers: int = 1, data_dir=None,

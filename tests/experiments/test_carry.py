@@ -221,3 +221,18 @@ def test_the_keraszoo_command_restores_and_saves_the_state(sweep, mnist_dir, tmp
     assert main(argv + ["--recheck"]) == 0
     assert json.loads((state / "reproducibility.json").read_text()) == json.loads(
         (out / "reproducibility.json").read_text())  # the recheck travels with the lines
+
+
+def test_a_state_that_cannot_be_saved_is_said_and_the_sweep_goes_on(sweep, mnist_dir, tmp_path, capsys):
+    out0, _, spec = sweep
+    out = tmp_path / "out"
+    shutil.copytree(out0, out)
+    lines = {r["run_id"]: r for r in read_results(out)}
+    unfinished = sorted(lines)[0]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for k, r in lines.items() if k != unfinished))
+    shutil.rmtree(out / lines[unfinished]["model_dir"])
+    (tmp_path / "a-file").write_text("not a folder")  # the state's parent is a file: every save fails
+    result = _run(spec, out, mnist_dir, state=tmp_path / "a-file" / "state")
+    assert result.completed == [unfinished] and not result.failed
+    err = capsys.readouterr().err
+    assert "WARNING: could not save the sweep's state into" in err and "the sweep goes on" in err
