@@ -452,16 +452,16 @@ class StudyRuns:
         ``sparsity_loss``, a KL or an L1 penalty, and the ``total_loss`` that adds it): the variant's
         :meth:`~keraszoo.models.capabilities.Capabilities.term_definition`; ``()`` for every other term, for a
         classical reference and for a variant this keraszoo does not know."""
-        from keraszoo.models.registry import get_variant
+        from keraszoo.models.registry import resolve_preset
 
         params = r.get("params") or {}
         if r.get("kind") == "classical" or params.get("model") is None:
             return ()
-        try:
-            variant = get_variant(str(params["model"]))
+        try:  # a variant key or a preset (whose arguments count as the run's, under the run's own)
+            variant, preset = resolve_preset(str(params["model"]))
         except ValueError:
             return ()
-        return variant.term_definition(term, params)
+        return variant.term_definition(term, {**preset, **params})
 
     def definition_groups(self, settings, term) -> dict:
         """``{definition: [settings]}`` (first-seen order): ``settings`` split where ``term`` is not one quantity, that

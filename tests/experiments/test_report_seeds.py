@@ -331,6 +331,9 @@ def test_two_definitions_of_a_term_get_their_own_panels_with_the_figures_labels(
     assert [[d.value for d in key] for key in groups] == [["kl"], ["l1"]]
     assert [len(ss) for ss in groups.values()] == [3, 3]
     assert list(study.definition_groups(study.settings(), "reconstruction_loss")) == [()]
+    # a preset's arguments count (under the run's own); a model this keraszoo does not know has no definitions
+    conv, = study.term_definition({"params": {"model": "conv_sae", "sparsity": "l1"}}, "sparsity_loss")
+    assert conv.value == "l1" and study.term_definition({"params": {"model": "mine"}}, "total_loss") == ()
     drawn = {}
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
     figures.terms_vs_setting(study, tmp_path / "t.png")
