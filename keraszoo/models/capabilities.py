@@ -55,9 +55,22 @@ class Capabilities:
         found = []
         for name in names:
             argument, meanings = cls.term_definitions[name]
-            value = config.get(argument, inspect.signature(cls.__init__).parameters[argument].default)
+            value = config[argument] if argument in config else cls._constructor_default(argument)
             found.append(TermDefinition(name, argument, value, meanings.get(value, f"{name} at {argument}={value}")))
         return tuple(found)
+
+    @classmethod
+    def _constructor_default(cls, argument):
+        """The default of a constructor argument, from the first class of the MRO whose ``__init__`` names it (a
+        subclass that passes it on through ``**kwargs`` keeps its parent's)."""
+        for klass in cls.__mro__:
+            init = vars(klass).get("__init__")
+            if init is not None:
+                parameter = inspect.signature(init).parameters.get(argument)
+                if parameter is not None and parameter.default is not inspect.Parameter.empty:
+                    return parameter.default
+        raise TypeError(f"{cls.__name__} declares a term definition chosen by {argument!r}, which no constructor of "
+                        "its takes with a default.")
 
     @property
     def code_shape(self):

@@ -56,3 +56,12 @@ def test_the_penalty_argument_chooses_what_sparsity_loss_measures():
     assert kl.meaning.startswith("KL penalty") and l1.meaning.startswith("L1 penalty") and default == kl
     assert SparseAutoEncoder.term_definition("total_loss", {"sparsity": "l1"}) == (l1,)
     assert SparseAutoEncoder.term_definition("mean_activation", {"sparsity": "l1"}) == ()
+
+
+def test_a_subclass_keeps_the_penalty_default_of_the_class_that_declares_it():
+    class Sub(SparseAutoEncoder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    default, = Sub.term_definition("sparsity_loss", {})
+    assert default.value == "kl"
