@@ -160,10 +160,13 @@ class ContractiveAutoEncoder(AutoEncoder):
         logits = self.decoder(h, training=training)
         rec = ops.mean(self.reconstruction_nll(x, logits))
         contractive = ops.mean(self.jacobian_frobenius_sq(x))
+        # At weight 0 (the CAE's own control) the penalty is still measured, but not differentiated: its gradient is
+        # zero times the Jacobian's second-order gradient, whose cost is most of a step. The weights come out the same.
+        penalty = contractive if self.contractive_weight else ops.stop_gradient(contractive)
         return {
             "reconstruction_loss": rec,
             "contractive_loss": contractive,
-            "total_loss": rec + self.contractive_weight * contractive,
+            "total_loss": rec + self.contractive_weight * penalty,
         }
 
     def reference_terms(self, x, labels, ctx):

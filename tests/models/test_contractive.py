@@ -80,3 +80,22 @@ def test_training_with_the_penalty_contracts_the_encoder(method, mnist_sample):
         model.fit(x, epochs=4, batch_size=32, verbose=0, shuffle=False)
         norms[weight] = float(as_np(model.jacobian_frobenius_sq(ops.convert_to_tensor(x))).mean())
     assert norms[50.0] < 0.6 * norms[0.0], norms
+
+
+def test_at_weight_zero_the_penalty_is_measured_but_adds_nothing_to_the_gradient(mnist_sample):
+    """lambda = 0, the CAE's own control: contractive_loss is still logged, and the step's gradient is exactly the
+    reconstruction term's (the penalty's second-order backward pass is skipped, not multiplied by zero)."""
+    import tensorflow as tf
+
+    x = mnist_sample[0][:16]
+    model = ContractiveAutoEncoder(input_shape=(28, 28, 1), latent_dim=4, hidden_dims=(16,), contractive_weight=0.0,
+                                   seed=3)
+    with tf.GradientTape(persistent=True) as tape:
+        terms = model.loss_terms(x, training=True)
+    assert float(terms["contractive_loss"]) > 0 and float(terms["total_loss"]) == float(terms["reconstruction_loss"])
+    variables = model.trainable_variables
+    total = tape.gradient(terms["total_loss"], variables)
+    rec = tape.gradient(terms["reconstruction_loss"], variables)
+    assert all(np.array_equal(as_np(a), as_np(b)) for a, b in zip(total, rec))
+    penalty = tape.gradient(terms["contractive_loss"], variables[:2])  # measured: it still has a gradient of its own
+    assert any(np.abs(as_np(g)).max() > 0 for g in penalty)
