@@ -113,8 +113,9 @@ def terms_vs_setting(ctx, path, terms=None):
     def logging(settings, term):  # a term some variants log only (the VQ-VAE's codebook_loss): their settings alone
         return [s for s in settings if any(math.isfinite(ctx.test_value(r, term)) for r in s.runs)]
 
-    panels = [(term, definition, logging(settings, term), part) for part in parts for term in terms
-              for definition, settings in ctx.definition_groups(part, term).items() if logging(settings, term)]
+    panels = [(term, definition, shown, part) for part in parts for term in terms
+              for definition, settings in ctx.definition_groups(part, term).items()
+              if (shown := logging(settings, term))]
     styles = Styles()
     rows, cols = grid_of(len(panels), 3)
     fig, axes = figure(rows, cols, panel=(3.3, 2.9), legend_labels=_legend_guess(ctx), below=_below(ctx, parts))

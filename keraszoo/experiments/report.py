@@ -185,8 +185,8 @@ def _figure_lines(shown, out_dir):
         lines += [f"(Figures drawn from the saved models — {', '.join(left_out)} — are left out: {RESULTS_ONLY}.)", ""]
     else:
         lines += _carried_rows_note(shown)
-    if not left_out and shown.images(1)[0] is None and any(r.get("model_dir") for r in shown.runs):
-        lines += ["(Image figures left out: the test split could not be loaded here; pass --data-dir.)", ""]
+        if shown.images(1)[0] is None and any(r.get("model_dir") for r in shown.runs):
+            lines += ["(Image figures left out: the test split could not be loaded here; pass --data-dir.)", ""]
     return lines
 
 
