@@ -61,14 +61,13 @@ class Capabilities:
 
     @classmethod
     def _constructor_default(cls, argument):
-        """The default of a constructor argument, from the first class of the MRO whose ``__init__`` names it (a
-        subclass that passes it on through ``**kwargs`` keeps its parent's)."""
-        for klass in cls.__mro__:
-            init = vars(klass).get("__init__")
-            if init is not None:
-                parameter = inspect.signature(init).parameters.get(argument)
-                if parameter is not None and parameter.default is not inspect.Parameter.empty:
-                    return parameter.default
+        """The default of a constructor argument (:func:`~keraszoo.models.metadata.constructor_parameters`: a subclass
+        that passes it on through ``**kwargs`` keeps its parent's)."""
+        from keraszoo.models.metadata import constructor_parameters
+
+        parameter = constructor_parameters(cls).get(argument)
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            return parameter.default
         raise TypeError(f"{cls.__name__} declares a term definition chosen by {argument!r}, which no constructor of "
                         "its takes with a default.")
 

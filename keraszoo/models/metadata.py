@@ -76,6 +76,24 @@ class ReportedMetric:
         return self.label.format(value=metrics[self.name], reference="?" if ref is None else f"{ref:.2f}")
 
 
+def constructor_parameters(cls, stop=None) -> dict:
+    """``{name: inspect.Parameter}`` of the keyword arguments the constructors along ``cls``'s MRO take (down to
+    ``stop``, included): the first class that names an argument gives its parameter, so a subclass's own default
+    wins and one that passes it on through ``**kwargs`` keeps its parent's."""
+    import inspect
+
+    found = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            for p in inspect.signature(init).parameters.values():
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                    found.setdefault(p.name, p)
+        if klass is stop:
+            break
+    return found
+
+
 def merged_table(cls, attribute: str) -> dict:
     """``attribute`` (a dict) merged along ``cls``'s MRO, base classes first."""
     table = {}

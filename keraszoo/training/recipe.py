@@ -366,21 +366,10 @@ def _plain(value):
 
 def accepted_arguments(cls) -> set:
     """The constructor arguments of variant class ``cls`` (along its MRO, down to ``BaseAutoEncoder``)."""
-    import inspect
-
     from keraszoo.models import BaseAutoEncoder
+    from keraszoo.models.metadata import constructor_parameters
 
-    accepted = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                accepted.add(p.name)
-        if klass is BaseAutoEncoder:
-            break
-    return accepted - {"self"}
+    return set(constructor_parameters(cls, stop=BaseAutoEncoder))
 
 
 def check_hyperparameters(cls, kwargs: dict):
