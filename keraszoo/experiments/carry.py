@@ -91,7 +91,8 @@ def save_sweep(sweep, dest) -> dict:
     sweep runs (a line being appended is not read).
 
     Raises:
-        StudyError: ``sweep`` holds no sweep, or ``dest`` holds another sweep's state (nothing is written).
+        StudyError: ``sweep`` holds no sweep, or ``dest`` holds another sweep's state or other files (nothing is
+            written).
     """
     from keraszoo.utils import atomic_write_text
 
@@ -99,6 +100,10 @@ def save_sweep(sweep, dest) -> dict:
     record = _sweep_of(sweep, "sweep folder (keraszoo experiment --out)")
     if (dest / STUDY_FILE).exists():
         _same_sweep(record, _sweep_of(dest, "state folder"), sweep, dest)
+    elif dest.is_dir() and any(dest.iterdir()):  # a folder of someone's files: nothing of theirs is written over
+        shown = ", ".join(sorted(p.name for p in dest.iterdir())[:3])
+        raise StudyError(f"{dest} holds files ({shown}) but no saved state ({STUDY_FILE}): give a new or empty folder, "
+                         "or the state folder of this sweep. Nothing was written.")
     lines = list(ResultsFile(sweep).finished().values())  # one per run, in the order first written
     superseded = superseded_records(sweep)
     dest.mkdir(parents=True, exist_ok=True)

@@ -354,6 +354,9 @@ def _restore_state(state, out, key, say):
     if not (state / STUDY_FILE).exists():
         if state.exists() and not state.is_dir():
             raise StudyError(f"--state {state}: not a folder.")
+        if state.is_dir() and any(state.iterdir()):  # someone's files: the saves would write over them
+            raise StudyError(f"--state {state} holds files but no saved state ({STUDY_FILE}): give a new or empty "
+                             "folder, or this sweep's state folder. Nothing was written.")
         return state  # no state yet: it is written after the first save
     found = state_key(state)
     if found != key:

@@ -140,6 +140,10 @@ CASES = [
          lambda tmp: _experiment("--state", str(inputs(tmp) / "other"))(tmp), UsageExit,
          r"--state .*in/other holds the state of another sweep \(mine@default\), not of this one \(mine@smoke, or "
          r"another spec of it\)\. Nothing was restored or written", prepare=_other_budget),
+    case("state-a-users-folder", "--state a folder holding the user's own files",
+         lambda tmp: _experiment("--state", str(inputs(tmp) / "mine"))(tmp), UsageExit,
+         r"--state .*in/mine holds files but no saved state \(study\.json\).*Nothing was written",
+         prepare=_other_files),
     case("state-with-shard", "--state with --shard I/N", _experiment("--state", "s", "--shard", "0/2"), UsageExit,
          r"--state saves the whole sweep's lines: run the shards without it"),
     case("carry-restore-no-state", "restore_sweep(a folder that holds no saved state, a new sweep folder)",
@@ -149,6 +153,10 @@ CASES = [
          _carry("restore", "old", "other"), StudyError,
          r"holds study 'mine' at budget 'default' and .* study 'mine' at budget 'smoke' .*not one sweep\. "
          r"Nothing was written", prepare=_other_budget),
+    case("carry-save-into-a-users-folder", "save_sweep(a sweep, a folder holding the user's own files)",
+         _carry("save", "old", "mine"), StudyError,
+         r"in/mine holds files \(notes\.txt\) but no saved state \(study\.json\).*Nothing was written",
+         prepare=lambda tmp: (_old_sweep(tmp), _other_files(tmp))),
     case("carry-save-over-another-state", "save_sweep(a sweep, the state folder of another budget's sweep)",
          _carry("save", "old", "other"), StudyError,
          r"holds study 'mine' at budget 'smoke' and .* study 'mine' at budget 'default' .*not one sweep",
