@@ -173,6 +173,12 @@ def _x_scale(ax, xs):
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(xs, [fmt(x) for x in xs])
+    # the limits from the values alone, a margin each side in the scale's own space: a reference line (axhline,
+    # axhspan) spans the axes, and on a symlog axis it had stretched the limits over negative values no setting has
+    forward = ax.xaxis.get_transform()
+    low, high = forward.transform([[xs[0]], [xs[-1]]])[:, 0]
+    pad = 0.08 * (high - low) if high > low else 0.5
+    ax.set_xlim(*forward.inverted().transform([[low - pad], [high + pad]])[:, 0])
 
 
 def _dodge(xs_all, count):

@@ -380,6 +380,25 @@ def test_a_log_axis_over_two_decades_labels_its_2s_and_5s():
     plt.close(fig)
 
 
+def test_a_weight_swept_from_zero_beside_a_baseline_keeps_its_axis_to_the_values(tmp_path, monkeypatch):
+    """The contractive study: lambda = 0, 0.01, 0.1, 1 (a symlog axis) and the plain autoencoder as a reference line.
+    The line spans the axes; it had stretched the x limits over negative values, leaving a third of each panel empty
+    and the lambda = 1 point on the frame."""
+    lines = [synthetic_line("contractive", "cae", seed, rec=62.0 + w + 0.1 * seed, contractive_weight=w)
+             for w in (0.0, 0.01, 0.1, 1.0) for seed in range(3)]
+    lines += [synthetic_line("contractive", "ae", seed, rec=57.8 + 0.1 * seed) for seed in range(3)]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.reconstruction(_study(lines, "contractive"), tmp_path / "r.png")
+    ax, = [ax for ax in drawn["fig"].axes if ax.get_visible()]
+    assert ax.get_xscale() == "symlog"
+    forward = ax.xaxis.get_transform()
+    (low,), (zero,), (one,), (high,) = forward.transform([[ax.get_xlim()[0]], [0.0], [1.0], [ax.get_xlim()[1]]])
+    span = one - zero
+    # a margin each side of the values, of under a tenth of their span: no empty stretch, no point on the frame
+    assert 0 < zero - low < 0.1 * span and 0 < high - one < 0.1 * span, (ax.get_xlim(), zero, one)
+
+
 def test_a_term_one_variant_logs_in_one_definition_is_not_split(tmp_path, monkeypatch):
     """The variants study: only the sparse autoencoder logs sparsity_loss (its default KL penalty), beside models that
     log no such term; one quantity, one panel, no note."""
