@@ -77,6 +77,11 @@ def superseded_records(sweep: pathlib.Path) -> list:
     return sorted(found, key=lambda r: str(r.get("superseded_at")))
 
 
+def _superseded_key(entry: dict) -> str:
+    """One retired record's identity: the whole entry (reason, time, first record), as JSON."""
+    return json.dumps(entry, sort_keys=True)
+
+
 def write_json_lines(path: pathlib.Path, objects) -> None:
     from keraszoo.utils import atomic_write_text
 
@@ -172,7 +177,14 @@ def restore_sweep(state, sweep) -> dict:
             superseded = [json.loads(t) for t in (state / SUPERSEDED_FILE).read_text().splitlines() if t.strip()]
         except FileNotFoundError:
             superseded = []
+        # a record already here (restored before, or retired here under a folder name of finer time) is not added
+        # twice: the same state restored into its own sweep folder, as ``--state`` does at every start, had
+        # doubled every retired run's first record (and the published superseded.jsonl with it)
+        here_already = {_superseded_key(e) for e in superseded_records(sweep)}
         for entry in superseded:
+            if _superseded_key(entry) in here_already:
+                continue
+            here_already.add(_superseded_key(entry))
             stamp = str(entry.get("superseded_at", "unknown")).replace(":", "").replace("-", "").replace("+0000", "Z")
             folder = sweep / SUPERSEDED_DIR / f"{entry['record']['run_id']}@{stamp}"
             if not (folder / "record.json").exists():

@@ -60,6 +60,12 @@ def test_a_carried_sweep_trains_only_what_was_not_finished(sweep, mnist_dir, tmp
     assert restore_sweep(state, third)["superseded"] == 1
     assert json.loads(next((third / "superseded").glob(f"{target}@*/record.json")).read_text())["reason"] == "a test"
     assert _run(spec, third, mnist_dir).completed == []
+    # the state restored into the sweep it came from (what --state does at every start): the record is there
+    # already, under the retiring folder's finer time, and is not added twice
+    assert restore_sweep(state, second)["superseded"] == 0
+    assert len(list((second / "superseded").glob(f"{target}@*/record.json"))) == 1
+    save_sweep(second, state)
+    assert len((state / "superseded.jsonl").read_text().splitlines()) == 1
 
 
 def test_the_report_checks_carried_runs_from_their_lines(sweep, mnist_dir, tmp_path):
