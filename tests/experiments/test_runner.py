@@ -15,7 +15,7 @@ from keraszoo.experiments import run_study
 SCHEMA = {"run_id", "study", "variant", "dataset", "budget", "params", "seed", "epochs", "num_params", "train_seconds",
           "seconds_per_epoch", "history", "test", "eval", "model_dir", "keraszoo_version", "finished_at",
           "epochs_run", "best_epoch", "stopped_early", "still_improving", "recent_improvement", "likelihood",
-          "loss_weights", "loss_weight_metrics", "threads"}
+          "loss_weights", "loss_weight_metrics", "threads", "versions"}
 
 
 def _weights_mtimes(out, records):
@@ -34,6 +34,11 @@ def test_one_line_per_run_with_the_schema(sweep):
                                "latent_dim": r["params"]["latent_dim"]}
         assert r["eval"] == {"split": "test", "num_examples": 50, "binarize": "none"}
         assert r["seed"] == 0 and r["num_params"] > 0 and r["train_seconds"] > 0 and r["threads"] >= 1
+        import keras
+        import tensorflow as tf
+
+        assert r["versions"]["keras"] == keras.__version__ and r["versions"]["tensorflow"] == tf.__version__
+        assert set(r["versions"]) == {"keras", "tensorflow", "numpy", "python"}
         assert r["seconds_per_epoch"] == pytest.approx(r["train_seconds"], rel=1e-3)  # one epoch
         # every logged term, one value per epoch
         assert {"loss", "total_loss", "reconstruction_loss", "images_per_s"} <= set(r["history"])
