@@ -423,3 +423,30 @@ def test_a_term_one_variant_logs_in_one_definition_is_not_split(tmp_path, monkey
     ticks = {ax.get_title(): [t.get_text() for t in ax.get_xticklabels()] for ax in axes}
     assert ticks["test sparsity_loss"] == ["sae"]  # only the settings that log the term
     assert ticks["test total_loss"] == ["ae", "sae", "vae", "vqvae"]  # labelled as the tables label them
+
+
+def test_runs_trained_again_are_set_against_their_first_records(tmp_path):
+    """--retrain keeps a run's first record: the report says, per reason and variant, how many came out
+    bit-identical, from which epoch the others part, and by how much their loss terms and AUROCs moved."""
+    import copy
+
+    lines = [synthetic_line("anomaly", model, 0, rec=60.0 + i, kl=2.0 if model == "vae" else None, classes=[i])
+             for i, model in enumerate(("ae", "vae", "vae"))]
+    assert len({line["run_id"] for line in lines}) == 3
+    for line in lines:
+        line["test"]["anomaly_auroc_reconstruction"] = 0.7
+        line["test"]["anomaly_seconds_reconstruction"] = 3.0
+    firsts = [copy.deepcopy(line) for line in lines]
+    firsts[0]["test"]["anomaly_seconds_reconstruction"] = 9.0  # a timing: not a difference
+    firsts[1]["history"]["kl_loss"][2] += 0.5  # parts from the third epoch on
+    firsts[1]["test"]["kl_loss"] = lines[1]["test"]["kl_loss"] * 1.1
+    firsts[1]["test"]["anomaly_auroc_reconstruction"] = 0.696
+    folder = write_lines(tmp_path / "report", lines)
+    entries = [{"reason": "a check", "superseded_at": f"2026-01-01T00:00:0{i}+00:00", "record": first}
+               for i, first in enumerate(firsts)]
+    (folder / "superseded.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    text = "\n".join(report.retrained_section(folder, lines))
+    rows = [row for row in text.splitlines() if row.startswith("| a check")]
+    assert rows == ["| a check | ae | 1 | 1 of 1 | – | 0 % | 0 | not recorded → not recorded |",
+                    "| a check | vae | 2 | 1 of 2 | 3 | 9.091 % | 0.4 | not recorded → not recorded |"], rows
+    assert report.retrained_section(write_lines(tmp_path / "none", lines), lines) == []
