@@ -123,20 +123,6 @@ def training_threads() -> int:
     return tf.config.threading.get_intra_op_parallelism_threads() or cores()
 
 
-def library_versions() -> dict:
-    """The versions of the libraries a run's numbers depend on, beside keraszoo's own: a run trained again with
-    another Keras may draw its noise differently (the CIFAR-10 one-class VAEs retrained in a reinstalled
-    environment parted from their first records in the first epoch, and which Keras those had used was lost)."""
-    import platform
-
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    return {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
-
-
 def _read_history(path: pathlib.Path) -> dict:
     """``{column: [value per epoch]}`` of a ``training_log.csv`` (``NA`` -> ``None``; all-``NA`` columns dropped)."""
     with path.open(newline="") as f:
@@ -304,6 +290,7 @@ def convergence(history: dict, cap: int, patience: int) -> dict:
 
 def _record(spec: RunSpec, meta: dict, metrics: dict, history: dict, binarize, num_params: int) -> dict:
     """The run's ``results.jsonl`` line from its saved ``metadata.json``, its measures and its training log."""
+    from keraszoo.training import runtime
     from keraszoo.version import __version__
 
     evaluated = metrics["evaluate"]
@@ -338,6 +325,8 @@ def _record(spec: RunSpec, meta: dict, metrics: dict, history: dict, binarize, n
         "eval": evaluation,
         "model_dir": spec.model_dir,
         "keraszoo_version": __version__,
-        "versions": library_versions(),
+        # the libraries' versions: a run trained again under another Keras may draw its noise differently (the
+        # CIFAR-10 one-class VAEs retrained in a reinstalled environment parted from their first records)
+        "versions": runtime.versions(),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
