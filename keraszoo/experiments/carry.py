@@ -39,7 +39,8 @@ from keraszoo.experiments.results import ResultsFile
 from keraszoo.experiments.results import read_carried
 from keraszoo.experiments.study import StudyError
 
-__all__ = ["SUPERSEDED_FILE", "restore_sweep", "save_sweep", "state_key", "superseded_records", "write_json_lines"]
+__all__ = ["SUPERSEDED_FILE", "read_superseded_file", "restore_sweep", "save_sweep", "state_key", "superseded_records",
+           "write_json_lines"]
 
 #: the retrained runs' first records in a carried state (and beside a published report), one JSON object per line.
 SUPERSEDED_FILE = "superseded.jsonl"
@@ -75,6 +76,15 @@ def superseded_records(sweep: pathlib.Path) -> list:
     for path in sorted((sweep / SUPERSEDED_DIR).glob("*/record.json")):
         found.append(json.loads(path.read_text()))
     return sorted(found, key=lambda r: str(r.get("superseded_at")))
+
+
+def read_superseded_file(folder: pathlib.Path) -> list:
+    """The entries of ``folder/superseded.jsonl`` (a saved state, or beside a published report); none without it."""
+    try:
+        text = (pathlib.Path(folder) / SUPERSEDED_FILE).read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(t) for t in text.splitlines() if t.strip()]
 
 
 def _superseded_key(entry: dict) -> str:
@@ -173,10 +183,7 @@ def restore_sweep(state, sweep) -> dict:
         if added:
             atomic_write_text(sweep / CARRIED_FILE, json.dumps({"runs": carried}, indent=2, sort_keys=True) + "\n")
         kept = 0
-        try:
-            superseded = [json.loads(t) for t in (state / SUPERSEDED_FILE).read_text().splitlines() if t.strip()]
-        except FileNotFoundError:
-            superseded = []
+        superseded = read_superseded_file(state)
         # a record already here (restored before, or retired here under a folder name of finer time) is not added
         # twice: the same state restored into its own sweep folder, as ``--state`` does at every start, had
         # doubled every retired run's first record (and the published superseded.jsonl with it)

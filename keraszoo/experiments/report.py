@@ -393,15 +393,11 @@ def reproducibility_section(results_dir) -> list:
 def _first_records(results_dir) -> dict:
     """``{run_id: entry}``: the latest superseded record of each retrained run (``superseded/`` in a sweep folder,
     ``superseded.jsonl`` beside a published report)."""
-    from keraszoo.experiments.carry import SUPERSEDED_FILE
+    from keraszoo.experiments.carry import read_superseded_file
     from keraszoo.experiments.carry import superseded_records
 
     results_dir = pathlib.Path(results_dir)
-    entries = superseded_records(results_dir)
-    try:
-        entries += [json.loads(t) for t in (results_dir / SUPERSEDED_FILE).read_text().splitlines() if t.strip()]
-    except OSError:
-        pass
+    entries = superseded_records(results_dir) + read_superseded_file(results_dir)
     latest = {}
     for e in sorted((e for e in entries if isinstance(e, dict) and isinstance(e.get("record"), dict)),
                     key=lambda e: str(e.get("superseded_at"))):
@@ -412,8 +408,7 @@ def _first_records(results_dir) -> dict:
 def retrained_section(results_dir, runs) -> list:
     """Each run trained again with ``--retrain`` against its first record: the same seed, trained again later, in
     another process and perhaps under other library versions. Grouped by reason and variant; empty without any."""
-    from keraszoo.experiments.reproducibility import _diff
-    from keraszoo.experiments.reproducibility import is_timing
+    from keraszoo.experiments.reproducibility import compare_records
 
     first = _first_records(results_dir)
     pairs = [(first[r["run_id"]], r) for r in runs if r.get("run_id") in first]
@@ -422,31 +417,26 @@ def retrained_section(results_dir, runs) -> list:
     rows = {}
     for entry, again in pairs:
         old = entry["record"]
+        diff = compare_records(old, again)
         h1, h2 = old.get("history", {}), again.get("history", {})
-        logged = [k for k in sorted(set(h1) & set(h2)) if not is_timing(k)]
-        differing = [k for k in logged if _diff(h1[k], h2[k])["max_abs"] != 0.0]
-        epochs = [next((i for i, (a, b) in enumerate(zip(h1[k], h2[k])) if a != b), None) for k in differing]
-        t1, t2 = old.get("test", {}), again.get("test", {})
-        numeric = [k for k in sorted(set(t1) & set(t2)) if not is_timing(k)
-                   and isinstance(t1[k], (int, float)) and isinstance(t2[k], (int, float))]
-        test_diffs = {k: _diff([t1[k]], [t2[k]]) for k in numeric}
-        auroc = [abs(t1[k] - t2[k]) * 100 for k in numeric if k.startswith("anomaly_auroc_")]
+        parted = [next((i for i, (a, b) in enumerate(zip(h1[k], h2[k])) if a != b), None)
+                  for k, d in diff["history"].items() if d["max_abs"] != 0.0]
+        first_epoch = min((i for i in parted if i is not None), default=None)
+        # the loss terms only (a metric near zero, an AP or a rate at some threshold, would make a relative change
+        # of nothing look large)
+        rel = [d["max_rel"] for k, d in diff["test"].items() if k in h1 and k in h2 and d["max_rel"] is not None]
+        auroc = [abs(d["first"] - d["second"]) * 100 for k, d in diff["test"].items() if k.startswith("anomaly_auroc_")]
         row = rows.setdefault((str(entry.get("reason")), again.get("variant")), {
             "n": 0, "same": 0, "epoch": None, "rel": 0.0, "auroc": None, "versions": set()})
         row["n"] += 1
-        same = not differing and all(d["max_abs"] == 0.0 for d in test_diffs.values())
-        row["same"] += same
-        first_epoch = min((e for e in epochs if e is not None), default=None)
+        row["same"] += diff["history_bit_identical"] and diff["test_bit_identical"]
         if first_epoch is not None:
             row["epoch"] = first_epoch if row["epoch"] is None else min(row["epoch"], first_epoch)
-        terms = [k for k in test_diffs if k in h1 and k in h2]  # the loss terms (a metric near zero, an AP or a
-        # rate at some threshold, would make a relative change of nothing look large)
-        row["rel"] = max([row["rel"]] + [test_diffs[k]["max_rel"] for k in terms if test_diffs[k]["max_rel"] is not None])
+        row["rel"] = max([row["rel"]] + rel)
         if auroc:
             row["auroc"] = max(auroc + ([row["auroc"]] if row["auroc"] is not None else []))
-        row["versions"].add((json.dumps(old.get("versions"), sort_keys=True) if old.get("versions") else "not recorded",
-                             json.dumps(again.get("versions"), sort_keys=True) if again.get("versions")
-                             else "not recorded"))
+        row["versions"].add(tuple(json.dumps(r["versions"], sort_keys=True) if r.get("versions") else "not recorded"
+                                  for r in (old, again)))
     with_auroc = any(row["auroc"] is not None for row in rows.values())
     lines = ["### Runs trained again against their first records", "",
              f"{len(pairs)} run(s) were trained again with `--retrain` from the seed of their first training, later and "

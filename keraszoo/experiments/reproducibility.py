@@ -76,15 +76,23 @@ def compare_runs(first_dir, second_dir, first_record, second_record) -> dict:
     weight_abs = max((float(np.max(np.abs(w1[k].astype("float64") - w2[k].astype("float64"))))
                       for k in w1 if k in w2 and w1[k].shape == w2[k].shape and w1[k].size), default=None)
     weight_scale = max((float(np.max(np.abs(w1[k]))) for k in w1 if w1[k].size), default=1.0)
+    return {
+        "weights_bit_identical": bool(identical),
+        "weights_max_abs_diff": weight_abs,
+        "weights_max_abs": weight_scale,
+        **compare_records(first_record, second_record),
+    }
+
+
+def compare_records(first_record, second_record) -> dict:
+    """The differences between two results lines of one run: every logged epoch and every test metric (timings
+    aside). Used by :func:`compare_runs` (with the weights) and by the report's retrained runs (lines alone)."""
     h1, h2 = first_record.get("history", {}), second_record.get("history", {})
     history = {k: _diff(h1[k], h2[k]) for k in sorted(set(h1) & set(h2)) if not is_timing(k)}
     t1, t2 = first_record.get("test", {}), second_record.get("test", {})
     test = {k: {"first": t1[k], "second": t2[k], **_diff([t1[k]], [t2[k]])} for k in sorted(set(t1) & set(t2))
             if isinstance(t1[k], (int, float)) and isinstance(t2[k], (int, float)) and not is_timing(k)}
     return {
-        "weights_bit_identical": bool(identical),
-        "weights_max_abs_diff": weight_abs,
-        "weights_max_abs": weight_scale,
         "epochs_run": [first_record.get("epochs_run"), second_record.get("epochs_run")],
         "history_bit_identical": all(d["max_abs"] == 0.0 for d in history.values()),
         "history": history,
