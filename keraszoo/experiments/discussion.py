@@ -18,8 +18,11 @@ from __future__ import annotations
 from keraszoo.experiments import stats
 from keraszoo.experiments.probes import DENOISED_KEY
 from keraszoo.experiments.probes import strongest_test_noise
+from keraszoo.experiments.tables import CHANCE_FACTOR
+from keraszoo.experiments.tables import uninformative_runs
 from keraszoo.experiments.view import StudyRuns
 from keraszoo.experiments.view import fmt
+from keraszoo.experiments.view import is_number
 from keraszoo.experiments.view import lines_of
 from keraszoo.experiments.view import x_key
 
@@ -265,6 +268,22 @@ STUDY_DISCUSSION = {
 }
 
 
+def uninformative(study, settings):
+    """How many runs, of which settings, ended with a code that carries no class information (the report's table)."""
+    scored = [r for s in settings for r in s.runs if is_number(study.test_value(r, "knn_accuracy"))]
+    if not scored:
+        return []
+    bad = {id(r) for r in uninformative_runs(study)}
+    hit = [(s, sum(id(r) in bad for r in s.runs)) for s in settings]
+    hit = [(s, k) for s, k in hit if k]
+    if not hit:
+        return [f"Every run's code carries class information (k-NN accuracy above {CHANCE_FACTOR:g} times chance)."]
+    return [f"{sum(k for _, k in hit)} of {len(scored)} runs ended with a code that carries no class information "
+            f"(k-NN accuracy at most {CHANCE_FACTOR:g} times chance): "
+            + "; ".join(f"{s.label}, {k} of {s.n} seeds" for s, k in hit)
+            + ". Their settings' means include them, so an interval there is wide because a seed failed."]
+
+
 def convergence(study, settings):
     """How the runs ended: stopped early, or at the epoch cap still improving (possibly short of convergence)."""
     runs = [r for s in settings for r in s.runs if isinstance(r.get("epochs_run"), int)]
@@ -366,6 +385,7 @@ def discussion(study: StudyRuns):
         metrics = BASELINE_METRICS.get(study.name, lambda study: ("total_loss", "reconstruction_loss"))(study)
         out += versus_baselines(study, metrics)
     out += STUDY_DISCUSSION.get(study.name, lambda study: [])(study)
+    out += uninformative(study, settings)
     out += convergence(study, settings)
     out += val_test_gap(study, panels)
     out += timing(study, settings)

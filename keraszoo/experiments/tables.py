@@ -22,8 +22,8 @@ TABLE_COLUMNS = 6
 
 def study_tables(study) -> list:
     """Every table of ``study``'s section, in the report's order."""
-    return (terms_tables(study) + pairwise_tables(study) + convergence_table(study) + other_metrics(study)
-            + size_and_time(study) + runs_table(study) + STUDY_TABLES.get(study.name, lambda study: [])(study))
+    return (terms_tables(study) + pairwise_tables(study) + convergence_table(study) + uninformative_codes(study)
+            + other_metrics(study) + size_and_time(study) + runs_table(study) + STUDY_TABLES.get(study.name, lambda study: [])(study))
 
 
 def terms_tables(study):
@@ -101,6 +101,46 @@ def convergence_table(study):
             "its numbers may be short of convergence.", "",
             table(("setting", "n", "epoch cap", "epochs run", "kept epoch", "stopped early", "at the cap, still "
                    "improving"), rows), ""]
+
+
+#: a code "carries no class information" when its k-NN accuracy is at most this many times chance (1 / classes)
+CHANCE_FACTOR = 2.0
+
+
+def chance_accuracy(record) -> float | None:
+    """1 / the number of classes of ``record``'s dataset (``None``: a dataset keraszoo does not know)."""
+    from keraszoo.data.catalog import dataset_info
+
+    try:
+        return 1.0 / dataset_info(str(record.get("dataset"))).num_classes
+    except (ValueError, KeyError):
+        return None
+
+
+def uninformative_runs(study) -> list:
+    """The runs whose test k-NN accuracy is at most :data:`CHANCE_FACTOR` times chance: a collapsed code (a
+    saturated or dead bottleneck, a posterior equal to its prior) that the setting means below still include."""
+    out = []
+    for r in study.runs:
+        knn, chance = study.test_value(r, "knn_accuracy"), chance_accuracy(r)
+        if is_number(knn) and chance is not None and knn <= CHANCE_FACTOR * chance:
+            out.append(r)
+    return out
+
+
+def uninformative_codes(study):
+    """Every run whose code carries no class information, with its setting and seed: a failure a mean over seeds
+    hides (one collapsed seed of three widens an interval; it does not say what happened)."""
+    bad = uninformative_runs(study)
+    if not bad:
+        return []
+    rows = [(r["run_id"], study.label(r), seed_of(r), fmt(study.test_value(r, "knn_accuracy")),
+             fmt(study.test_value(r, "total_loss")), r.get("epochs_run")) for r in bad]
+    return ["### Runs whose code carries no class information", "",
+            f"{len(bad)} of {len(study.runs)} runs ended with a test k-NN accuracy at most {CHANCE_FACTOR:g} times "
+            "chance (1 / the number of classes): their codes do not tell the classes apart, a collapsed bottleneck. "
+            "The tables' means over seeds include them.", "",
+            table(("run", "setting", "seed", "knn_accuracy", "test total_loss", "epochs run"), rows), ""]
 
 
 def other_metrics(study):

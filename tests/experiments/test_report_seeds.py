@@ -450,3 +450,22 @@ def test_runs_trained_again_are_set_against_their_first_records(tmp_path):
     assert rows == ["| a check | ae | 1 | 1 of 1 | – | 0 % | 0 | not recorded → not recorded |",
                     "| a check | vae | 2 | 1 of 2 | 3 | 9.091 % | 0.4 | not recorded → not recorded |"], rows
     assert report.retrained_section(write_lines(tmp_path / "none", lines), lines) == []
+
+
+def test_a_seed_whose_code_learned_nothing_is_named_not_only_averaged():
+    """One CAE seed of three stuck at the mean image (k-NN at chance) widens the interval; the report names it."""
+    lines = [synthetic_line("mine", "cae", seed, rec=rec, knn=knn, latent_dim=16)
+             for seed, (rec, knn) in enumerate(((206.0, 0.116), (72.6, 0.974), (70.2, 0.973)))]
+    lines += [synthetic_line("mine", "ae", seed, rec=66.0 + seed / 10, knn=0.978, latent_dim=16) for seed in range(3)]
+    study = _study(lines)
+    table = "\n".join(tables.uninformative_codes(study))
+    assert "1 of 6 runs ended with a test k-NN accuracy at most 2 times chance" in table
+    assert "| cae-latent_dim=16-seed=0 | cae | 0 | 0.116 |" in table and "seed=1" not in table
+    text = "\n".join(discussion(study))
+    assert "1 of 6 runs ended with a code that carries no class information" in text and "cae, 1 of 3 seeds" in text
+    # 0.2 is twice chance on MNIST's ten classes: the limit itself is flagged, a code above it is not
+    lines[1]["test"]["knn_accuracy"], lines[0]["test"]["knn_accuracy"] = 0.2, 0.2001
+    assert [r["run_id"] for r in tables.uninformative_runs(_study(lines))] == ["cae-latent_dim=16-seed=1"]
+    healthy = _study([line for line in lines if line["variant"] == "ae"])
+    assert tables.uninformative_codes(healthy) == []
+    assert "Every run's code carries class information" in "\n".join(discussion(healthy))
