@@ -62,7 +62,8 @@ def main(argv=None) -> int:
         print(f"{args.sweep}: {len(missing)} planned runs are not finished ({', '.join(missing[:3])}"
               f"{' ...' if len(missing) > 3 else ''}); run `keraszoo experiment` again first.", file=sys.stderr)
         return 1
-    study = json.loads((args.sweep / "study.json").read_text())["study"]
+    record = json.loads((args.sweep / "study.json").read_text())
+    study = record.get("spec_file") or record["study"]  # a user's study reruns from its spec file, as the runner ran it
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     keraszoo = [sys.executable, "-m", "keraszoo"]
     if args.recheck:
