@@ -389,9 +389,11 @@ class Figure:
 
 #: drawn for every study.
 GENERIC_FIGURES = (
-    Figure("reconstruction", "test reconstruction_loss of every setting, mean ± 95 % interval over seeds, one panel "
+    Figure("reconstruction", "test reconstruction_loss of every setting, mean ± 95 % interval over seeds (hollow "
+                             "points: each seed), one panel "
                              "per likelihood (their units differ)", reconstruction),
-    Figure("terms", "L_total and each of its terms on the test split, mean ± 95 % interval over seeds",
+    Figure("terms", "L_total and each of its terms on the test split, mean ± 95 % interval over seeds (hollow "
+                    "points: each seed)",
            terms_vs_setting, per_likelihood=True),
     Figure("curves", "training (left) and validation (right) L_total per epoch: each setting's mean over its seeds, "
                      "band: their range; the y axis spans the epochs after the first tenth", training_curves, per_likelihood=True),

@@ -1,7 +1,7 @@
 """The drawing tools of the report's figures (:mod:`keraszoo.experiments.figures`), and its pictures of saved models.
 
 The rules every figure keeps: at least :data:`SIZE` inches at :data:`DPI` dots per inch (768 × 480 pixels or
-more); means with their 95 % intervals (:func:`interval_panel`: lines along a numeric swept argument, on a log axis
+more); means with their 95 % intervals and each seed's own value beside them (:func:`interval_panel`: lines along a numeric swept argument, on a log axis
 when the argument spans a decade or more, and a log y axis when the positive values do; points for categories,
 never joined; a setting without the axis' argument as a horizontal line and band); at most :data:`MAX_LINES` lines
 per axes, each with its own colour and marker (:func:`chunks` splits the rest into further panels); legends outside
@@ -194,8 +194,19 @@ def _dodge(xs_all, count):
     return lambda x, i: x + step * (i - centre)
 
 
+def seed_points(ax, x, setting, value_of, color):
+    """Each seed's own value at ``x``, a small hollow point beside the mean and its interval: a seed that failed (a
+    collapsed code) shows as an outlier rather than only as a wide interval."""
+    values = [v for v in (value_of(r) for r in setting.runs) if isinstance(v, (int, float)) and math.isfinite(v)]
+    if len(values) > 1:
+        ax.scatter([x] * len(values), values, s=14, facecolors="none", edgecolors=color, linewidths=0.8, alpha=0.7,
+                   zorder=3)
+    return values
+
+
 def interval_panel(ax, ctx, settings, value_of, styles, within=None):
-    """``value_of(run)`` of each setting, mean ± 95 % interval: lines along the numeric swept argument, else points.
+    """``value_of(run)`` of each setting, mean ± 95 % interval: lines along the numeric swept argument, else points;
+    each seed's own value a hollow point beside them (:func:`seed_points`).
     ``within``: the settings of the whole figure, when the panel draws some of them (one term's definition): its lines
     keep the figure's labels, colours and sideways offsets."""
     key = x_key(ctx, settings if within is None else within)
@@ -207,6 +218,8 @@ def interval_panel(ax, ctx, settings, value_of, styles, within=None):
         ax.errorbar([i for i, _ in shown], [iv.mean for _, iv in shown],
                     yerr=[iv.half_width or 0.0 for _, iv in shown], linestyle="none", marker=marker, color=color,
                     capsize=4, markersize=6)
+        for i, _ in shown:
+            seed_points(ax, i, settings[i], value_of, color)
         ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels), default=0) > 6 else 0,
                       ha="right" if max(map(len, labels), default=0) > 6 else "center", fontsize=8)
         ax.set_xlim(-0.5, len(labels) - 0.5)
@@ -218,14 +231,16 @@ def interval_panel(ax, ctx, settings, value_of, styles, within=None):
     ys_all = []
     for label, line in lines:
         i = order.index(label)
-        points = [(float(s.params[key]), s.interval(value_of)) for s in line]
-        points = [(x, iv) for x, iv in points if iv.n]
+        points = [(float(s.params[key]), s.interval(value_of), s) for s in line]
+        points = [(x, iv, s) for x, iv, s in points if iv.n]
         if not points:
             continue
-        ys_all += [iv.low if iv.has_width else iv.mean for _, iv in points] + [iv.mean for _, iv in points]
+        ys_all += [iv.low if iv.has_width else iv.mean for _, iv, _ in points] + [iv.mean for _, iv, _ in points]
         color, marker = styles(label)
-        handle = ax.errorbar([shift(x, i) for x, _ in points], [iv.mean for _, iv in points],
-                             yerr=[iv.half_width or 0.0 for _, iv in points], color=color, marker=marker, capsize=3,
+        for x, _, s in points:
+            ys_all += seed_points(ax, shift(x, i), s, value_of, color)
+        handle = ax.errorbar([shift(x, i) for x, _, _ in points], [iv.mean for _, iv, _ in points],
+                             yerr=[iv.half_width or 0.0 for _, iv, _ in points], color=color, marker=marker, capsize=3,
                              linestyle="-" if len(points) > 1 else "none", markersize=5)
         styles.keep(label, handle)
     for label, s in refs[:3]:

@@ -472,3 +472,26 @@ def test_a_seed_whose_code_learned_nothing_is_named_not_only_averaged():
     healthy = _study([line for line in lines if line["variant"] == "ae"])
     assert tables.uninformative_codes(healthy) == []
     assert "Every run's code carries class information" in "\n".join(discussion(healthy))
+
+
+@pytest.mark.parametrize("swept", ["contractive_weight", "category"])
+def test_each_seed_is_a_point_beside_its_setting_s_interval(swept, tmp_path, monkeypatch):
+    """A collapsed seed (206 nats beside two at 70) shows as its own point, not only as a wide interval; along a swept
+    number and among categories alike."""
+    from matplotlib.collections import PathCollection
+
+    values = (206.0, 72.6, 70.2)
+    if swept == "contractive_weight":
+        lines = [synthetic_line("mine", "cae", seed, rec=v + w, contractive_weight=w)
+                 for w in (0.0, 0.1) for seed, v in enumerate(values)]
+    else:
+        lines = [synthetic_line("mine", model, seed, rec=v + i, latent_dim=16)
+                 for i, model in enumerate(("cae", "ae")) for seed, v in enumerate(values)]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.reconstruction(_study(lines), tmp_path / "r.png")
+    ax, = [ax for ax in drawn["fig"].axes if ax.get_visible()]
+    points = sorted(y for c in ax.collections if isinstance(c, PathCollection) for _, y in c.get_offsets())
+    shift = (0.0, 0.1) if swept == "contractive_weight" else (0.0, 1.0)
+    assert points == pytest.approx(sorted(v + d for d in shift for v in values))
+    assert ax.get_ylim()[1] > 206.0 + shift[1]  # the outlier inside the axes
