@@ -1,11 +1,11 @@
 """The drawing tools of the report's figures (:mod:`keraszoo.experiments.figures`), and its pictures of saved models.
 
 The rules every figure keeps: at least :data:`SIZE` inches at :data:`DPI` dots per inch (768 × 480 pixels or
-more); means with their 95 % intervals and each seed's own value beside them (:func:`interval_panel`: lines along a numeric swept argument, on a log axis
-when the argument spans a decade or more, and a log y axis when the positive values do; points for categories,
-never joined; a setting without the axis' argument as a horizontal line and band); at most :data:`MAX_LINES` lines
-per axes, each with its own colour and marker (:func:`chunks` splits the rest into further panels); legends outside
-the axes; image grids with a label per row (:func:`image_rows`).
+more); means with their 95 % intervals and each seed's own value beside them (:func:`interval_panel`: lines along
+a numeric swept argument, on a log axis when the argument spans a decade or more, and a log y axis when the
+positive values do; points for categories, never joined; a setting without the axis' argument as a horizontal line
+and band); at most :data:`MAX_LINES` lines per axes, each with its own colour and marker (:func:`chunks` splits the
+rest into further panels); legends outside the axes; image grids with a label per row (:func:`image_rows`).
 """
 
 from __future__ import annotations

@@ -117,13 +117,25 @@ def chance_accuracy(record) -> float | None:
         return None
 
 
+def conditioned_on_labels(variant) -> bool:
+    """Whether ``variant`` takes the class label beside its code (the conditional VAE): its code need not carry it."""
+    from keraszoo.models.registry import get_variant
+
+    try:
+        return bool(get_variant(variant).requires_labels)
+    except ValueError:  # a results line of a variant this keraszoo does not know
+        return False
+
+
 def uninformative_runs(study) -> list:
     """The runs whose test k-NN accuracy is at most :data:`CHANCE_FACTOR` times chance: a collapsed code (a
-    saturated or dead bottleneck, a posterior equal to its prior) that the setting means below still include."""
+    saturated or dead bottleneck, a posterior equal to its prior) that the setting means below still include. Not
+    a variant that is given the label (:func:`conditioned_on_labels`): a code free of the class is its aim."""
     out = []
     for r in study.runs:
         knn, chance = study.test_value(r, "knn_accuracy"), chance_accuracy(r)
-        if is_number(knn) and chance is not None and knn <= CHANCE_FACTOR * chance:
+        if (is_number(knn) and chance is not None and knn <= CHANCE_FACTOR * chance
+                and not conditioned_on_labels(r.get("variant"))):
             out.append(r)
     return out
 

@@ -469,6 +469,9 @@ def test_a_seed_whose_code_learned_nothing_is_named_not_only_averaged():
     # 0.2 is twice chance on MNIST's ten classes: the limit itself is flagged, a code above it is not
     lines[1]["test"]["knn_accuracy"], lines[0]["test"]["knn_accuracy"] = 0.2, 0.2001
     assert [r["run_id"] for r in tables.uninformative_runs(_study(lines))] == ["cae-latent_dim=16-seed=1"]
+    # a conditional VAE is given the label: a code free of the class is what it aims at, not a collapse
+    cvae = synthetic_line("mine", "cvae", 0, rec=75.0, knn=0.15, latent_dim=16)
+    assert tables.uninformative_runs(_study([cvae])) == []
     healthy = _study([line for line in lines if line["variant"] == "ae"])
     assert tables.uninformative_codes(healthy) == []
     assert "Every run's code carries class information" in "\n".join(discussion(healthy))
