@@ -24,6 +24,7 @@ from keraszoo.experiments.view import StudyRuns
 from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import is_number
 from keraszoo.experiments.view import lines_of
+from keraszoo.experiments.view import variant_class
 from keraszoo.experiments.view import x_key
 
 #: metrics where higher is better, compared across the whole study (their units do not depend on the likelihood).
@@ -315,11 +316,9 @@ def validates_on_clean_images(variant) -> bool:
     """Whether ``variant``'s validation loss is on the held-out images as given, like its test loss (a DAE's is
     on corrupted copies: it overrides ``prepare_validation_data``)."""
     from keraszoo.models.checked_training import CheckedTrainingMixin
-    from keraszoo.models.registry import get_variant
 
-    try:
-        cls = get_variant(variant)
-    except ValueError:  # a results line of a variant this keraszoo does not know
+    cls = variant_class(variant)
+    if cls is None:
         return False
     hook = getattr(cls, "prepare_validation_data", None)
     return hook is None or hook is CheckedTrainingMixin.prepare_validation_data

@@ -15,6 +15,7 @@ from keraszoo.experiments.view import fmt
 from keraszoo.experiments.view import is_number
 from keraszoo.experiments.view import seed_of
 from keraszoo.experiments.view import table
+from keraszoo.experiments.view import variant_class
 
 #: at most this many metric columns per table (wider ones are split)
 TABLE_COLUMNS = 6
@@ -113,18 +114,14 @@ def chance_accuracy(record) -> float | None:
 
     try:
         return 1.0 / dataset_info(str(record.get("dataset"))).num_classes
-    except (ValueError, KeyError):
+    except ValueError:  # a dataset keraszoo does not know
         return None
 
 
 def conditioned_on_labels(variant) -> bool:
     """Whether ``variant`` takes the class label beside its code (the conditional VAE): its code need not carry it."""
-    from keraszoo.models.registry import get_variant
-
-    try:
-        return bool(get_variant(variant).requires_labels)
-    except ValueError:  # a results line of a variant this keraszoo does not know
-        return False
+    cls = variant_class(variant)
+    return cls is not None and bool(cls.requires_labels)
 
 
 def uninformative_runs(study) -> list:

@@ -147,6 +147,17 @@ def _value(found):
 
 
 # ----------------------------------------------------------------- settings and their labels
+def variant_class(variant):
+    """The model class registered as ``variant`` (a results line's ``variant``); ``None`` for a variant this keraszoo
+    does not know (a line written by another version or a user's registry)."""
+    from keraszoo.models.registry import get_variant
+
+    try:
+        return get_variant(variant)
+    except ValueError:
+        return None
+
+
 def is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
